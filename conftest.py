@@ -1,0 +1,11 @@
+"""Registers the suite's plugins and fixture modules (nothing else lives here)."""
+
+pytest_plugins = [
+    "plugins.guard_imports",
+    "plugins.target",
+    "plugins.invariants",
+    "plugins.safety",
+    "plugins.allure_labels",
+    "plugins.certificate",
+    "fixtures.connections",
+]

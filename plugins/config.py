@@ -1,0 +1,419 @@
+"""Loading and validating the two contract files: targets.toml (where) and runbook.toml (what).
+
+Both are validated completely before any test runs or any process starts: a wrong file must
+cost the operator one clear line, not a half-started stack or a traceback. Every problem is a
+``ConfigError`` whose message names the file and the dotted key at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STACK_BACKENDS = ("native", "containers", "existing")
+
+
+class ConfigError(Exception):
+    """A contract file (or the environment it points to) is unusable. Exit code 4."""
+
+
+# --- a small strict schema checker -------------------------------------------------------
+
+_Spec = dict[str, tuple[type | tuple[type, ...], bool]]  # key -> (types, required)
+
+
+def _typename(types: type | tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }
+    if isinstance(types, tuple):
+        return " or ".join(names.get(t, t.__name__) for t in types)
+    return names.get(types, types.__name__)
+
+
+def _check_table(path: Path, prefix: str, table: Any, spec: _Spec) -> dict[str, Any]:
+    where = prefix or "(top level)"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where}: must be a table")
+    for key in table:
+        if key not in spec:
+            allowed = ", ".join(sorted(spec))
+            raise ConfigError(f"{path}: {_join(prefix, key)}: unknown key (allowed: {allowed})")
+    for key, (types, required) in spec.items():
+        if key not in table:
+            if required:
+                raise ConfigError(f"{path}: {_join(prefix, key)}: missing required key")
+            continue
+        value = table[key]
+        # bool is a subclass of int: never accept it where a number is meant.
+        ok = isinstance(value, types) and not (
+            isinstance(value, bool) and bool not in _as_tuple(types)
+        )
+        if not ok:
+            raise ConfigError(
+                f"{path}: {_join(prefix, key)}: must be {_typename(types)}, "
+                f"got {type(value).__name__} {value!r}"
+            )
+    return table
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _str_list(path: Path, key: str, value: list[Any], *, nonempty: bool = True) -> list[str]:
+    if nonempty and not value:
+        raise ConfigError(f"{path}: {key}: must not be empty")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{path}: {key}[{i}]: must be a non-empty string, got {item!r}")
+    return list(value)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+
+
+# --- runbook.toml -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    connect_timeout_s: float
+    read_timeout_s: float
+    liveness_budget_ms: int
+
+
+@dataclass(frozen=True)
+class DbSessionPolicy:
+    statement_timeout_ms: int
+    lock_timeout_ms: int
+    connect_timeout_s: int
+    application_name: str
+
+
+@dataclass(frozen=True)
+class DeepContract:
+    """How a deployment's /health/deep report is read (paths and words)."""
+
+    status_path: str
+    healthy: tuple[str, ...]
+    part_ok: tuple[str, ...]
+    environment_path: str
+    project_ref_path: str
+    parts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """The runbook as data. Every name a check reads comes from here."""
+
+    path: Path
+    sha256: str
+    name: str
+    version: str
+    runbook_url: str
+    schema: str
+    critical_tables: tuple[str, ...]
+    critical_views: tuple[str, ...]
+    settings_table: str
+    migrations_table: str
+    environment_key: str
+    project_ref_key: str
+    schema_version_key: str
+    endpoints: dict[str, tuple[str, ...]]
+    deep: DeepContract
+    http: HttpPolicy
+    thresholds: dict[str, float]
+    db_session: DbSessionPolicy
+
+
+_RUNBOOK_SPEC: _Spec = {
+    "contract": (dict, True),
+    "database": (dict, True),
+    "guards": (dict, True),
+    "endpoints": (dict, True),
+    "deep": (dict, True),
+    "http": (dict, True),
+    "thresholds": (dict, True),
+    "database_session": (dict, True),
+}
+_CONTRACT_SPEC: _Spec = {"name": (str, True), "version": (str, True), "runbook_url": (str, True)}
+_DATABASE_SPEC: _Spec = {
+    "schema": (str, True),
+    "critical_tables": (list, True),
+    "critical_views": (list, True),
+    "settings_table": (str, True),
+    "migrations_table": (str, True),
+}
+_GUARDS_SPEC: _Spec = {
+    "environment_key": (str, True),
+    "project_ref_key": (str, True),
+    "schema_version_key": (str, True),
+}
+_DEEP_SPEC: _Spec = {
+    "status_path": (str, True),
+    "healthy": (list, True),
+    "part_ok": (list, True),
+    "environment_path": (str, True),
+    "project_ref_path": (str, True),
+    "parts": (dict, True),
+}
+DEEP_PARTS = ("redis", "supabase", "tables", "views", "migrations", "hard_guards")
+REQUIRED_ENDPOINTS = ("health", "ready", "deep", "schema", "rate", "circuit")
+_HTTP_SPEC: _Spec = {
+    "connect_timeout_s": ((int, float), True),
+    "read_timeout_s": ((int, float), True),
+    "liveness_budget_ms": (int, True),
+}
+_DB_SESSION_SPEC: _Spec = {
+    "statement_timeout_ms": (int, True),
+    "lock_timeout_ms": (int, True),
+    "connect_timeout_s": (int, True),
+    "application_name": (str, True),
+}
+
+
+def _positive(path: Path, key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{path}: {key}: must be greater than 0, got {value!r}")
+
+
+def load_runbook(path: Path) -> Runbook:
+    path = Path(path)
+    data = _check_table(path, "", _load_toml(path), _RUNBOOK_SPEC)
+    contract = _check_table(path, "contract", data["contract"], _CONTRACT_SPEC)
+    db = _check_table(path, "database", data["database"], _DATABASE_SPEC)
+    guards = _check_table(path, "guards", data["guards"], _GUARDS_SPEC)
+    http = _check_table(path, "http", data["http"], _HTTP_SPEC)
+    dbs = _check_table(path, "database_session", data["database_session"], _DB_SESSION_SPEC)
+    deep = _check_table(path, "deep", data["deep"], _DEEP_SPEC)
+    parts = deep["parts"]
+    for part in parts:
+        if part not in DEEP_PARTS:
+            raise ConfigError(
+                f"{path}: deep.parts.{part}: unknown part (allowed: {', '.join(DEEP_PARTS)})"
+            )
+        if not isinstance(parts[part], str) or not parts[part]:
+            raise ConfigError(f"{path}: deep.parts.{part}: must be a JSON path string")
+    for part in DEEP_PARTS:
+        if part not in parts:
+            raise ConfigError(f"{path}: deep.parts.{part}: missing required key")
+
+    endpoints_raw = data["endpoints"]
+    endpoints: dict[str, tuple[str, ...]] = {}
+    for name, paths in endpoints_raw.items():
+        key = f"endpoints.{name}"
+        if not isinstance(paths, list):
+            raise ConfigError(f"{path}: {key}: must be a list of paths")
+        for i, p in enumerate(_str_list(path, key, paths)):
+            if not p.startswith("/"):
+                raise ConfigError(f"{path}: {key}[{i}]: path must start with '/', got {p!r}")
+        endpoints[name] = tuple(paths)
+    for name in REQUIRED_ENDPOINTS:
+        if name not in endpoints:
+            raise ConfigError(f"{path}: endpoints.{name}: missing required key")
+
+    thresholds: dict[str, float] = {}
+    for key, value in data["thresholds"].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: thresholds.{key}: must be a number, got {value!r}")
+        thresholds[key] = float(value)
+
+    for key in ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms"):
+        _positive(path, f"http.{key}", http[key])
+    for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
+        _positive(path, f"database_session.{key}", dbs[key])
+
+    return Runbook(
+        path=path,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        name=contract["name"],
+        version=contract["version"],
+        runbook_url=contract["runbook_url"],
+        schema=db["schema"],
+        critical_tables=tuple(_str_list(path, "database.critical_tables", db["critical_tables"])),
+        critical_views=tuple(_str_list(path, "database.critical_views", db["critical_views"])),
+        settings_table=db["settings_table"],
+        migrations_table=db["migrations_table"],
+        environment_key=guards["environment_key"],
+        project_ref_key=guards["project_ref_key"],
+        schema_version_key=guards["schema_version_key"],
+        endpoints=endpoints,
+        deep=DeepContract(
+            status_path=deep["status_path"],
+            healthy=tuple(_str_list(path, "deep.healthy", deep["healthy"])),
+            part_ok=tuple(_str_list(path, "deep.part_ok", deep["part_ok"])),
+            environment_path=deep["environment_path"],
+            project_ref_path=deep["project_ref_path"],
+            parts=dict(parts),
+        ),
+        http=HttpPolicy(
+            connect_timeout_s=float(http["connect_timeout_s"]),
+            read_timeout_s=float(http["read_timeout_s"]),
+            liveness_budget_ms=int(http["liveness_budget_ms"]),
+        ),
+        thresholds=thresholds,
+        db_session=DbSessionPolicy(**dbs),
+    )
+
+
+# --- targets.toml -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One profile of targets.toml, with its secrets resolved from the environment."""
+
+    name: str
+    path: Path
+    description: str
+    local: bool
+    environment: str
+    project_ref: str
+    api_url: str | None
+    stack: str | None
+    database_url_env: str
+    redis_url_env: str | None
+    # Resolved secret values; never printed (see plugins.redaction).
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+
+    def secret_values(self) -> list[str]:
+        return [v for v in (self.database_url, self.redis_url) if v]
+
+
+_TARGET_SPEC: _Spec = {
+    "description": (str, False),
+    "local": (bool, True),
+    "stack": (str, False),
+    "api_url": (str, False),
+    "environment": (str, True),
+    "project_ref": (str, True),
+    "database_url_env": (str, True),
+    "redis_url_env": (str, False),
+}
+
+
+def load_targets(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse and structurally validate every profile (so a typo in `prod` is caught on a
+    local run too)."""
+    path = Path(path)
+    data = _check_table(path, "", _load_toml(path), {"targets": (dict, True)})
+    profiles: dict[str, dict[str, Any]] = {}
+    if not data["targets"]:
+        raise ConfigError(f"{path}: targets: no profile defined")
+    for name, table in data["targets"].items():
+        prefix = f"targets.{name}"
+        prof = _check_table(path, prefix, table, _TARGET_SPEC)
+        if prof.get("stack") is not None and prof["stack"] not in STACK_BACKENDS:
+            raise ConfigError(
+                f"{path}: {prefix}.stack: must be one of {', '.join(STACK_BACKENDS)}, "
+                f"got {prof['stack']!r}"
+            )
+        if not prof["local"] and not prof.get("api_url"):
+            raise ConfigError(f"{path}: {prefix}.api_url: required when local = false")
+        if prof.get("api_url") and not prof["api_url"].startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{path}: {prefix}.api_url: must start with http:// or https://, "
+                f"got {prof['api_url']!r}"
+            )
+        if not prof["local"] and prof.get("stack"):
+            raise ConfigError(f"{path}: {prefix}.stack: only a local target starts a stack")
+        for key in ("database_url_env", "redis_url_env"):
+            if key in prof and not _is_env_name(prof[key]):
+                raise ConfigError(
+                    f"{path}: {prefix}.{key}: must name an environment variable, "
+                    f"got {prof[key]!r}"
+                )
+        profiles[name] = prof
+    return profiles
+
+
+def _is_env_name(name: str) -> bool:
+    return bool(name) and (name[0].isalpha() or name[0] == "_") and all(
+        c.isalnum() or c == "_" for c in name
+    )
+
+
+def resolve_target(
+    path: Path,
+    profiles: dict[str, dict[str, Any]],
+    name: str,
+    *,
+    stack_override: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Target:
+    """Select a profile and read its secrets from the environment.
+
+    A local target whose stack the suite starts needs no env var; every other target (and
+    `--stack existing`) needs the database URL, and the Redis URL when one is named.
+    """
+    env = os.environ if environ is None else environ
+    path = Path(path)
+    if name not in profiles:
+        known = ", ".join(sorted(profiles))
+        raise ConfigError(f"{path}: targets.{name}: unknown target (known: {known})")
+    prof = profiles[name]
+    prefix = f"targets.{name}"
+    stack: str | None = None
+    if prof["local"]:
+        stack = stack_override or prof.get("stack") or "native"
+    elif stack_override:
+        raise ConfigError(f"{path}: {prefix}: --stack applies only to a local target")
+
+    needs_env = not prof["local"] or stack == "existing"
+    db_url = redis_url = None
+    if needs_env:
+        db_var = prof["database_url_env"]
+        db_url = env.get(db_var)
+        if not db_url:
+            raise ConfigError(
+                f"{path}: {prefix}.database_url_env: environment variable {db_var} is not set"
+            )
+        redis_var = prof.get("redis_url_env")
+        if redis_var:
+            redis_url = env.get(redis_var)
+            if not redis_url and stack == "existing":
+                raise ConfigError(
+                    f"{path}: {prefix}.redis_url_env: environment variable {redis_var} "
+                    "is not set"
+                )
+    return Target(
+        name=name,
+        path=path,
+        description=prof.get("description", ""),
+        local=prof["local"],
+        environment=prof["environment"],
+        project_ref=prof["project_ref"],
+        api_url=prof.get("api_url"),
+        stack=stack,
+        database_url_env=prof["database_url_env"],
+        redis_url_env=prof.get("redis_url_env"),
+        database_url=db_url,
+        redis_url=redis_url,
+    )

@@ -1,0 +1,186 @@
+"""Invariants: one runbook sentence, one id, one check.
+
+A check declares its invariant once, with ``@invariant(...)``; the plugins turn that single
+declaration into the Allure labels, the certificate row and the failure message. A check
+reports a broken invariant by raising ``Violation`` (an incident line plus the remedy) and
+reports that it could not decide by raising ``Undecidable`` (outcome ``error``). Both are
+rendered as short, readable lines: an operator at 3 a.m. reads a cause, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, TypeVar
+
+import pytest
+
+SEVERITIES = ("blocker", "critical", "normal", "minor")
+_ID_PREFIX = "JC-"
+_PROP = "jc_invariant"
+_OUTCOME_PROP = "jc_outcome"
+_MESSAGE_PROP = "jc_message"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Invariant:
+    id: str
+    title: str
+    severity: str
+    section: str
+    remedy: str
+    area: str
+
+    @property
+    def anchor(self) -> str:
+        """GitHub-style anchor of the runbook section (first segment of `section`)."""
+        head = self.section.split("›")[0].strip().lower()
+        keep = [c if c.isalnum() else "-" if c in " -" else "" for c in head]
+        return "".join(keep).strip("-")
+
+
+_REGISTRY: dict[str, Invariant] = {}
+
+
+def invariant(
+    id: str,
+    *,
+    title: str,
+    severity: str,
+    section: str,
+    remedy: str,
+    area: str | None = None,
+) -> Callable[[F], F]:
+    """Declare the runbook invariant a check enforces.
+
+    ``id`` is ``JC-<AREA>-<nn>``; ``severity`` is ``blocker`` for anything the runbook says
+    means rollback; ``section`` names the runbook section (``"Health Checks › /health/deep"``);
+    ``remedy`` is the first thing to do, in our words.
+    """
+    if not id.startswith(_ID_PREFIX) or id.count("-") != 2:
+        raise ValueError(f"invariant id {id!r} must look like JC-<AREA>-<nn>")
+    if severity not in SEVERITIES:
+        raise ValueError(f"invariant {id}: severity must be one of {SEVERITIES}")
+    inv = Invariant(
+        id=id,
+        title=title,
+        severity=severity,
+        section=section,
+        remedy=" ".join(remedy.split()),
+        area=area or id.split("-")[1],
+    )
+    previous = _REGISTRY.get(id)
+    if previous is not None and previous != inv:
+        raise ValueError(f"invariant id {id} is declared twice with different metadata")
+    _REGISTRY[id] = inv
+
+    def mark(func: F) -> F:
+        return pytest.mark.invariant(id)(func)
+
+    return mark
+
+
+def invariant_of(item: pytest.Item) -> Invariant | None:
+    marker = item.get_closest_marker("invariant")
+    if marker is None or not marker.args:
+        return None
+    return _REGISTRY.get(marker.args[0])
+
+
+def registry() -> dict[str, Invariant]:
+    return dict(_REGISTRY)
+
+
+class Violation(AssertionError):
+    """The target breaks the invariant. Message: what was expected, what was found."""
+
+    def __init__(self, message: str, *, evidence: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.evidence = evidence
+
+
+class Undecidable(Exception):
+    """The check could not reach or read what it needs to decide (outcome: error)."""
+
+    def __init__(self, message: str, *, evidence: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.evidence = evidence
+
+
+def violated(message: str, *, evidence: Any = None) -> Violation:
+    """Build a Violation (``raise violated(...)``) — one place that shapes the message."""
+    return Violation(message, evidence=evidence)
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# --- pytest hooks -------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "invariant(id): set by @invariant")
+
+
+def _classify(call: pytest.CallInfo[Any], report: pytest.TestReport) -> tuple[str, str]:
+    """Outcome (passed|failed|skipped|error) and a one-line message for the certificate."""
+    if report.skipped:
+        reason = ""
+        if isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2])
+        return "skipped", one_line(reason.removeprefix("Skipped: "))
+    if report.passed:
+        return "passed", ""
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, Violation):
+        return ("failed" if report.when == "call" else "error"), one_line(exc.message)
+    if isinstance(exc, Undecidable):
+        return "error", one_line(exc.message)
+    if exc is not None:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return ("failed" if report.when == "call" else "error"), one_line(text)
+    return "failed", one_line(str(report.longrepr))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Any:
+    report: pytest.TestReport = yield
+    inv = invariant_of(item)
+    if inv is None:
+        return report
+    if report.when == "call" or not report.passed:
+        outcome, message = _classify(call, report)
+        report.user_properties.append((_OUTCOME_PROP, outcome))
+        report.user_properties.append((_MESSAGE_PROP, message))
+        exc = call.excinfo.value if call.excinfo else None
+        if isinstance(exc, (Violation, Undecidable)):
+            # A readable incident line instead of a traceback; the remedy right under it.
+            kind = "VIOLATION" if isinstance(exc, Violation) else "UNDECIDED"
+            report.longrepr = f"[{inv.id}] {kind}: {exc.message}\n  remedy: {inv.remedy}"
+    report.user_properties.append((_PROP, json.dumps(asdict(inv))))
+    return report
+
+
+def report_invariant(report: pytest.TestReport) -> Invariant | None:
+    for key, value in report.user_properties:
+        if key == _PROP:
+            return Invariant(**json.loads(value))
+    return None
+
+
+def report_outcome(report: pytest.TestReport) -> tuple[str, str] | None:
+    outcome = message = None
+    for key, value in report.user_properties:
+        if key == _OUTCOME_PROP:
+            outcome = value
+        elif key == _MESSAGE_PROP:
+            message = value
+    return (outcome, message or "") if outcome else None

@@ -1,0 +1,275 @@
+"""The target plugin: which system a run judges, and (for `local`) starting it.
+
+It reads targets.toml (where) and runbook.toml (what must hold), validates both before any
+test runs, and resolves secrets from environment variables. For the local target it starts
+the throwaway stack once per run — in the controlling process, also under pytest-xdist, and
+hands its address to the workers — and stops it at the end, passed, failed or interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins.config import (
+    STACK_BACKENDS,
+    ConfigError,
+    Runbook,
+    Target,
+    load_runbook,
+    load_targets,
+    resolve_target,
+)
+from plugins.redaction import Redactor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXIT_USAGE = 4
+EXIT_INTERNAL = 3
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run judges: the profile, the contract, and where to reach the target."""
+
+    target: Target
+    runbook: Runbook
+    run_id: str
+    run_dir: Path
+    api_url: str | None
+    database_url: str | None
+    redis_url: str | None
+    stack: Any  # StackInfo | None (local only)
+
+    @property
+    def read_only(self) -> bool:
+        """Off the local target the suite only reads."""
+        return not self.target.local
+
+
+_CTX = pytest.StashKey[RunContext]()
+_REDACTOR = pytest.StashKey[Redactor]()
+_STACK_OBJ = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("julia-conformance", "Agente Júlia conformance")
+    group.addoption("--target", default="local", help="profile of targets.toml to judge (default: local)")
+    group.addoption("--target-file", default=None, help="path of targets.toml (default: <rootdir>/targets.toml)")
+    group.addoption("--runbook", default=None, help="path of runbook.toml (default: <rootdir>/runbook.toml)")
+    group.addoption("--stack", default=None, choices=STACK_BACKENDS,
+                    help="local stack backend (default: the local profile's `stack` key)")
+    group.addoption("--attach-stack", default=None, metavar="STACK_JSON",
+                    help="use an already running local stack described by this file (self-tests)")
+    group.addoption("--reports-dir", default=None, help="where run folders go (default: <rootdir>/reports)")
+    group.addoption("--seed-scale", type=float, default=1.0, help="local seed volume, × the runbook's rates")
+
+
+def _resolve_path(config: pytest.Config, option: str, default: str) -> Path:
+    value = config.getoption(option)
+    if value:
+        return Path(value).expanduser().resolve()
+    return Path(config.rootpath, default)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _controller_run_info(config: pytest.Config, target: Target) -> tuple[str, Path]:
+    from fixtures.stack.launcher import new_run_id
+
+    run_id = new_run_id(target.name)
+    base = _resolve_path(config, "--reports-dir", "reports")
+    return run_id, base / run_id
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate both contract files; any problem → one line and exit code 4, nothing started."""
+    if config.option.help or getattr(config.option, "version", False):
+        return
+    targets_path = _resolve_path(config, "--target-file", "targets.toml")
+    runbook_path = _resolve_path(config, "--runbook", "runbook.toml")
+    try:
+        runbook = load_runbook(runbook_path)
+        profiles = load_targets(targets_path)
+        target = resolve_target(
+            targets_path, profiles, config.getoption("--target"),
+            stack_override=config.getoption("--stack"),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+    redactor = Redactor()
+    for value in target.secret_values():
+        redactor.register(value)
+    config.stash[_REDACTOR] = redactor
+
+    if _is_worker(config):
+        wi = config.workerinput  # type: ignore[attr-defined]
+        run_id, run_dir = wi["jc_run_id"], Path(wi["jc_run_dir"])
+    else:
+        run_id, run_dir = _controller_run_info(config, target)
+
+    # allure-pytest writes its results under the run's folder unless told otherwise.
+    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+        config.option.allure_report_dir = str(run_dir / "allure-results")
+
+    config.stash[_CTX] = RunContext(
+        target=target, runbook=runbook, run_id=run_id, run_dir=run_dir,
+        api_url=target.api_url, database_url=target.database_url, redis_url=target.redis_url,
+        stack=None,
+    )
+    if config.pluginmanager.hasplugin("xdist") and not _is_worker(config):
+        config.pluginmanager.register(_XdistHooks(), "julia-conformance-xdist")
+
+
+def run_context(config: pytest.Config) -> RunContext:
+    try:
+        return config.stash[_CTX]
+    except KeyError:
+        raise pytest.UsageError("julia-conformance: the target plugin is not configured") from None
+
+
+def redactor(config: pytest.Config) -> Redactor:
+    return config.stash[_REDACTOR]
+
+
+def _wants_stack(session: pytest.Session) -> bool:
+    """A conformance run against `local` starts the stack; a run of only the project's own
+    self-tests (tests/) does not — they manage their own stacks."""
+    config = session.config
+    ctx = config.stash.get(_CTX, None)
+    if ctx is None or not ctx.target.local or config.option.collectonly:
+        return False
+    if config.getoption("--attach-stack"):
+        return False
+    tests_dir = (config.rootpath / "tests").resolve()
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        path = (Path(config.invocation_params.dir) / path).resolve() if not path.is_absolute() else path
+        if not path.is_relative_to(tests_dir):
+            return True
+    return False
+
+
+def _attach(config: pytest.Config, stack_info: Any) -> None:
+    ctx = config.stash[_CTX]
+    config.stash[_CTX] = RunContext(
+        target=ctx.target, runbook=ctx.runbook, run_id=ctx.run_id, run_dir=ctx.run_dir,
+        api_url=stack_info.api_url, database_url=stack_info.database_url,
+        redis_url=stack_info.redis_url, stack=stack_info,
+    )
+    red = config.stash[_REDACTOR]
+    for value in (stack_info.database_url, stack_info.admin_url, stack_info.redis_url):
+        red.register(_password_of(value))
+
+
+def _password_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _terminate_gracefully(signum: int, frame: Any) -> None:
+    # SIGTERM (CI cancelling, `timeout`) must tear the stack down like Ctrl-C does.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config):
+        info_json = config.workerinput.get("jc_stack")  # type: ignore[attr-defined]
+        if info_json:
+            from fixtures.stack.launcher import StackInfo
+
+            _attach(config, StackInfo.from_json(info_json))
+        return
+    attach = config.getoption("--attach-stack")
+    if attach:
+        from fixtures.stack.launcher import StackInfo
+
+        try:
+            info = StackInfo.from_json(Path(attach).read_text())
+        except (OSError, ValueError, TypeError) as exc:
+            raise pytest.UsageError(f"{attach}: --attach-stack: unreadable stack file ({exc})") from None
+        _attach(config, info)
+        return
+    if not _wants_stack(session):
+        return
+    from fixtures.stack.launcher import StackError, make_stack
+
+    ctx = config.stash[_CTX]
+    signal.signal(signal.SIGTERM, _terminate_gracefully)
+    try:
+        stack = make_stack(
+            ctx.target.stack or "native", run_id=ctx.run_id,
+            environment=ctx.target.environment, project_ref=ctx.target.project_ref,
+            database_url=ctx.target.database_url, redis_url=ctx.target.redis_url,
+            scale=config.getoption("--seed-scale"),
+        )
+    except StackError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_STACK_OBJ] = stack
+    try:
+        info = stack.start()
+    except StackError as exc:
+        config.stash[_STACK_OBJ] = None
+        pytest.exit(f"local stack: {config.stash[_REDACTOR].scrub(str(exc))}", returncode=EXIT_INTERNAL)
+    _attach(config, info)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(info.describe() + f"; api {info.api_url}")
+
+
+class _XdistHooks:
+    """Registered only when pytest-xdist is active (its hooks are unknown otherwise)."""
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:
+        """Controller side: hand the run id, folder and running stack to each worker."""
+        ctx = node.config.stash[_CTX]
+        node.workerinput["jc_run_id"] = ctx.run_id
+        node.workerinput["jc_run_dir"] = str(ctx.run_dir)
+        node.workerinput["jc_stack"] = ctx.stack.to_json() if ctx.stack is not None else None
+
+
+def stop_stack(config: pytest.Config) -> None:
+    stack = config.stash.get(_STACK_OBJ, None)
+    if stack is not None:
+        config.stash[_STACK_OBJ] = None
+        stack.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_stack(session.config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Second chance (e.g. an exception between sessionstart and sessionfinish).
+    stop_stack(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    ctx = config.stash.get(_CTX, None)
+    if ctx is None:
+        return []
+    where = ctx.target.api_url or f"local stack ({ctx.target.stack})"
+    mode = "read-only" if ctx.read_only else "read-write (local)"
+    return [
+        f"julia-conformance: target {ctx.target.name} ({where}), {mode}; "
+        f"runbook {ctx.runbook.path.name} sha256 {ctx.runbook.sha256[:12]}; run {ctx.run_id}",
+    ]
+
+
+__all__ = ["RunContext", "run_context", "redactor", "EXIT_USAGE", "EXIT_INTERNAL"]

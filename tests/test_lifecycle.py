@@ -1,0 +1,83 @@
+"""The stack lives exactly as long as its run: started once (also under -n 2), and gone
+afterwards — passed, failed, interrupted with Ctrl-C, or terminated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.stack.launcher import RUN_MARKER_ENV
+from tests.conftest import ROOT, run_suite
+
+
+def _stack_processes(exclude: str | None = None) -> dict[int, str]:
+    """Live processes that carry a stack marker (other than the session's own stack)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for var in env:
+            if var.startswith(RUN_MARKER_ENV.encode() + b"="):
+                run = var.split(b"=", 1)[1].decode()
+                if run != exclude:
+                    found[int(entry.name)] = run
+    return found
+
+
+def _stack_dirs(run_ids: set[str]) -> list[Path]:
+    import tempfile
+
+    return [p for p in Path(tempfile.gettempdir()).glob("jc-stack-*") if any(r in p.name for r in run_ids)]
+
+
+def test_parallel_run_shares_one_stack_and_leaves_nothing(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    own = stack.run_id
+    run = run_suite("--target", "local", "-n", "2", reports=tmp_path / "reports")
+    assert run.exitcode == 0, run.output[-3000:]
+    assert run.certificate is not None and run.certificate["verdict"] == "certified"
+    assert run.output.count("stack: native") == 1  # one stack, started by the controller
+    assert _stack_processes(exclude=own) == {}
+    assert _stack_dirs({run.certificate["run_id"]}) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_leaves_nothing(stack, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
+    own = stack.run_id
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
+         "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    seen: dict[int, str] = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen = _stack_processes(exclude=own)
+        if any("fixtures.stack.refapp" in _cmdline(pid) for pid in seen):
+            break
+        time.sleep(0.2)
+    assert seen, "the run never started its stack"
+    time.sleep(2)  # well inside the tests by now
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 2, out[-3000:]
+    assert _stack_processes(exclude=own) == {}, out[-2000:]
+    assert _stack_dirs(set(seen.values())) == []
+    cert = (tmp_path / "reports" / "latest" / "certificate.json")
+    assert cert.exists() and '"verdict": "not-certified"' in cert.read_text()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
