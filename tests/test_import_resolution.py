@@ -22,21 +22,20 @@ def test_installed_namesakes_do_not_shadow(tmp_path: Path) -> None:
     for name in ("fixtures", "plugins", "checks"):
         (site / name).mkdir(parents=True)
         (site / name / "__init__.py").write_text("IMPOSTOR = True\n")
-    probe = (
-        "import fixtures, plugins, checks;"
-        "print(fixtures.__file__); print(plugins.__file__); print(checks.__file__)"
-    )
-    conftest_probe = tmp_path / "conftest_probe.py"
-    conftest_probe.write_text(
+    probe_file = tmp_path / "probe_resolution.py"
+    probe_file.write_text(
+        "import checks, fixtures, plugins\n"
         "def test_resolution():\n"
-        f"    {probe.replace(';', chr(10) + '    ')}\n"
-        "    import fixtures\n"
-        "    assert not hasattr(fixtures, 'IMPOSTOR')\n"
+        "    for mod in (checks, fixtures, plugins):\n"
+        "        assert not hasattr(mod, 'IMPOSTOR'), mod.__file__\n"
+        f"        assert mod.__file__.startswith({str(ROOT)!r}), mod.__file__\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(conftest_probe), "-q", "-p", "no:cacheprovider",
+        # the console script, from a foreign cwd: nothing but the ini's `pythonpath` puts
+        # the repo ahead of the impostors on sys.path
+        [str(Path(sys.executable).parent / "pytest"), str(probe_file), "-q", "-p", "no:cacheprovider",
          "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
