@@ -35,6 +35,8 @@ def _typename(types: type | tuple[type, ...]) -> str:
         list: "a list",
         dict: "a table",
     }
+    if isinstance(types, tuple) and set(types) == {int, float}:
+        return "a number"
     if isinstance(types, tuple):
         return " or ".join(names.get(t, t.__name__) for t in types)
     return names.get(types, types.__name__)
