@@ -102,6 +102,13 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 # --- runbook.toml -------------------------------------------------------------------------
 
+# Sections an area adds to runbook.toml, each parsed (and validated) by the area's own
+# function: "module:function", called as fn(path: Path, table: dict) -> object, raising
+# ConfigError naming `<section>.<key>`. Access the parsed object with Runbook.section(name).
+# Adding an area = one line here; nothing else in this module changes.
+EXTRA_SECTIONS: dict[str, str] = {
+}
+
 
 @dataclass(frozen=True)
 class HttpPolicy:
@@ -152,6 +159,14 @@ class Runbook:
     http: HttpPolicy
     thresholds: dict[str, float]
     db_session: DbSessionPolicy
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        """The parsed object of an extension section (see EXTRA_SECTIONS)."""
+        try:
+            return self.extras[name]
+        except KeyError:
+            raise ConfigError(f"{self.path}: {name}: missing required section") from None
 
 
 _RUNBOOK_SPEC: _Spec = {
@@ -205,9 +220,18 @@ def _positive(path: Path, key: str, value: float) -> None:
         raise ConfigError(f"{path}: {key}: must be greater than 0, got {value!r}")
 
 
+def _import_parser(ref: str) -> Any:
+    import importlib
+
+    module, _, func = ref.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
 def load_runbook(path: Path) -> Runbook:
     path = Path(path)
-    data = _check_table(path, "", _load_toml(path), _RUNBOOK_SPEC)
+    spec = {**_RUNBOOK_SPEC, **{name: (dict, True) for name in EXTRA_SECTIONS}}
+    data = _check_table(path, "", _load_toml(path), spec)
+    extras = {name: _import_parser(ref)(path, data[name]) for name, ref in EXTRA_SECTIONS.items()}
     contract = _check_table(path, "contract", data["contract"], _CONTRACT_SPEC)
     db = _check_table(path, "database", data["database"], _DATABASE_SPEC)
     guards = _check_table(path, "guards", data["guards"], _GUARDS_SPEC)
@@ -281,6 +305,7 @@ def load_runbook(path: Path) -> Runbook:
         ),
         thresholds=thresholds,
         db_session=DbSessionPolicy(**dbs),
+        extras=extras,
     )
 
 
@@ -304,9 +329,18 @@ class Target:
     # Resolved secret values; never printed (see plugins.redaction).
     database_url: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
+    # Optional keys areas add to a profile (EXTRA_TARGET_KEYS), raw as written in the file.
+    options: dict[str, Any] = field(default_factory=dict)
+    # Values of the environment variables named by `*_env` options (secrets), by option key.
+    option_secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     def secret_values(self) -> list[str]:
-        return [v for v in (self.database_url, self.redis_url) if v]
+        values = [self.database_url, self.redis_url, *self.option_secrets.values()]
+        return [v for v in values if v]
+
+    def secret(self, option: str) -> str | None:
+        """The value of the env var an `*_env` option names (None when unset or absent)."""
+        return self.option_secrets.get(option)
 
 
 _TARGET_SPEC: _Spec = {
@@ -321,6 +355,12 @@ _TARGET_SPEC: _Spec = {
 }
 
 
+# Optional profile keys an area adds: key -> type. Values are in Target.options. A key that
+# names an environment variable must end in `_env` (it is checked to be a valid name).
+EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
+}
+
+
 def load_targets(path: Path) -> dict[str, dict[str, Any]]:
     """Parse and structurally validate every profile (so a typo in `prod` is caught on a
     local run too)."""
@@ -331,7 +371,8 @@ def load_targets(path: Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{path}: targets: no profile defined")
     for name, table in data["targets"].items():
         prefix = f"targets.{name}"
-        prof = _check_table(path, prefix, table, _TARGET_SPEC)
+        spec = {**_TARGET_SPEC, **{k: (t, False) for k, t in EXTRA_TARGET_KEYS.items()}}
+        prof = _check_table(path, prefix, table, spec)
         if prof.get("stack") is not None and prof["stack"] not in STACK_BACKENDS:
             raise ConfigError(
                 f"{path}: {prefix}.stack: must be one of {', '.join(STACK_BACKENDS)}, "
@@ -346,8 +387,8 @@ def load_targets(path: Path) -> dict[str, dict[str, Any]]:
             )
         if not prof["local"] and prof.get("stack"):
             raise ConfigError(f"{path}: {prefix}.stack: only a local target starts a stack")
-        for key in ("database_url_env", "redis_url_env"):
-            if key in prof and not _is_env_name(prof[key]):
+        for key in [k for k in prof if k.endswith("_env")]:
+            if not _is_env_name(prof[key]):
                 raise ConfigError(
                     f"{path}: {prefix}.{key}: must name an environment variable, "
                     f"got {prof[key]!r}"
@@ -418,4 +459,9 @@ def resolve_target(
         redis_url_env=prof.get("redis_url_env"),
         database_url=db_url,
         redis_url=redis_url,
+        options={k: prof[k] for k in EXTRA_TARGET_KEYS if k in prof},
+        option_secrets={
+            k: env[prof[k]] for k in EXTRA_TARGET_KEYS
+            if k.endswith("_env") and k in prof and env.get(prof[k])
+        },
     )
