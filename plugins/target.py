@@ -8,6 +8,8 @@ hands its address to the workers — and stops it at the end, passed, failed or 
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +82,19 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+RUN_ID_ENV = "JC_RUN_ID"
+_RUN_ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 def _controller_run_info(config: pytest.Config, target: Target) -> tuple[str, Path]:
+    """The run's id (also its folder name): JC_RUN_ID when a pipeline names it, else new."""
     from fixtures.stack.launcher import new_run_id
 
-    run_id = new_run_id(target.name)
+    run_id = os.environ.get(RUN_ID_ENV) or new_run_id(target.name)
+    if not _RUN_ID_OK.match(run_id):
+        raise pytest.UsageError(
+            f"{RUN_ID_ENV}: must be 1-100 characters of letters, digits, '.', '_' or '-', got {run_id!r}"
+        )
     base = _resolve_path(config, "--reports-dir", "reports")
     return run_id, base / run_id
 
@@ -115,6 +126,9 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id, run_dir = wi["jc_run_id"], Path(wi["jc_run_dir"])
     else:
         run_id, run_dir = _controller_run_info(config, target)
+        if target.local and not config.option.collectonly:
+            # SIGTERM (CI cancelling, `timeout`) must tear the stack down like Ctrl-C does.
+            signal.signal(signal.SIGTERM, _terminate_gracefully)
 
     # allure-pytest writes its results under the run's folder unless told otherwise.
     if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
@@ -180,7 +194,6 @@ def _password_of(url: str) -> str | None:
 
 
 def _terminate_gracefully(signum: int, frame: Any) -> None:
-    # SIGTERM (CI cancelling, `timeout`) must tear the stack down like Ctrl-C does.
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -209,7 +222,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from fixtures.stack.launcher import StackError, make_stack
 
     ctx = config.stash[_CTX]
-    signal.signal(signal.SIGTERM, _terminate_gracefully)
     try:
         stack = make_stack(
             ctx.target.stack or "native", run_id=ctx.run_id,

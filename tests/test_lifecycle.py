@@ -16,8 +16,8 @@ from fixtures.stack.launcher import RUN_MARKER_ENV
 from tests.conftest import ROOT, run_suite
 
 
-def _stack_processes(exclude: str | None = None) -> dict[int, str]:
-    """Live processes that carry a stack marker (other than the session's own stack)."""
+def _stack_processes(only: str) -> dict[int, str]:
+    """Live processes that carry this run's stack marker (other runs may share the machine)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -29,7 +29,7 @@ def _stack_processes(exclude: str | None = None) -> dict[int, str]:
         for var in env:
             if var.startswith(RUN_MARKER_ENV.encode() + b"="):
                 run = var.split(b"=", 1)[1].decode()
-                if run != exclude:
+                if run == only:
                     found[int(entry.name)] = run
     return found
 
@@ -40,38 +40,42 @@ def _stack_dirs(run_ids: set[str]) -> list[Path]:
     return [p for p in Path(tempfile.gettempdir()).glob("jc-stack-*") if any(r in p.name for r in run_ids)]
 
 
-def test_parallel_run_shares_one_stack_and_leaves_nothing(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    own = stack.run_id
-    run = run_suite("--target", "local", "-n", "2", reports=tmp_path / "reports")
+def test_parallel_run_shares_one_stack_and_leaves_nothing(tmp_path: Path) -> None:
+    run_id = f"lifecycle-xdist-{os.getpid()}"
+    run = run_suite("--target", "local", "-n", "2", reports=tmp_path / "reports", env={"JC_RUN_ID": run_id})
     assert run.exitcode == 0, run.output[-3000:]
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
     assert run.output.count("stack: native") == 1  # one stack, started by the controller
-    assert _stack_processes(exclude=own) == {}
-    assert _stack_dirs({run.certificate["run_id"]}) == []
+    assert run.certificate["run_id"] == run_id
+    assert _stack_processes(run_id) == {}
+    assert _stack_dirs({run_id}) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_run_leaves_nothing(stack, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
-    own = stack.run_id
+def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: int) -> None:
+    run_id = f"lifecycle-{sig}-{os.getpid()}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
          "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "JC_RUN_ID": run_id},
     )
     deadline = time.monotonic() + 60
     seen: dict[int, str] = {}
     while time.monotonic() < deadline and proc.poll() is None:
-        seen = _stack_processes(exclude=own)
+        seen = _stack_processes(run_id)
         if any("fixtures.stack.refapp" in _cmdline(pid) for pid in seen):
             break
         time.sleep(0.2)
     assert seen, "the run never started its stack"
-    time.sleep(2)  # well inside the tests by now
+    results = tmp_path / "reports" / run_id / "allure-results"
+    while time.monotonic() < deadline and proc.poll() is None and not any(results.glob("*-result.json")):
+        time.sleep(0.1)  # wait until checks are executing: interrupt mid-run, not mid-start
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 2, out[-3000:]
-    assert _stack_processes(exclude=own) == {}, out[-2000:]
-    assert _stack_dirs(set(seen.values())) == []
+    assert _stack_processes(run_id) == {}, out[-2000:]
+    assert _stack_dirs({run_id}) == []
     cert = (tmp_path / "reports" / "latest" / "certificate.json")
     assert cert.exists() and '"verdict": "not-certified"' in cert.read_text()
 
