@@ -15,6 +15,8 @@ from typing import Any, Callable, TypeVar
 
 import pytest
 
+from plugins.target import redactor
+
 SEVERITIES = ("blocker", "critical", "normal", "minor")
 _ID_PREFIX = "JC-"
 _PROP = "jc_invariant"
@@ -156,15 +158,17 @@ def pytest_runtest_makereport(
     inv = invariant_of(item)
     if inv is None:
         return report
+    red = redactor(item.config)
     if report.when == "call" or not report.passed:
         outcome, message = _classify(call, report)
+        message = red.scrub(message)
         report.user_properties.append((_OUTCOME_PROP, outcome))
         report.user_properties.append((_MESSAGE_PROP, message))
         exc = call.excinfo.value if call.excinfo else None
         if isinstance(exc, (Violation, Undecidable)):
             # A readable incident line instead of a traceback; the remedy right under it.
             kind = "VIOLATION" if isinstance(exc, Violation) else "UNDECIDED"
-            report.longrepr = f"[{inv.id}] {kind}: {exc.message}\n  remedy: {inv.remedy}"
+            report.longrepr = red.scrub(f"[{inv.id}] {kind}: {exc.message}\n  remedy: {inv.remedy}")
     report.user_properties.append((_PROP, json.dumps(asdict(inv))))
     return report
 
