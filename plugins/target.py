@@ -68,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--attach-stack", default=None, metavar="STACK_JSON",
                     help="use an already running local stack described by this file (self-tests)")
     group.addoption("--reports-dir", default=None, help="where run folders go (default: <rootdir>/reports)")
+    group.addoption("--pooler", action="store_true",
+                    help="local stack: reach the database through PgBouncer in transaction mode")
     group.addoption("--seed-scale", type=float, default=1.0, help="local seed volume, × the runbook's rates")
 
 
@@ -176,7 +178,9 @@ def _attach(config: pytest.Config, stack_info: Any) -> None:
     ctx = config.stash[_CTX]
     config.stash[_CTX] = RunContext(
         target=ctx.target, runbook=ctx.runbook, run_id=ctx.run_id, run_dir=ctx.run_dir,
-        api_url=stack_info.api_url, database_url=stack_info.database_url,
+        api_url=stack_info.api_url,
+        # The suite reads through the pooler when there is one (as on Supabase).
+        database_url=getattr(stack_info, "pooler_url", None) or stack_info.database_url,
         redis_url=stack_info.redis_url, stack=stack_info,
     )
     red = config.stash[_REDACTOR]
@@ -227,7 +231,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             ctx.target.stack or "native", run_id=ctx.run_id,
             environment=ctx.target.environment, project_ref=ctx.target.project_ref,
             database_url=ctx.target.database_url, redis_url=ctx.target.redis_url,
-            scale=config.getoption("--seed-scale"),
+            scale=config.getoption("--seed-scale"), pooler=config.getoption("--pooler"),
         )
     except StackError as exc:
         raise pytest.UsageError(str(exc)) from None
