@@ -143,6 +143,8 @@ class Runbook:
 
     path: Path
     sha256: str
+    dialect: str
+    drift: tuple[Drift, ...]
     name: str
     version: str
     runbook_url: str
@@ -227,10 +229,56 @@ def _import_parser(ref: str) -> Any:
     return getattr(importlib.import_module(module), func)
 
 
-def load_runbook(path: Path) -> Runbook:
+@dataclass(frozen=True)
+class Drift:
+    """One place where a deployment's dialect respells the runbook (for the drift section)."""
+
+    key: str
+    runbook: Any
+    deployment: Any
+
+
+RUNBOOK_DIALECT = "runbook"
+
+
+def dialect_path(runbook_path: Path, name: str) -> Path:
+    return Path(runbook_path).parent / "dialects" / f"{name}.toml"
+
+
+def _overlay(base: dict[str, Any], over: dict[str, Any], path: Path, prefix: str = "") -> list[Drift]:
+    """Respell `base` in place with `over`; every differing value is a Drift.
+
+    A dialect may only respell what the runbook says: a key the runbook does not have is an
+    error, so a typo in a dialect can never silently leave the runbook's word in force.
+    """
+    drift: list[Drift] = []
+    for key, value in over.items():
+        dotted = _join(prefix, key)
+        if key not in base:
+            raise ConfigError(f"{path}: {dotted}: not a key of the runbook contract (a dialect only respells it)")
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            drift += _overlay(base[key], value, path, dotted)
+        elif value != base[key]:
+            drift.append(Drift(dotted, base[key], value))
+            base[key] = value
+    return drift
+
+
+def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     path = Path(path)
     spec = {**_RUNBOOK_SPEC, **{name: (dict, True) for name in EXTRA_SECTIONS}}
-    data = _check_table(path, "", _load_toml(path), spec)
+    raw = _load_toml(path)
+    drift: list[Drift] = []
+    if dialect and dialect != RUNBOOK_DIALECT:
+        over_path = dialect_path(path, dialect)
+        if not over_path.exists():
+            raise ConfigError(f"{over_path}: dialect {dialect!r}: file not found")
+        drift = _overlay(raw, _load_toml(over_path), over_path)
+        path_for_errors = Path(f"{path} + {over_path.name}")
+    else:
+        path_for_errors = path
+    data = _check_table(path_for_errors, "", raw, spec)
+    path_real, path = path, path_for_errors
     extras = {name: _import_parser(ref)(path, data[name]) for name, ref in EXTRA_SECTIONS.items()}
     contract = _check_table(path, "contract", data["contract"], _CONTRACT_SPEC)
     db = _check_table(path, "database", data["database"], _DATABASE_SPEC)
@@ -275,9 +323,14 @@ def load_runbook(path: Path) -> Runbook:
     for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
         _positive(path, f"database_session.{key}", dbs[key])
 
+    digest = hashlib.sha256(path_real.read_bytes())
+    if drift:
+        digest.update(dialect_path(path_real, dialect or "").read_bytes())
     return Runbook(
-        path=path,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        path=path_real,
+        sha256=digest.hexdigest(),
+        dialect=dialect or RUNBOOK_DIALECT,
+        drift=tuple(drift),
         name=contract["name"],
         version=contract["version"],
         runbook_url=contract["runbook_url"],
@@ -326,6 +379,7 @@ class Target:
     stack: str | None
     database_url_env: str
     redis_url_env: str | None
+    dialect: str = "runbook"
     # Resolved secret values; never printed (see plugins.redaction).
     database_url: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
@@ -352,6 +406,7 @@ _TARGET_SPEC: _Spec = {
     "project_ref": (str, True),
     "database_url_env": (str, True),
     "redis_url_env": (str, False),
+    "dialect": (str, False),
 }
 
 
@@ -457,6 +512,7 @@ def resolve_target(
         stack=stack,
         database_url_env=prof["database_url_env"],
         redis_url_env=prof.get("redis_url_env"),
+        dialect=prof.get("dialect", "runbook"),
         database_url=db_url,
         redis_url=redis_url,
         options={k: prof[k] for k in EXTRA_TARGET_KEYS if k in prof},

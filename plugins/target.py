@@ -109,12 +109,12 @@ def pytest_configure(config: pytest.Config) -> None:
     targets_path = _resolve_path(config, "--target-file", "targets.toml")
     runbook_path = _resolve_path(config, "--runbook", "runbook.toml")
     try:
-        runbook = load_runbook(runbook_path)
         profiles = load_targets(targets_path)
         target = resolve_target(
             targets_path, profiles, config.getoption("--target"),
             stack_override=config.getoption("--stack"),
         )
+        runbook = load_runbook(runbook_path, target.dialect)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
