@@ -71,6 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--pooler", action="store_true",
                     help="local stack: reach the database through PgBouncer in transaction mode")
     group.addoption("--seed-scale", type=float, default=1.0, help="local seed volume, × the runbook's rates")
+    group.addoption("--seed-days", type=int, default=3, help="local seed history, in days before the start")
 
 
 def _resolve_path(config: pytest.Config, option: str, default: str) -> Path:
@@ -232,6 +233,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             environment=ctx.target.environment, project_ref=ctx.target.project_ref,
             database_url=ctx.target.database_url, redis_url=ctx.target.redis_url,
             scale=config.getoption("--seed-scale"), pooler=config.getoption("--pooler"),
+            days=config.getoption("--seed-days"),
         )
     except StackError as exc:
         raise pytest.UsageError(str(exc)) from None
