@@ -3,6 +3,7 @@
 pytest_plugins = [
     "plugins.guard_imports",
     "plugins.target",
+    "plugins.schema_options",
     "plugins.invariants",
     "plugins.safety",
     "plugins.allure_labels",
