@@ -8,5 +8,6 @@ pytest_plugins = [
     "plugins.safety",
     "plugins.allure_labels",
     "plugins.certificate",
+    "plugins.runbook_doc",
     "fixtures.connections",
 ]

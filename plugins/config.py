@@ -108,6 +108,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 # Adding an area = one line here; nothing else in this module changes.
 EXTRA_SECTIONS: dict[str, str] = {
     "schema": "plugins.contract_schema:parse",
+    "runbook_lint": "plugins.runbook_doc:parse",
 }
 
 
@@ -415,6 +416,7 @@ _TARGET_SPEC: _Spec = {
 # names an environment variable must end in `_env` (it is checked to be a valid name).
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "migrations_dir": str, "schema_baseline": str,  # plugins.schema_options (relative to targets.toml)
+    "app_env_vars": list,  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
 }
 
 
