@@ -107,6 +107,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 # ConfigError naming `<section>.<key>`. Access the parsed object with Runbook.section(name).
 # Adding an area = one line here; nothing else in this module changes.
 EXTRA_SECTIONS: dict[str, str] = {
+    "health": "plugins.contract_health:parse",
 }
 
 
