@@ -1,17 +1,23 @@
 """Rule 2, the hard guards: APP_ENV and SUPABASE_PROJECT_REF must match app_settings.
 
 A container pointed at the wrong Supabase project is the accident the guards exist for, so
-they are judged from both sides: the database (app_settings, read directly) against the
-target profile, and what the running app reports against the same profile.
+they are triangulated from three sides that must all agree: what the target profile expects,
+what app_settings holds (read directly), and what the running app reports (its own variables,
+and the app_settings values it read). Each failure names the side that is the odd one out,
+because that is the remedy: an INSERT … ON CONFLICT for a wrong row, a redeploy for a wrong
+variable, and a second look at the profile when it disagrees with both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from fixtures import probes
+from fixtures.probes_health import HealthEndpoints, Reported, odd_one_out
 from plugins.config import Runbook
-from plugins.invariants import invariant, violated
+from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
@@ -23,12 +29,42 @@ _INSERT_REMEDY = (
 )
 
 
-def _db_guard(key: str, expected: str, settings: probes.AppSettings, table: str, what: str) -> None:
+def _insert_statement(runbook: Runbook, rows: list[tuple[str, str, str]]) -> str:
+    """The runbook's Case 3 INSERT, with this deployment's names and the profile's values."""
+    values = ", ".join(f"('{k}', '{v.replace(chr(39), chr(39) * 2)}', '{d}')" for k, v, d in rows)
+    return (
+        f"INSERT INTO {runbook.settings_table} (key, value, description) VALUES {values} "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+    )
+
+
+def _app_reports(request: pytest.FixtureRequest, attr: str) -> str | None:
+    """What the app itself reports (its container variable), when that can be known."""
+    try:
+        health: HealthEndpoints = request.getfixturevalue("health")
+        return getattr(health.trusted_deep(), attr)
+    except Undecidable:
+        return None
+
+
+def _db_guard(
+    request: pytest.FixtureRequest, runbook: Runbook, settings: probes.AppSettings,
+    key: str, expected: str, target: str, what: str, app_attr: str,
+) -> None:
     found = settings.get(key)
     if found is None:
-        raise violated(f"{table} has no '{key}' row ({what} guard cannot hold); expected {expected!r}")
+        raise Undecidable(
+            f"{runbook.settings_table} has no '{key}' row: nothing to compare with {expected!r} "
+            "(JC-GUARD-04 fails for the missing key)"
+        )
     if found != expected:
-        raise violated(f"{table}.{key} is {found!r}, expected {expected!r} ({what} mismatch)")
+        app = _app_reports(request, app_attr)
+        seen = f"; the app reports {what} {app!r}" if app is not None else ""
+        raise violated(
+            f"{runbook.settings_table}.{key} is {found!r}, expected {expected!r} (target {target}){seen} — "
+            f"{odd_one_out(expected, found, app)}",
+            evidence={"profile": expected, "app_settings": found, "app": app},
+        )
 
 
 @invariant(
@@ -38,8 +74,11 @@ def _db_guard(key: str, expected: str, settings: probes.AppSettings, table: str,
     section="Hard Guards (Environment Validation) › APP_ENV",
     remedy=_INSERT_REMEDY,
 )
-def test_environment_matches_app_settings(ctx: RunContext, runbook: Runbook, settings: probes.AppSettings) -> None:
-    _db_guard(runbook.environment_key, ctx.target.environment, settings, runbook.settings_table, "APP_ENV")
+def test_environment_matches_app_settings(
+    request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, settings: probes.AppSettings
+) -> None:
+    _db_guard(request, runbook, settings, runbook.environment_key, ctx.target.environment,
+              ctx.target.name, "APP_ENV", "environment")
 
 
 @invariant(
@@ -49,8 +88,11 @@ def test_environment_matches_app_settings(ctx: RunContext, runbook: Runbook, set
     section="Hard Guards (Environment Validation) › SUPABASE_PROJECT_REF",
     remedy=_INSERT_REMEDY,
 )
-def test_project_ref_matches_app_settings(ctx: RunContext, runbook: Runbook, settings: probes.AppSettings) -> None:
-    _db_guard(runbook.project_ref_key, ctx.target.project_ref, settings, runbook.settings_table, "SUPABASE_PROJECT_REF")
+def test_project_ref_matches_app_settings(
+    request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, settings: probes.AppSettings
+) -> None:
+    _db_guard(request, runbook, settings, runbook.project_ref_key, ctx.target.project_ref,
+              ctx.target.name, "SUPABASE_PROJECT_REF", "project_ref")
 
 
 @invariant(
@@ -61,12 +103,88 @@ def test_project_ref_matches_app_settings(ctx: RunContext, runbook: Runbook, set
     remedy="The container runs with the wrong APP_ENV / SUPABASE_PROJECT_REF: fix the Railway "
     "variables of this service (Rule 2) and redeploy; roll back first if it serves traffic.",
 )
-def test_app_reports_target_identity(ctx: RunContext, deep: probes.DeepReport) -> None:
+def test_app_reports_target_identity(
+    request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, trusted_deep: probes.DeepReport
+) -> None:
     wrong = []
-    if deep.environment != ctx.target.environment:
-        wrong.append(f"environment {deep.environment!r} (expected {ctx.target.environment!r})")
-    if deep.project_ref != ctx.target.project_ref:
-        wrong.append(f"project_ref {deep.project_ref!r} (expected {ctx.target.project_ref!r})")
+    db: probes.AppSettings | None
+    try:
+        db = request.getfixturevalue("settings")
+    except Undecidable:
+        db = None
+    for label, reported, expected, key, path in (
+        ("environment", trusted_deep.environment, ctx.target.environment, runbook.environment_key,
+         runbook.deep.environment_path),
+        ("project_ref", trusted_deep.project_ref, ctx.target.project_ref, runbook.project_ref_key,
+         runbook.deep.project_ref_path),
+    ):
+        if reported is None:
+            wrong.append(f"no {label} (field '{path}' absent or null)")
+        elif reported != expected:
+            in_db = db.get(key) if db is not None else None
+            side = odd_one_out(expected, in_db, reported) if db is not None else "app_settings unreadable"
+            wrong.append(f"{label} {reported!r} (expected {expected!r}; app_settings {in_db!r} — {side})")
     if wrong:
-        raise violated(f"{deep.path} reports " + " and ".join(wrong), evidence={
-            "environment": deep.environment, "project_ref": deep.project_ref})
+        raise violated(f"GET {trusted_deep.path} reports " + " and ".join(wrong), evidence={
+            "environment": trusted_deep.environment, "project_ref": trusted_deep.project_ref})
+
+
+@invariant(
+    "JC-GUARD-04",
+    title="app_settings holds the hard-guard keys (environment, supabase_project_ref)",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 3",
+    remedy="Scenario 2 · Case 3: \"Both must exist and match Railway variables. If missing, insert them\": "
+    "INSERT INTO app_settings (key, value, description) VALUES ('environment', …), "
+    "('supabase_project_ref', …) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; then "
+    "`railway restart`.",
+)
+def test_guard_keys_present(ctx: RunContext, runbook: Runbook, settings: probes.AppSettings) -> None:
+    wanted = [
+        (runbook.environment_key, ctx.target.environment, "Environment marker"),
+        (runbook.project_ref_key, ctx.target.project_ref, "Project reference"),
+    ]
+    missing = [row for row in wanted if settings.get(row[0]) is None]
+    if missing:
+        names = ", ".join(f"'{k}'" for k, _, _ in missing)
+        raise violated(
+            f"{runbook.settings_table} has no {names} row: the hard guards cannot hold "
+            f"(/health/deep must fail CRITICAL). Run: {_insert_statement(runbook, missing)}"
+        )
+
+
+@invariant(
+    "JC-GUARD-05",
+    title="the app reads the same app_settings as the suite",
+    severity="blocker",
+    section="Hard Guards (Environment Validation) › Validation Point",
+    remedy="Scenario 2 · Case 2: the app is connected to another database than this target's: "
+    "verify SUPABASE_URL / SUPABASE_PROJECT_REF in the Railway variables (\"Using wrong Supabase "
+    "project\" — copy-paste the project ref), fix them and redeploy.",
+)
+def test_app_reads_same_app_settings(
+    runbook: Runbook, settings: probes.AppSettings, trusted_deep: probes.DeepReport,
+    warn: Callable[[str], None],
+) -> None:
+    differ: list[str] = []
+    unreported: list[str] = []
+    pairs: tuple[tuple[str, Reported | None], ...] = (
+        (runbook.environment_key, trusted_deep.db_environment),
+        (runbook.project_ref_key, trusted_deep.db_project_ref),
+    )
+    for key, reported in pairs:
+        if reported is None:
+            unreported.append(key)
+        elif reported.value != settings.get(key):
+            differ.append(f"{key}: the app read {reported.value!r}, {runbook.settings_table} holds {settings.get(key)!r}")
+    if differ:
+        raise violated(
+            f"GET {trusted_deep.path}: the app reads another app_settings than this target's database — "
+            + "; ".join(differ)
+        )
+    if unreported:
+        warn(
+            f"GET {trusted_deep.path} does not report the app_settings value(s) it read for "
+            f"{', '.join(unreported)} (runbook.toml health.db_*_path): only profile ↔ database ↔ app "
+            "variables were compared"
+        )

@@ -2,26 +2,27 @@
 
 /health says the process lives, /health/ready that it can take traffic (Redis), and
 /health/deep is the deploy gate: each of its parts is judged on its own, so a failure names
-the part and the runbook's Scenario 2 case that fixes it.
+the part and the runbook's Scenario 2 case that fixes it. The gate is only as good as the
+app's report, so the report is also judged against itself (JC-DEEP-08): a top-level
+"healthy" over a failing part is a lie real deployments have shipped.
+
+Each endpoint is fetched once per run (``health`` fixture). The check that *is* an
+endpoint's contract fails on a bad answer (non-200, HTML, redirect, missing field, wrong
+type); checks that only read it say why they cannot decide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from fixtures import probes
-from fixtures.clients import Api
+from fixtures import probes_health
+from fixtures.probes_health import BadAnswer, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.config import Runbook
 from plugins.invariants import Undecidable, invariant, violated
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
-
-
-def _missing_endpoint(resp: probes.EndpointResponse) -> Undecidable | None:
-    if resp.status == 404:
-        tried = ", ".join(p for p, _ in resp.tried)
-        return Undecidable(f"endpoint {resp.name} missing: every path answered 404 ({tried})")
-    return None
 
 
 @invariant(
@@ -32,18 +33,20 @@ def _missing_endpoint(resp: probes.EndpointResponse) -> Undecidable | None:
     remedy="Scenario 1: check `railway status` and `railway logs -n 50` for a failed startup; "
     "roll back if the last deploy is the culprit, else `railway restart`.",
 )
-def test_liveness(api: Api, runbook: Runbook) -> None:
-    resp = api.endpoint("health")
-    if (missing := _missing_endpoint(resp)) is not None:
-        raise missing
+def test_liveness(health: HealthEndpoints, runbook: Runbook) -> None:
+    try:
+        resp = health.answer("health")
+    except NoAnswer as exc:
+        raise violated(f"{exc.message} (Scenario 1: the app is not responding)") from None
     if resp.status != 200:
         raise violated(f"GET {resp.path} answered HTTP {resp.status}, expected 200: {resp.excerpt()!r}")
-    body = resp.body
-    if not isinstance(body, dict):
-        raise violated(f"GET {resp.path} answered {type(body).__name__} JSON, expected an object")
+    try:
+        json_object(resp)
+    except BadAnswer as exc:
+        raise violated(exc.message) from None
     budget = runbook.http.liveness_budget_ms
     if resp.elapsed_ms > budget:
-        raise violated(f"GET {resp.path} took {resp.elapsed_ms:.0f} ms, budget {budget} ms")
+        raise violated(f"GET {resp.path} took {resp.elapsed_ms:.0f} ms, budget {budget} ms (runbook.toml http)")
 
 
 @invariant(
@@ -54,21 +57,57 @@ def test_liveness(api: Api, runbook: Runbook) -> None:
     remedy="Scenario 2 · Case 1: check Redis (`railway logs -n 50 | grep -i redis`), restart the "
     "Redis service in the Railway dashboard, then `railway restart` the API.",
 )
-def test_readiness(api: Api) -> None:
-    resp = api.endpoint("ready")
-    if (missing := _missing_endpoint(resp)) is not None:
-        raise missing
-    body = resp.body
-    redis_status = probes.dig(body, "redis.status") if isinstance(body, dict) else None
+def test_readiness(health: HealthEndpoints) -> None:
+    contract = health.contract
+    resp = health.answer("ready")
+    try:
+        body = json_object(resp)
+    except BadAnswer as exc:
+        state = " (not ready; Redis state unknown)" if resp.status != 200 else ""
+        raise violated(exc.message + state) from None
+    redis_status = dig(body, contract.ready_redis_path)
     if resp.status != 200:
-        cause = probes.dig(body, "redis.error") if isinstance(body, dict) else None
+        parent = contract.ready_redis_path.rpartition(".")[0]
+        cause = dig(body, f"{parent}.error" if parent else "error")
         raise violated(
             f"GET {resp.path} answered HTTP {resp.status} (not ready): Redis {redis_status or '?'}"
             + (f" — {cause}" if cause else ""),
             evidence=body,
         )
-    if redis_status != "connected":
-        raise violated(f"GET {resp.path} is 200 but Redis is {redis_status!r}, expected 'connected'", evidence=body)
+    if redis_status not in contract.ready_ok:
+        raise violated(
+            f"GET {resp.path} is 200 but Redis ('{contract.ready_redis_path}') is {redis_status!r}, "
+            f"expected {'/'.join(contract.ready_ok)}",
+            evidence=body,
+        )
+
+
+@invariant(
+    "JC-HEALTH-03",
+    title="every health endpoint of the runbook is served (its path or an alias)",
+    severity="critical",
+    section="Health Checks › Health Endpoint Reference",
+    remedy="The deployed app lacks a runbook endpoint: check the route exists in this release "
+    "(a 404 on every alias means a rollback target or a proxy rule dropped it); add the path the "
+    "app really serves to runbook.toml [endpoints] if it was renamed.",
+)
+def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Callable[[str], None]) -> None:
+    missing: list[str] = []
+    unanswered: list[str] = []
+    for name in runbook.endpoints:
+        try:
+            resp = health.answer(name)
+        except probes_health.EndpointMissing as exc:
+            missing.append(exc.message)
+        except NoAnswer as exc:
+            unanswered.append(f"{name}: {exc.message}")
+        else:
+            if (note := alias_note(resp)) is not None:
+                warn(note)
+    if missing:
+        raise violated("; ".join(missing))
+    if unanswered:
+        raise Undecidable("cannot tell which endpoints exist: " + "; ".join(unanswered))
 
 
 @invariant(
@@ -79,14 +118,45 @@ def test_readiness(api: Api) -> None:
     remedy="Rule 3: ROLLBACK NOW (Railway → Deployments → last stable → Redeploy); then read "
     "which part failed and follow its Scenario 2 case.",
 )
-def test_deep_healthy(deep: probes.DeepReport, runbook: Runbook) -> None:
-    failing = [n for n, p in deep.parts.items() if not p.ok(runbook.deep.part_ok)]
-    if deep.http_status != 200 or not deep.healthy(runbook.deep):
-        raise violated(
-            f"GET {deep.path} answered HTTP {deep.http_status} status {deep.status!r}, expected 200 "
-            f"{'/'.join(runbook.deep.healthy)}; failing parts: {', '.join(failing) or 'none reported'}",
-            evidence=deep.body,
-        )
+def test_deep_healthy(health: HealthEndpoints, runbook: Runbook) -> None:
+    try:
+        report = health.deep()
+    except (NoAnswer, BadAnswer) as exc:
+        raise violated(f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report") from None
+    if report.http_status == 200 and report.healthy(runbook.deep):
+        health.trusted_deep()  # a healthy top over a failing part decides nothing (JC-DEEP-08)
+        return
+    failing = []
+    for part in report.failing_parts(runbook.deep):
+        case = _PARTS[part.name][1] if part.name in _PARTS else "?"
+        failing.append(f"{part.describe()} ({case})")
+    raise violated(
+        f"GET {report.path} answered HTTP {report.http_status} status {report.status!r}, expected 200 "
+        f"{'/'.join(runbook.deep.healthy)}; failing parts: {', '.join(failing) or 'none reported'}",
+        evidence=report.body,
+    )
+
+
+@invariant(
+    "JC-DEEP-08",
+    title="the /health/deep report is consistent with itself",
+    severity="blocker",
+    section="Health Checks › /health/deep (Comprehensive Health Check)",
+    remedy="Rule 3: treat the release as failed (ROLLBACK NOW) — its gate cannot be trusted; then fix "
+    "the app's /health/deep: status healthy only when every part is ok, HTTP 503 with the failing "
+    "parts listed otherwise.",
+)
+def test_deep_consistent(health: HealthEndpoints, runbook: Runbook) -> None:
+    try:
+        report = health.deep()
+    except Undecidable as exc:
+        raise type(exc)(f"cannot decide: {exc.message}") from None
+    found = probes_health.inconsistencies(report, runbook.deep, health.contract)
+    if not found:
+        return
+    hides = report.healthy(runbook.deep) and report.failing_parts(runbook.deep)
+    lead = "the app's deep check hides a failing part" if hides else f"GET {report.path} contradicts itself"
+    raise violated(f"{lead}: {'; '.join(found)}", evidence=report.body)
 
 
 # Each part of the deep report, with the runbook's Scenario 2 case that fixes it.
@@ -121,15 +191,26 @@ def _deep_part_check(part: str) -> object:
         section=f"Incident Response Scenarios › Scenario 2 › {case}",
         remedy=remedy,
     )
-    def check(deep: probes.DeepReport, runbook: Runbook) -> None:
-        p = deep.parts[part]
+    def check(trusted_deep: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints) -> None:
+        p = trusted_deep.parts[part]
         if not p.present:
-            raise violated(f"/health/deep has no '{p.path}' part ({case}: {what} cannot be judged)", evidence=deep.body)
+            raise violated(
+                f"GET {trusted_deep.path} has no '{p.path}' part ({case}: {what} cannot be judged)",
+                evidence=trusted_deep.body,
+            )
+        if p.unknown(health.contract.part_unknown):
+            others = [q.describe() for q in trusted_deep.failing_parts(runbook.deep)
+                      if q.name != part and not q.unknown(health.contract.part_unknown)]
+            raise Undecidable(
+                f"the app could not check {part}: GET {trusted_deep.path} reports it {p.status!r}"
+                + (f" (because: {', '.join(others)})" if others else ""),
+                evidence=p.detail,
+            )
         if not p.ok(runbook.deep.part_ok):
             detail = f"; missing: {', '.join(p.missing)}" if p.missing else ""
             extra = {k: v for k, v in p.detail.items() if k in ("error", "mismatches")}
             raise violated(
-                f"/health/deep {part} is {p.status!r} ({case}: {what}){detail}"
+                f"GET {trusted_deep.path} {part} is {p.status!r} ({case}: {what}){detail}"
                 + (f"; {extra}" if extra else ""),
                 evidence=p.detail,
             )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from plugins.invariants import Undecidable, Violation, invariant_of
+from plugins.invariants import Undecidable, Violation, invariant_of, report_warnings
 from plugins.target import redactor, run_context
 
 TIERS = ("postdeploy", "nightly", "premerge", "mutates")
@@ -56,7 +56,19 @@ def _jc_allure_labels(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
     report = yield
-    if not _active(item.config) or call.excinfo is None:
+    if not _active(item.config):
+        return report
+    warnings = report_warnings(report) if report.when == "call" else []
+    if warnings and invariant_of(item) is not None:
+        # Passed, but visibly not clean: a tag to filter on and the warnings attached.
+        try:
+            allure.dynamic.tag("warning")
+            allure.dynamic.label("warning", "; ".join(warnings))
+            allure.attach(redactor(item.config).scrub("\n".join(warnings)), name="warnings",
+                          attachment_type=allure.attachment_type.TEXT)
+        except Exception:  # noqa: BLE001 - a reporting hiccup must never change a verdict
+            pass
+    if call.excinfo is None:
         return report
     inv = invariant_of(item)
     exc = call.excinfo.value

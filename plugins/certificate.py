@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from plugins.invariants import report_invariant, report_outcome
+from plugins.invariants import report_invariant, report_outcome, report_warnings
 from plugins.target import redactor, run_context
 
 FORMAT = 1
@@ -35,6 +35,8 @@ class Row:
     outcome: str = "passed"
     messages: list[str] = field(default_factory=list)
     decided: bool = False
+    # An invariant that holds but wants attention (e.g. a circuit half_open).
+    warnings: list[str] = field(default_factory=list)
 
     def merge(self, outcome: str, message: str) -> None:
         self.decided = True
@@ -62,6 +64,7 @@ class CertificatePlugin:
         result = report_outcome(report)
         if result is not None:
             row.merge(*result)
+        row.warnings.extend(w for w in report_warnings(report) if w not in row.warnings)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # Deselected items are not part of the run; selected ones that never report (an
@@ -93,6 +96,7 @@ class CertificatePlugin:
                 "id": row.id, "title": row.title, "severity": row.severity,
                 "section": row.section, "outcome": outcome,
                 "message": red.scrub(" | ".join(messages)),
+                **({"warnings": [red.scrub(w) for w in row.warnings]} if row.warnings else {}),
             })
         certified = bool(rows) and all(r["outcome"] == "passed" for r in rows) and not interrupted
         cert: dict[str, Any] = {
@@ -124,6 +128,10 @@ class CertificatePlugin:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        red = redactor(self.config)
+        for row in sorted(self.rows.values(), key=lambda r: r.id):
+            for warning in row.warnings:
+                terminalreporter.write_line(f"julia-conformance: warning {row.id}: {red.scrub(warning)}", yellow=True)
         if self.path is not None:
             rel = os.path.relpath(self.path, Path.cwd())
             terminalreporter.write_line(

@@ -109,6 +109,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 EXTRA_SECTIONS: dict[str, str] = {
     "schema": "plugins.contract_schema:parse",
     "runbook_lint": "plugins.runbook_doc:parse",
+    "health": "plugins.contract_health:parse",
 }
 
 

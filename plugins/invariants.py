@@ -22,6 +22,7 @@ _ID_PREFIX = "JC-"
 _PROP = "jc_invariant"
 _OUTCOME_PROP = "jc_outcome"
 _MESSAGE_PROP = "jc_message"
+WARNING_PROP = "jc_warning"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,6 +122,21 @@ def violated(message: str, *, evidence: Any = None) -> Violation:
 def one_line(text: str, limit: int = 400) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@pytest.fixture
+def warn(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a warning on this check's certificate row: the invariant holds, but the
+    runbook wants it seen (a circuit ``half_open`` is "recovering", not failing)."""
+
+    def record(message: str) -> None:
+        request.node.user_properties.append((WARNING_PROP, one_line(message)))
+
+    return record
+
+
+def report_warnings(report: pytest.TestReport) -> list[str]:
+    return [str(value) for key, value in report.user_properties if key == WARNING_PROP]
 
 
 # --- pytest hooks -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.stack.launcher import NativeStack
 
-HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
+HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
 
 
 def test_healthy_stack_is_certified(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
@@ -15,7 +15,7 @@ def test_healthy_stack_is_certified(healthy: NativeStack, suite) -> None:  # typ
     assert run.certificate is not None
     assert run.certificate["verdict"] == "certified"
     assert run.not_passed() == set()
-    assert len(run.outcomes()) >= 12
+    assert len(run.outcomes()) >= 19
 
 
 def test_redis_stopped(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
@@ -23,8 +23,10 @@ def test_redis_stopped(healthy: NativeStack, suite) -> None:  # type: ignore[no-
     run = suite(paths=HEALTH_AND_GUARDS)
     assert run.exitcode == 1, run.output[-3000:]
     assert run.certificate["verdict"] == "not-certified"
-    assert run.not_passed() == {"JC-HEALTH-02", "JC-DEEP-01", "JC-DEEP-02"}
+    # /health/rate and /health/circuit read Redis too: they answer 503 and fail on it.
+    assert run.not_passed() == {"JC-HEALTH-02", "JC-DEEP-01", "JC-DEEP-02", "JC-RATE-01", "JC-CIRCUIT-01"}
     assert "Redis" in run.message("JC-HEALTH-02")
+    assert "HTTP 503" in run.message("JC-RATE-01") and "HTTP 503" in run.message("JC-CIRCUIT-01")
     assert "redis" in run.message("JC-DEEP-01")
     assert "Case 1" in run.message("JC-DEEP-02")
 
@@ -35,6 +37,7 @@ def test_environment_changed(healthy: NativeStack, suite, sql) -> None:  # type:
     assert run.exitcode == 1
     assert run.not_passed() == {"JC-GUARD-01", "JC-DEEP-01", "JC-DEEP-07"}
     assert "'production'" in run.message("JC-GUARD-01") and "'local'" in run.message("JC-GUARD-01")
+    assert "app_settings is the odd one out" in run.message("JC-GUARD-01")
     assert "hard guard" in run.message("JC-DEEP-07")
 
 
@@ -43,14 +46,17 @@ def test_project_ref_changed(healthy: NativeStack, suite, sql) -> None:  # type:
     run = suite(paths=HEALTH_AND_GUARDS)
     assert run.not_passed() == {"JC-GUARD-02", "JC-DEEP-01", "JC-DEEP-07"}
     assert "supabase_project_ref" in run.message("JC-GUARD-02")
+    assert "app_settings is the odd one out" in run.message("JC-GUARD-02")
 
 
-@pytest.mark.parametrize("table", ["interacoes", "job_executions"])
-def test_critical_table_dropped(healthy: NativeStack, suite, sql, table: str) -> None:  # type: ignore[no-untyped-def]
+# CASCADE also drops the views built on the table: both critical views read interacoes.
+@pytest.mark.parametrize(("table", "failing"), [
+    ("interacoes", {"JC-DEEP-01", "JC-DEEP-04", "JC-DEEP-05"}),
+    ("job_executions", {"JC-DEEP-01", "JC-DEEP-04"}),
+])
+def test_critical_table_dropped(healthy: NativeStack, suite, sql, table: str, failing: set[str]) -> None:  # type: ignore[no-untyped-def]
     sql(f"DROP TABLE {table} CASCADE")
     run = suite(paths=HEALTH_AND_GUARDS)
     assert run.exitcode == 1
-    # CASCADE also drops the views built on the table; the views part may then fail too.
-    failing = run.not_passed()
-    assert {"JC-DEEP-01", "JC-DEEP-04"} <= failing <= {"JC-DEEP-01", "JC-DEEP-04", "JC-DEEP-05"}
-    assert table in run.message("JC-DEEP-04")
+    assert run.not_passed() == failing
+    assert table in run.message("JC-DEEP-04") and "Case 5" in run.message("JC-DEEP-04")

@@ -1,0 +1,144 @@
+"""Runbook › Health Checks: /health/schema, /health/rate and /health/circuit.
+
+/health/schema is what rule 5 says to look at after applying a migration, so it must agree
+with the database it describes. /health/rate and /health/circuit are the early warnings of
+Scenarios 4 and 5: a namespace near its limit is about to drop messages, and an open circuit
+means an integration's requests are being rejected right now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from fixtures import probes
+from fixtures.clients import Database, EndpointResponse
+from fixtures.probes_health import BadAnswer, HealthEndpoints, parse_circuits, parse_rate, parse_schema
+from plugins.config import Runbook
+from plugins.invariants import Undecidable, invariant, violated
+
+pytestmark = [pytest.mark.nightly]
+
+
+def _expect_200(resp: EndpointResponse, what: str) -> None:
+    if resp.status != 200:
+        raise violated(f"GET {resp.path} answered HTTP {resp.status}, expected 200 with {what}: {resp.excerpt()!r}")
+
+
+def _same_version(a: str | None, b: str | None) -> bool:
+    """YYYYMMDD and YYYYMMDDHHMMSS name the same version when padded alike."""
+    if a is None or b is None:
+        return a is b
+    return a.ljust(14, "0") == b.ljust(14, "0")
+
+
+@invariant(
+    "JC-HEALTH-04",
+    title="/health/schema reports the newest _migrations row, equal to app_settings.schema_version",
+    severity="critical",
+    section="Health Checks › /health/schema (Migration Debug)",
+    remedy="Scenario 2 · Case 4: compare `SELECT version, description, installed_on FROM "
+    "public._migrations ORDER BY version DESC` with app_settings.schema_version and /health/schema; "
+    "apply the missing migration (or update the forgotten app_settings version), then `railway restart`.",
+)
+@pytest.mark.postdeploy
+def test_schema_endpoint_matches_database(
+    health: HealthEndpoints, db: Database, runbook: Runbook, settings: probes.AppSettings
+) -> None:
+    resp = health.answer("schema")
+    _expect_200(resp, "the migration history")
+    try:
+        answer = parse_schema(resp, health.contract.schema)
+    except BadAnswer as exc:
+        raise violated(exc.message) from None
+    try:
+        history = probes.migration_history(db, runbook)
+    except psycopg.Error as exc:
+        raise Undecidable(f"cannot read {runbook.schema}.{runbook.migrations_table}: {type(exc).__name__}") from None
+    newest = history[0].version if history else None
+    recorded = settings.get(runbook.schema_version_key)
+    table, key = runbook.migrations_table, f"{runbook.settings_table}.{runbook.schema_version_key}"
+    problems = []
+    if not _same_version(answer.version, newest):
+        problems.append(f"the newest {table} row is {newest!r}")
+    if not _same_version(answer.version, recorded):
+        problems.append(f"{key} is {recorded!r}")
+    if answer.settings_version is not None and not _same_version(answer.settings_version.value, recorded):
+        problems.append(
+            f"its '{health.contract.schema.settings_version_path}' says {answer.settings_version.value!r} "
+            f"while {key} is {recorded!r}"
+        )
+    if problems:
+        behind = ""
+        if newest is not None and recorded is not None and not _same_version(newest, recorded):
+            ahead = key if recorded.ljust(14, "0") > newest.ljust(14, "0") else f"the {table} log"
+            behind = f" ({ahead} is ahead: a migration row or the version update is missing)"
+        raise violated(
+            f"GET {resp.path} reports version {answer.version!r} but " + "; ".join(problems) + behind,
+            evidence={"endpoint": answer.version, table: newest, key: recorded},
+        )
+
+
+@invariant(
+    "JC-RATE-01",
+    title="every rate-limit namespace is under the warning ratio of its limit",
+    severity="normal",
+    section="Health Checks › /health/rate (Rate Limiting Status)",
+    remedy="Scenario 4: check which sender fills the namespace (`railway logs -n 100`), pause the "
+    "campaign or spread its sends before the limit rejects messages; raise the limit only if the "
+    "provider allows it.",
+)
+def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook) -> None:
+    threshold = runbook.thresholds.get("rate_warning_ratio")
+    if threshold is None or not 0 < threshold <= 1:
+        raise Undecidable(
+            f"{runbook.path}: thresholds.rate_warning_ratio must be a number in (0, 1], got {threshold!r}"
+        )
+    resp = health.answer("rate")
+    _expect_200(resp, "usage per namespace")
+    try:
+        usages = parse_rate(resp, health.contract.rate)
+    except BadAnswer as exc:
+        raise violated(exc.message) from None
+    if not usages:
+        raise Undecidable(f"GET {resp.path} reports no namespace: no usage to judge")
+    over = [u for u in usages if u.ratio >= threshold]
+    if over:
+        raise violated(
+            f"GET {resp.path}: {len(over)} namespace(s) at or over {threshold:.0%} of the limit "
+            f"(thresholds.rate_warning_ratio): " + ", ".join(u.describe() for u in over),
+            evidence={u.namespace: {"used": u.used, "limit": u.limit, "ratio": round(u.ratio, 4)} for u in usages},
+        )
+
+
+@invariant(
+    "JC-CIRCUIT-01",
+    title="every protected integration's circuit is closed (half_open is a warning)",
+    severity="critical",
+    section="Incident Response Scenarios › Scenario 5",
+    remedy="Scenario 5: check the integration's logs (`railway logs -n 200 | grep -i <integration>`) and "
+    "its credentials / URL; circuits auto-reset after the cool-down, else `railway restart` the API "
+    "(Emergency: Clear Circuit Breaker Trips).",
+)
+def test_circuits_closed(health: HealthEndpoints, warn: Callable[[str], None]) -> None:
+    contract = health.contract.circuit
+    resp = health.answer("circuit")
+    _expect_200(resp, "the state of every protected integration")
+    try:
+        states = parse_circuits(resp, contract)
+    except BadAnswer as exc:
+        raise violated(exc.message) from None
+    known = contract.closed + contract.open + contract.half_open
+    problems = [f"{n} is {s!r} (open: its requests are being rejected)" for n, s in states.items() if s in contract.open]
+    problems += [
+        f"{n} is {s!r}, none of {'/'.join(known)} (runbook.toml health.circuit)"
+        for n, s in states.items() if s not in known
+    ]
+    problems += [f"{n} is not reported (a protected integration)" for n in contract.protected if n not in states]
+    half = [f"{n} is {s!r} (recovering)" for n, s in states.items() if s in contract.half_open]
+    if problems:
+        raise violated(f"GET {resp.path}: " + "; ".join(problems + half), evidence=states)
+    if half:
+        warn(f"GET {resp.path}: " + "; ".join(half) + " — Scenario 5: watch it close, or check the integration")

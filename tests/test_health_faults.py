@@ -1,0 +1,314 @@
+"""The health and guard checks, each proven to fail on its fault — and only they.
+
+Two kinds of fault: the stack broken the way an incident breaks it (a process stopped, a row
+changed, a table dropped, a circuit opened in Redis as the app records it), and an API that
+misbehaves (500, HTML, a login redirect, an answer after the timeout, a deep report that
+lies), served by a real loopback HTTP server that forwards every other path to the real
+reference app. Each test asserts exactly which invariants fail, how (failed = the target
+breaks the invariant, error = the check could not decide), and that the message names the
+cause.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from fixtures.stack.launcher import NativeStack, free_port
+from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite
+from tests.loopback import NOT_FOUND, Canned, LoopbackApi, recording
+
+AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
+DEEP_PARTS = {f"JC-DEEP-0{n}" for n in range(2, 8)}
+DEEP_READERS = DEEP_PARTS | {"JC-GUARD-03", "JC-GUARD-05"}
+# Checks whose contract an endpoint's answer is: a bad answer fails them.
+ENDPOINT_CONTRACTS = {"JC-HEALTH-01", "JC-HEALTH-02", "JC-DEEP-01", "JC-HEALTH-04", "JC-RATE-01", "JC-CIRCUIT-01"}
+
+
+def expect(run: SuiteRun, *, failed: set[str] = frozenset(), error: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Exactly these invariants did not pass, with exactly these outcomes."""
+    assert run.certificate is not None, run.output[-3000:]
+    outcomes = run.outcomes()
+    got = {i: o for i, o in outcomes.items() if o != "passed"}
+    want = {**{i: "failed" for i in failed}, **{i: "error" for i in error}}
+    assert got == want, run.output[-4000:]
+    assert run.exitcode == (0 if not want else 1), run.output[-3000:]
+    for inv in want:
+        assert "Traceback" not in run.message(inv) and run.message(inv), run.message(inv)
+
+
+def rows(run: SuiteRun) -> dict[str, dict]:
+    assert run.certificate is not None
+    return {row["id"]: row for row in run.certificate["invariants"]}
+
+
+# --- the stack, broken the way an incident breaks it -----------------------------------------
+
+
+def test_postgres_stopped(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+    healthy.stop_service("postgres")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-DEEP-01", "JC-DEEP-03"},
+           error={"JC-DEEP-04", "JC-DEEP-05", "JC-DEEP-06", "JC-DEEP-07", "JC-GUARD-01", "JC-GUARD-02",
+                  "JC-GUARD-04", "JC-GUARD-05", "JC-HEALTH-04"})
+    assert "Case 2" in run.message("JC-DEEP-03") and "'error'" in run.message("JC-DEEP-03")
+    for part in ("JC-DEEP-04", "JC-DEEP-05", "JC-DEEP-06", "JC-DEEP-07"):
+        assert "could not check" in run.message(part) and "supabase 'error'" in run.message(part)
+    assert "database unreachable" in run.message("JC-GUARD-01")
+
+
+def test_environment_key_deleted(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    sql("DELETE FROM app_settings WHERE key = 'environment'")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-GUARD-04", "JC-DEEP-01", "JC-DEEP-07"}, error={"JC-GUARD-01"})
+    msg = run.message("JC-GUARD-04")
+    assert "no 'environment' row" in msg
+    assert ("INSERT INTO app_settings (key, value, description) VALUES ('environment', 'local', "
+            "'Environment marker') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value") in msg
+    assert "JC-GUARD-04" in run.message("JC-GUARD-01")
+    assert "hard guard" in run.message("JC-DEEP-07")
+
+
+def test_critical_view_dropped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    sql("DROP VIEW avaliacoes_qualidade")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-DEEP-01", "JC-DEEP-05"})
+    assert "avaliacoes_qualidade" in run.message("JC-DEEP-05") and "Case 5" in run.message("JC-DEEP-05")
+    assert "views 'missing'" in run.message("JC-DEEP-01")
+
+
+def test_migration_row_removed(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    sql("DELETE FROM _migrations WHERE version = (SELECT max(version) FROM _migrations)")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-DEEP-01", "JC-DEEP-06", "JC-HEALTH-04"})
+    assert "Case 4" in run.message("JC-DEEP-06") and "'outdated'" in run.message("JC-DEEP-06")
+    msg = run.message("JC-HEALTH-04")
+    assert "reports version '20260126'" in msg and "app_settings.schema_version is '20260202'" in msg
+    assert "app_settings.schema_version is ahead" in msg
+
+
+def _redis(stack: NativeStack) -> redis.Redis:
+    assert stack.info is not None
+    return redis.Redis.from_url(stack.info.redis_url, decode_responses=True)
+
+
+def test_circuit_opened(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+    _redis(healthy).set("julia:circuit:evolution", "open")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-CIRCUIT-01"})
+    assert "evolution is 'open'" in run.message("JC-CIRCUIT-01")
+
+
+def test_circuit_half_open_is_a_visible_warning(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+    _redis(healthy).set("julia:circuit:slack", "half_open")
+    run = suite(paths=AREA)
+    expect(run)
+    row = rows(run)["JC-CIRCUIT-01"]
+    assert row["outcome"] == "passed"
+    assert len(row["warnings"]) == 1 and "slack is 'half_open' (recovering)" in row["warnings"][0]
+    assert "julia-conformance: warning JC-CIRCUIT-01: " in run.output
+    # the Allure result of that check is tagged and carries the warning
+    assert run.run_dir is not None
+    results = [json.loads(p.read_text()) for p in (run.run_dir / "allure-results").glob("*-result.json")]
+    [circuit] = [r for r in results if any(lb == {"name": "invariant", "value": "JC-CIRCUIT-01"} for lb in r["labels"])]
+    assert circuit["status"] == "passed"
+    assert {"name": "tag", "value": "warning"} in circuit["labels"]
+    assert any(a["name"] == "warnings" for a in circuit.get("attachments", []))
+
+
+def test_namespace_at_95_percent(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+    _redis(healthy).hset("julia:rate:mensagens_hora", mapping={"used": 19, "limit": 20})
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-RATE-01"})
+    msg = run.message("JC-RATE-01")
+    assert "mensagens_hora 19/20 (95%)" in msg and "80%" in msg and "mensagens_dia" not in msg
+
+
+# --- an API that misbehaves, served over a real loopback socket -----------------------------
+
+
+RemoteRun = Callable[..., SuiteRun]
+
+
+@pytest.fixture
+def remote(healthy: NativeStack, tmp_path: Path) -> RemoteRun:
+    """Run the suite against ``api_url`` through a non-local profile whose database and Redis
+    are the healthy stack's (read-only, as against production)."""
+    info = healthy.info
+    assert info is not None
+
+    def run(api_url: str, *, read_timeout_s: float | None = None, paths: tuple[str, ...] = AREA) -> SuiteRun:
+        targets = tmp_path / "targets.toml"
+        targets.write_text(
+            "[targets.remote]\nlocal = false\n"
+            f'api_url = "{api_url}"\nenvironment = "local"\nproject_ref = "{LOCAL_REF}"\n'
+            'database_url_env = "JC_REMOTE_DB"\nredis_url_env = "JC_REMOTE_REDIS"\n'
+        )
+        args = ["--target-file", str(targets), "--target", "remote"]
+        if read_timeout_s is not None:
+            text = (ROOT / "runbook.toml").read_text(encoding="utf-8")
+            text, n = re.subn(r"(?m)^read_timeout_s = .*$", f"read_timeout_s = {read_timeout_s}", text)
+            assert n == 1
+            runbook = tmp_path / "runbook.toml"
+            runbook.write_text(text, encoding="utf-8")
+            args += ["--runbook", str(runbook)]
+        return run_suite(*args, paths=paths, reports=tmp_path / "reports",
+                         env={"JC_REMOTE_DB": info.database_url, "JC_REMOTE_REDIS": info.redis_url})
+
+    return run
+
+
+def _upstream(stack: NativeStack) -> str:
+    assert stack.info is not None
+    return stack.info.api_url
+
+
+DEEP_RECORDINGS = {
+    "healthy-hides-error": (
+        "deep_healthy_hides_error", set(),
+        ["the app's deep check hides a failing part", "top-level status 'healthy' while supabase 'error'"],
+    ),
+    "critical-with-200": (
+        "deep_critical_with_200", {"JC-DEEP-01"},
+        ["contradicts itself", "status 'CRITICAL' (not healthy) with HTTP 200, expected 503"],
+    ),
+    "deploy-safe-disagrees": (
+        "deep_deploy_safe_disagrees", {"JC-DEEP-01"},
+        ["contradicts itself", "deploy_safe is true while top-level status 'unhealthy'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DEEP_RECORDINGS))
+def test_recorded_inconsistent_deep_report(healthy: NativeStack, remote: RemoteRun, case: str) -> None:
+    """A deep report that contradicts itself: the consistency check fails on it, and every
+    other check that reads the report says why it could not decide. (When the top already
+    says unhealthy, the gate can still decide: it fails.)"""
+    name, gate_failed, phrases = DEEP_RECORDINGS[case]
+    with LoopbackApi(routes={"/health/deep": recording(name)}, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    undecided = (DEEP_READERS | {"JC-DEEP-01"}) - gate_failed
+    expect(run, failed={"JC-DEEP-08"} | gate_failed, error=undecided)
+    for phrase in phrases:
+        assert phrase in run.message("JC-DEEP-08"), run.message("JC-DEEP-08")
+    for inv in undecided:
+        assert "contradicts itself" in run.message(inv) and "JC-DEEP-08" in run.message(inv), run.message(inv)
+
+
+def test_api_answering_500(healthy: NativeStack, remote: RemoteRun) -> None:
+    with LoopbackApi(default=Canned(500, "Internal Server Error")) as api:
+        run = remote(api.url)
+    expect(run, failed=ENDPOINT_CONTRACTS, error=DEEP_READERS | {"JC-DEEP-08"})
+    assert "GET /health answered HTTP 500, expected 200" in run.message("JC-HEALTH-01")
+    assert "HTTP 500 with a non-JSON body" in run.message("JC-DEEP-01")
+    assert "HTTP 500" in run.message("JC-DEEP-02")
+
+
+def test_api_answering_after_the_timeout(healthy: NativeStack, remote: RemoteRun) -> None:
+    """Each endpoint costs one read timeout for the whole run (one request each), and the
+    run still writes its certificate."""
+    with LoopbackApi(default=Canned(200, {"status": "ok"}, delay_s=30)) as api:
+        run = remote(api.url, read_timeout_s=0.5)
+        served = list(api.requests)
+    expect(run, failed={"JC-HEALTH-01", "JC-DEEP-01"},
+           error=DEEP_READERS | {"JC-DEEP-08", "JC-HEALTH-02", "JC-HEALTH-03", "JC-HEALTH-04", "JC-RATE-01",
+                                 "JC-CIRCUIT-01"})
+    assert "no answer within the read timeout (0.5 s, runbook.toml http.read_timeout_s)" in run.message("JC-HEALTH-01")
+    assert "Scenario 1" in run.message("JC-HEALTH-01")
+    assert "read timeout" in run.message("JC-RATE-01")
+    assert sorted(served) == sorted(["/health", "/health/ready", "/health/deep", "/health/schema",
+                                     "/health/rate", "/health/circuit"])
+    assert run.certificate is not None and run.certificate["verdict"] == "not-certified"
+
+
+def test_dead_api_still_certifies_the_run(healthy: NativeStack, remote: RemoteRun) -> None:
+    run = remote(f"http://127.0.0.1:{free_port()}")
+    expect(run, failed={"JC-HEALTH-01", "JC-DEEP-01"},
+           error=DEEP_READERS | {"JC-DEEP-08", "JC-HEALTH-02", "JC-HEALTH-03", "JC-HEALTH-04", "JC-RATE-01",
+                                 "JC-CIRCUIT-01"})
+    assert "connection refused" in run.message("JC-HEALTH-01")
+
+
+NON_JSON = {
+    "html-error-page": (
+        Canned(200, "<!DOCTYPE html><html><head><title>Application failed to respond</title></head>"
+                    "<body>Railway</body></html>", content_type="text/html"),
+        "answered HTTP 200 with an HTML page (text/html)",
+    ),
+    "redirect-to-login": (
+        Canned(302, "", headers=(("Location", "https://sso.example.com/login?next=/health"),)),
+        "answered HTTP 302 redirect to 'https://sso.example.com/login?next=/health'",
+    ),
+    "plain-text": (Canned(200, "OK"), "answered HTTP 200 with a non-JSON body (text/plain; charset=utf-8): 'OK'"),
+}
+
+
+@pytest.mark.parametrize("case", list(NON_JSON))
+def test_api_answering_non_json(healthy: NativeStack, remote: RemoteRun, case: str) -> None:
+    canned, phrase = NON_JSON[case]
+    with LoopbackApi(default=canned) as api:
+        run = remote(api.url)
+    expect(run, failed=ENDPOINT_CONTRACTS, error=DEEP_READERS | {"JC-DEEP-08"})
+    # every check that read an endpoint names what came instead of JSON
+    readers = ["JC-HEALTH-02", "JC-DEEP-01", "JC-DEEP-02", "JC-DEEP-08", "JC-GUARD-03", "JC-GUARD-05"]
+    if canned.status == 200:
+        readers += ["JC-HEALTH-01", "JC-RATE-01", "JC-CIRCUIT-01", "JC-HEALTH-04"]
+    else:  # a redirect is not 200 either: the endpoint contracts say that first
+        assert "answered HTTP 302, expected 200" in run.message("JC-HEALTH-01")
+        assert "answered HTTP 302, expected 200 with usage per namespace" in run.message("JC-RATE-01")
+    for inv in readers:
+        assert phrase in run.message(inv), (inv, run.message(inv))
+
+
+def test_missing_fields_and_wrong_types(healthy: NativeStack, remote: RemoteRun) -> None:
+    routes = {
+        "/health/deep": Canned(200, {"status": "healthy", "environment": "local", "project_ref": LOCAL_REF,
+                                     "redis": 42}),
+        "/health/rate": Canned(200, {"namespaces": {"mensagens_hora": {"used": "17", "limit": 20}}}),
+        "/health/circuit": Canned(200, {"status": "ok"}),
+        "/health/schema": Canned(200, {"history": []}),
+    }
+    with LoopbackApi(routes=routes, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed={"JC-DEEP-01", "JC-RATE-01", "JC-CIRCUIT-01", "JC-HEALTH-04"},
+           error=DEEP_READERS | {"JC-DEEP-08"})
+    assert "part 'redis' is a number (42), expected an object" in run.message("JC-DEEP-01")
+    assert "part 'redis' is a number" in run.message("JC-DEEP-03")
+    assert "'namespaces.mensagens_hora.used' is a string ('17'), expected a non-negative number" in run.message("JC-RATE-01")
+    assert "the answer has no 'integrations' field" in run.message("JC-CIRCUIT-01")
+    assert "the answer has no 'current_version' field" in run.message("JC-HEALTH-04")
+
+
+def test_alias_answers_and_the_report_says_which(healthy: NativeStack, remote: RemoteRun) -> None:
+    routes = {"/health/rate": NOT_FOUND, "/health/rate-limit": Canned(200, {"namespaces": {
+        "mensagens_hora": {"used": 3, "limit": 20}}})}
+    with LoopbackApi(routes=routes, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+        served = list(api.requests)
+    expect(run)
+    assert served.count("/health/rate") == 1 and served.count("/health/rate-limit") == 1
+    warnings = rows(run)["JC-HEALTH-03"]["warnings"]
+    assert warnings == ["rate: answered by alias /health/rate-limit (runbook path /health/rate → 404)"]
+
+
+def test_endpoint_missing_on_every_alias(healthy: NativeStack, remote: RemoteRun) -> None:
+    routes = {"/health/circuit": NOT_FOUND, "/health/circuits": NOT_FOUND}
+    with LoopbackApi(routes=routes, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed={"JC-HEALTH-03"}, error={"JC-CIRCUIT-01"})
+    missing = "endpoint circuit missing: every path answered 404 (/health/circuit, /health/circuits)"
+    assert missing in run.message("JC-HEALTH-03") and missing in run.message("JC-CIRCUIT-01")
+
+
+def test_postdeploy_selects_only_the_gate(tmp_path: Path) -> None:
+    run = run_suite("-m", "postdeploy", "--collect-only", paths=AREA, reports=tmp_path / "reports")
+    assert run.exitcode == 0, run.output[-2000:]
+    selected = {line.split("::")[1] for line in run.output.splitlines() if "::" in line}
+    assert "test_rate_under_warning_ratio" not in selected and "test_circuits_closed" not in selected
+    assert {"test_liveness", "test_deep_healthy", "test_deep_consistent", "test_schema_endpoint_matches_database",
+            "test_guard_keys_present"} <= selected
