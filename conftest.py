@@ -7,5 +7,6 @@ pytest_plugins = [
     "plugins.safety",
     "plugins.allure_labels",
     "plugins.certificate",
+    "plugins.app_repo",
     "fixtures.connections",
 ]
