@@ -40,6 +40,25 @@ def index_defs(db: Database, runbook: Runbook) -> list[pm.IndexDef]:
     return pm.indexes(db, [runbook.schema])
 
 
+@pytest.fixture
+def record_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], Path]:
+    """Evidence a passing check keeps: a JSON file in the run's folder (what the next run
+    compares with) and, when Allure is on, an attachment. Redacted like everything else."""
+
+    def record(name: str, data: dict[str, Any]) -> Path:
+        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        path = ctx.run_dir / "evidence" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        if getattr(request.config.option, "allure_report_dir", None):
+            import allure
+
+            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
+        return path
+
+    return record
+
+
 def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
     """Why an index that mentions the columns still does not count (None: unrelated)."""
     if not set(columns) <= {c for c in index.columns if c}:
@@ -202,9 +221,10 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
     "index; for a table, plain `VACUUM` makes the space reusable — `VACUUM FULL` blocks and is "
     "only for a low-traffic window (runbook: When to VACUUM vs VACUUM FULL).",
 )
-def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: MaintenanceContract) -> None:
+def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
+                                record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
     """Method: the statistical estimate (pm.BLOAT_METHOD), named in every failure message and
-    in the evidence; relations below `bloat_min_bytes` are not judged."""
+    in the evidence, kept on a pass too; relations below `bloat_min_bytes` are not judged."""
     estimates = pm.bloat_estimates(db, [runbook.schema])
     limit = {"table": maintenance.table_bloat_max_ratio, "index": maintenance.index_bloat_max_ratio}
     judged = [e for e in estimates if e.real_bytes >= maintenance.bloat_min_bytes]
@@ -218,17 +238,19 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
             for e in judged
         ],
     }
-    if bloated:
-        lines = [
-            f"{e.kind} {e.schema}.{e.name}: ~{pm.pretty_bytes(e.bloat_bytes)} of {pm.pretty_bytes(e.real_bytes)} "
-            f"({e.ratio:.0%} > {limit[e.kind]:.0%})"
-            for e in sorted(bloated, key=lambda e: -e.bloat_bytes)
-        ]
-        raise violated(
-            "expected estimated bloat under the thresholds, found: " + "; ".join(lines)
-            + " [method: statistical estimate from pg_stats and pg_class (ioguix-style), no pages read]",
-            evidence=evidence,
-        )
+    if not bloated:
+        record_evidence("bloat-estimate", evidence)
+        return
+    lines = [
+        f"{e.kind} {e.schema}.{e.name}: ~{pm.pretty_bytes(e.bloat_bytes)} of {pm.pretty_bytes(e.real_bytes)} "
+        f"({e.ratio:.0%} > {limit[e.kind]:.0%})"
+        for e in sorted(bloated, key=lambda e: -e.bloat_bytes)
+    ]
+    raise violated(
+        "expected estimated bloat under the thresholds, found: " + "; ".join(lines)
+        + " [method: statistical estimate from pg_stats and pg_class (ioguix-style), no pages read]",
+        evidence=evidence,
+    )
 
 
 @invariant(
@@ -319,25 +341,6 @@ def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
         if best is None or data["taken_at"] > best["taken_at"]:
             best = {**data, "run": path.parent.parent.name}
     return best
-
-
-@pytest.fixture
-def record_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], Path]:
-    """Evidence a passing check keeps: a JSON file in the run's folder (what the next run
-    compares with) and, when Allure is on, an attachment. Redacted like everything else."""
-
-    def record(name: str, data: dict[str, Any]) -> Path:
-        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        path = ctx.run_dir / "evidence" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        if getattr(request.config.option, "allure_report_dir", None):
-            import allure
-
-            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
-        return path
-
-    return record
 
 
 @invariant(

@@ -24,6 +24,9 @@ def test_healthy_stack_passes_every_maintenance_and_security_check(healthy: Nati
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
     assert set(run.outcomes()) == {f"JC-MAINT-0{i}" for i in range(1, 8)} | {f"JC-SEC-0{i}" for i in range(1, 6)}
     assert run.not_passed() == set()
+    assert run.run_dir is not None
+    bloat = json.loads((run.run_dir / "evidence" / "bloat-estimate.json").read_text())
+    assert bloat["method"].startswith("statistical estimate") and bloat["judged"]
 
 
 @pytest.mark.parametrize(
