@@ -9,5 +9,6 @@ pytest_plugins = [
     "plugins.allure_labels",
     "plugins.certificate",
     "plugins.runbook_doc",
+    "plugins.app_repo",
     "fixtures.connections",
 ]

@@ -110,6 +110,8 @@ EXTRA_SECTIONS: dict[str, str] = {
     "schema": "plugins.contract_schema:parse",
     "runbook_lint": "plugins.runbook_doc:parse",
     "health": "plugins.contract_health:parse",
+    "maintenance": "plugins.contract_maintenance:parse",
+    "security": "plugins.contract_security:parse",
 }
 
 
@@ -418,6 +420,7 @@ _TARGET_SPEC: _Spec = {
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "migrations_dir": str, "schema_baseline": str,  # plugins.schema_options (relative to targets.toml)
     "app_env_vars": list,  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
+    "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
 }
 
 

@@ -1,0 +1,372 @@
+"""Runbook › Database Maintenance: the weekly and monthly checks, as nightly invariants.
+
+The runbook asks an operator to run its queries by hand every Monday and every first Monday;
+here each query's *intent* is an invariant judged every night, with queries that are correct
+on PostgreSQL 13–17 (the runbook's FK-index and pg_stat_statements queries are not — see
+fixtures/probes_maintenance.py). Everything is read-only and catalog-only: no table or index
+is scanned, so the checks are safe against production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures import probes_maintenance as pm
+from fixtures.clients import Database
+from plugins.config import Runbook
+from plugins.contract_maintenance import MaintenanceContract, create_index_statement
+from plugins.invariants import Undecidable, invariant, violated
+from plugins.target import RunContext, redactor
+
+pytestmark = [pytest.mark.nightly]
+
+_SECTION = "Database Maintenance"
+
+
+@pytest.fixture(scope="module")
+def maintenance(runbook: Runbook) -> MaintenanceContract:
+    contract: MaintenanceContract = runbook.section("maintenance")
+    return contract
+
+
+@pytest.fixture(scope="module")
+def index_defs(db: Database, runbook: Runbook) -> list[pm.IndexDef]:
+    return pm.indexes(db, [runbook.schema])
+
+
+@pytest.fixture
+def record_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], Path]:
+    """Evidence a passing check keeps: a JSON file in the run's folder (what the next run
+    compares with) and, when Allure is on, an attachment. Redacted like everything else."""
+
+    def record(name: str, data: dict[str, Any]) -> Path:
+        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        path = ctx.run_dir / "evidence" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        if getattr(request.config.option, "allure_report_dir", None):
+            import allure
+
+            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
+        return path
+
+    return record
+
+
+def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
+    """Why an index that mentions the columns still does not count (None: unrelated)."""
+    if not set(columns) <= {c for c in index.columns if c}:
+        return None
+    if not index.usable:
+        return f"{index.name}: invalid (failed CREATE INDEX CONCURRENTLY)"
+    if index.partial:
+        return f"{index.name}: partial"
+    if index.method != "btree":
+        return f"{index.name}: {index.method}, not btree"
+    if not set(columns) <= {c for c in index.keys if c}:
+        return f"{index.name}: columns only INCLUDEd"
+    if set(index.keys[: len(columns)]) == set(columns):
+        return f"{index.name} {pm.describe_columns(index.keys)}: wrong column order"
+    return f"{index.name} {pm.describe_columns(index.keys)}: does not lead with them"
+
+
+@invariant(
+    "JC-MAINT-01",
+    title="every foreign key has a covering index",
+    severity="critical",
+    section=f"{_SECTION} › Creating Missing Indices (Critical)",
+    remedy="PostgreSQL does not index foreign keys by itself: add the index without blocking "
+    "queries, `CREATE INDEX CONCURRENTLY idx_table_fk_column ON table_name(foreign_key_column);` "
+    "(the statement for each key is in the message).",
+)
+def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_defs: list[pm.IndexDef]) -> None:
+    """A covering index is a usable, non-partial btree whose leading key columns are the
+    foreign key's columns in order; a name proves nothing (the runbook's query trusts names)."""
+    missing = []
+    for fk in pm.foreign_keys(db, [runbook.schema]):
+        if pm.covering(index_defs, fk.table, fk.columns):
+            continue
+        near = [w for i in index_defs if i.table == fk.table and (w := _why_not(i, fk.columns))]
+        missing.append({
+            "table": f"{fk.schema}.{fk.table}", "columns": list(fk.columns), "constraint": fk.name,
+            "references": fk.references, "not_counted": near,
+            "fix": create_index_statement(fk.schema, fk.table, fk.columns),
+        })
+    if missing:
+        # Short enough for the certificate's one line: the full list is the evidence.
+        lines = [
+            f"{m['table']} {pm.describe_columns(m['columns'])} [{'; '.join([m['constraint'], *m['not_counted']])}]"
+            f" fix: {m['fix']}"
+            for m in missing
+        ]
+        raise violated(f"{len(missing)} foreign key(s) without a covering index: " + " | ".join(lines),
+                       evidence=missing)
+
+
+@invariant(
+    "JC-MAINT-02",
+    title="the runbook's required indices exist (judged by definition)",
+    severity="critical",
+    section=f"{_SECTION} › Creating Missing Indices (Critical)",
+    remedy="Create the missing index with the runbook's statement, e.g. `CREATE INDEX "
+    "CONCURRENTLY idx_interacoes_cliente_id ON interacoes(cliente_id);`, then verify with "
+    "`SELECT indexname FROM pg_indexes WHERE tablename = '…';`.",
+)
+def test_required_indices_exist(
+    db: Database, runbook: Runbook, maintenance: MaintenanceContract, index_defs: list[pm.IndexDef]
+) -> None:
+    """Each runbook entry is a table and its columns; any index leading with those columns,
+    whatever its name, satisfies it — and an index with the runbook's name on other columns
+    does not."""
+    required = maintenance.required_indices
+    if not required:
+        pytest.skip("runbook.toml lists no required indices")
+    tables = pm.existing_tables(db, runbook.schema, sorted({r.table for r in required}))
+    absent_tables = sorted({r.table for r in required} - tables)
+    missing = []
+    for req in required:
+        if req.table not in tables:
+            continue
+        if pm.covering(index_defs, req.table, req.columns):
+            continue
+        namesake = next((i for i in index_defs if i.table == req.table and i.name == req.name), None)
+        near = [w for i in index_defs if i.table == req.table and (w := _why_not(i, req.columns))]
+        if namesake is not None and not any(w.split(" ")[0].rstrip(":") == namesake.name for w in near):
+            near.append(f"{namesake.name} {pm.describe_columns(namesake.keys)}: other columns")
+        missing.append({
+            "runbook_name": req.name, "table": req.table, "columns": list(req.columns),
+            "not_counted": near, "fix": req.create_statement(runbook.schema),
+        })
+    if missing:
+        lines = [
+            f"{m['runbook_name']}: no index on {m['table']} leads with {pm.describe_columns(m['columns'])}"
+            + (f" [{'; '.join(m['not_counted'])}]" if m["not_counted"] else "") + f" fix: {m['fix']}"
+            for m in missing
+        ]
+        if absent_tables:
+            lines.append(f"tables not found: {', '.join(absent_tables)}")
+        raise violated(f"{len(missing)} of the runbook's {len(required)} required indices missing: "
+                       + " | ".join(lines), evidence=missing)
+    if absent_tables:
+        raise Undecidable(
+            f"runbook.toml requires indices on tables {runbook.schema} does not have: "
+            f"{', '.join(absent_tables)}"
+        )
+
+
+@invariant(
+    "JC-MAINT-03",
+    title="high-volume tables: few dead tuples, vacuumed and analyzed within the window",
+    severity="normal",
+    section=f"{_SECTION} › Weekly Maintenance",
+    remedy="Run the weekly maintenance in the Supabase SQL editor: `VACUUM ANALYZE <table>;` "
+    "for each table named; if autovacuum is disabled on it, re-enable it "
+    "(`ALTER TABLE <table> RESET (autovacuum_enabled);`).",
+)
+def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenance: MaintenanceContract) -> None:
+    """The runbook's weekly VACUUM ANALYZE keeps dead tuples down and statistics fresh on
+    the tables that grow fastest; (auto)vacuum and (auto)analyze both count."""
+    wanted = maintenance.high_volume_tables
+    snap = pm.table_activity(db, runbook.schema, [t.table for t in wanted])
+    absent = [t.table for t in wanted if t.table not in snap.tables]
+    since = snap.stats_reset.isoformat(timespec="seconds") if snap.stats_reset else "statistics began"
+    problems: list[str] = []
+    evidence: list[dict[str, Any]] = []
+    for spec in wanted:
+        act = snap.tables.get(spec.table)
+        if act is None:
+            continue
+        evidence.append({
+            "table": spec.table, "live": act.live, "dead": act.dead, "dead_ratio": round(act.dead_ratio, 4),
+            "last_vacuum": act.vacuumed, "last_analyze": act.analyzed,
+            "autovacuum_enabled": act.autovacuum_enabled and snap.autovacuum_on,
+        })
+        autovac = "" if act.autovacuum_enabled and snap.autovacuum_on else (
+            ", autovacuum disabled on the table" if not act.autovacuum_enabled else ", autovacuum off server-wide")
+        if act.dead > maintenance.dead_tuple_min_count and act.dead_ratio > maintenance.dead_tuple_max_ratio:
+            problems.append(
+                f"{spec.table}: {act.dead} dead of {act.live + act.dead} tuples ({act.dead_ratio:.0%} > "
+                f"{maintenance.dead_tuple_max_ratio:.0%}{autovac})"
+            )
+        for what, done, window, stamp in (("vacuum", "vacuumed", spec.vacuum_within_days, act.vacuumed),
+                                          ("analyze", "analyzed", spec.analyze_within_days, act.analyzed)):
+            if window is None:
+                continue
+            if stamp is None:
+                problems.append(f"{spec.table}: never {done} since {since} (window {window} days{autovac})")
+            elif snap.now - stamp > dt.timedelta(days=window):
+                age = (snap.now - stamp).days
+                problems.append(
+                    f"{spec.table}: last {what} {stamp.isoformat(timespec='seconds')}, {age} days ago "
+                    f"(window {window} days{autovac})"
+                )
+    if problems:
+        raise violated("expected maintained high-volume tables, found: " + "; ".join(problems), evidence=evidence)
+    if absent:
+        raise Undecidable(f"high-volume tables not found in {runbook.schema}: {', '.join(absent)}")
+
+
+@invariant(
+    "JC-MAINT-04",
+    title="estimated table and index bloat under the thresholds",
+    severity="normal",
+    section=f"{_SECTION} › Monthly Maintenance",
+    remedy="Reclaim space without blocking: `REINDEX INDEX CONCURRENTLY <index>;` for a bloated "
+    "index; for a table, plain `VACUUM` makes the space reusable — `VACUUM FULL` blocks and is "
+    "only for a low-traffic window (runbook: When to VACUUM vs VACUUM FULL).",
+)
+def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
+                                record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
+    """Method: the statistical estimate (pm.BLOAT_METHOD), named in every failure message and
+    in the evidence, kept on a pass too; relations below `bloat_min_bytes` are not judged."""
+    estimates = pm.bloat_estimates(db, [runbook.schema])
+    limit = {"table": maintenance.table_bloat_max_ratio, "index": maintenance.index_bloat_max_ratio}
+    judged = [e for e in estimates if e.real_bytes >= maintenance.bloat_min_bytes]
+    bloated = [e for e in judged if e.expected_bytes is not None and e.ratio > limit[e.kind]]
+    evidence = {
+        "method": pm.BLOAT_METHOD,
+        "judged": [
+            {"kind": e.kind, "relation": e.name, "table": e.table, "real": pm.pretty_bytes(e.real_bytes),
+             "expected": pm.pretty_bytes(e.expected_bytes) if e.expected_bytes is not None else None,
+             "bloat_ratio": round(e.ratio, 3), "not_estimable": e.reason or None}
+            for e in judged
+        ],
+    }
+    if not bloated:
+        record_evidence("bloat-estimate", evidence)
+        return
+    lines = [
+        f"{e.kind} {e.schema}.{e.name}: ~{pm.pretty_bytes(e.bloat_bytes)} of {pm.pretty_bytes(e.real_bytes)} "
+        f"({e.ratio:.0%} > {limit[e.kind]:.0%})"
+        for e in sorted(bloated, key=lambda e: -e.bloat_bytes)
+    ]
+    raise violated(
+        "expected estimated bloat under the thresholds, found: " + "; ".join(lines)
+        + " [method: statistical estimate from pg_stats and pg_class (ioguix-style), no pages read]",
+        evidence=evidence,
+    )
+
+
+@invariant(
+    "JC-MAINT-05",
+    title="no large index left unused (warning)",
+    severity="minor",
+    section=f"{_SECTION} › Monthly Maintenance",
+    remedy="Review each index named: if no query needs it, drop it without blocking "
+    "(`DROP INDEX CONCURRENTLY <index>;`); if it is new, wait for the next run.",
+)
+def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
+                               index_defs: list[pm.IndexDef]) -> None:
+    """A warning, never a blocker: an unused index costs every write and its disk. Indices
+    that enforce a constraint (primary key, unique) or cover a foreign key are not counted:
+    dropping them would break the constraint or JC-MAINT-01."""
+    usage, reset = pm.index_usage(db, [runbook.schema])
+    scans = {(u.table, u.name): u.scans for u in usage}
+    fks = pm.foreign_keys(db, [runbook.schema])
+    fk_covers = {i.name for fk in fks for i in pm.covering(index_defs, fk.table, fk.columns)}
+    unused = [
+        i for i in index_defs
+        if i.size_bytes > maintenance.unused_index_min_bytes
+        and not (i.unique or i.primary) and i.name not in fk_covers
+        and scans.get((i.table, i.name), 0) < maintenance.unused_index_max_scans
+    ]
+    if unused:
+        since = f"since the statistics reset of {reset.isoformat(timespec='seconds')}" if reset else \
+            "since statistics began (never reset)"
+        lines = [
+            f"{i.schema}.{i.name} on {i.table} {pm.describe_columns(i.keys)}: {pm.pretty_bytes(i.size_bytes)}, "
+            f"{scans.get((i.table, i.name), 0)} scans"
+            for i in sorted(unused, key=lambda i: -i.size_bytes)
+        ]
+        raise violated(
+            f"warning: {len(unused)} index(es) over {pm.pretty_bytes(maintenance.unused_index_min_bytes)} "
+            f"with fewer than {maintenance.unused_index_max_scans} scans {since}: " + "; ".join(lines),
+            evidence=[{"index": i.name, "table": i.table, "size_bytes": i.size_bytes,
+                       "scans": scans.get((i.table, i.name), 0), "definition": i.definition} for i in unused],
+        )
+
+
+@invariant(
+    "JC-MAINT-06",
+    title="no slow statement in pg_stat_statements",
+    severity="normal",
+    section=f"{_SECTION} › Monthly Maintenance",
+    remedy="Look at each statement named (Scenario 4: missing indices, N+1 queries); `EXPLAIN "
+    "(ANALYZE, BUFFERS)` it on staging and add the index it lacks with CREATE INDEX CONCURRENTLY.",
+)
+def test_no_slow_statements(db: Database, maintenance: MaintenanceContract) -> None:
+    """Application statements (SELECT / DML, not maintenance or monitoring) averaging more than
+    the threshold. The timing columns are read from the catalog: `mean_exec_time` since
+    PostgreSQL 13, `mean_time` before (the runbook's query uses the old names)."""
+    try:
+        facts = pm.slow_statements(db, maintenance.slow_query_mean_ms, maintenance.slow_query_min_calls)
+    except pm.StatementsUnavailable as exc:
+        pytest.skip(f"slow queries not judged: {exc}")
+    if facts.slow:
+        lines = [
+            f"{s.mean_ms:.0f} ms mean over {s.calls} calls (max {s.max_ms:.0f} ms): {s.query[:160]!r}"
+            for s in facts.slow
+        ]
+        raise violated(
+            f"expected no statement averaging over {maintenance.slow_query_mean_ms:g} ms "
+            f"(≥ {maintenance.slow_query_min_calls} calls), found {len(facts.slow)}: " + " | ".join(lines),
+            evidence={"columns": facts.columns.__dict__, "extension_schema": facts.schema,
+                      "statements": [s.__dict__ for s in facts.slow]},
+        )
+
+
+# --- table growth: evidence for the next night's comparison -------------------------------
+
+GROWTH_EVIDENCE = "table-growth"
+
+
+def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
+    """The newest table-growth record of an earlier run against the same target."""
+    best: dict[str, Any] | None = None
+    for path in run_dir.parent.glob(f"*/evidence/{GROWTH_EVIDENCE}.json"):
+        if path.parent.parent == run_dir:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("target") != target or not isinstance(data.get("taken_at"), str):
+            continue
+        if best is None or data["taken_at"] > best["taken_at"]:
+            best = {**data, "run": path.parent.parent.name}
+    return best
+
+
+@invariant(
+    "JC-MAINT-07",
+    title="sizes of the largest tables recorded (growth evidence)",
+    severity="minor",
+    section=f"{_SECTION} › Weekly Maintenance",
+    remedy="If a table grows faster than the runbook's rows/day, archive old rows (Monthly "
+    "Maintenance step 3: job_executions older than 90 days).",
+)
+def test_table_growth_recorded(db: Database, runbook: Runbook, maintenance: MaintenanceContract, ctx: RunContext,
+                               record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
+    """The runbook's weekly "check table sizes" query, kept as evidence (table names and
+    sizes only: nothing a certificate may not carry) and compared with the last run."""
+    taken_at, sizes = pm.table_sizes(db, [runbook.schema], maintenance.growth_top_tables)
+    previous = _previous_growth(ctx.run_dir, ctx.target.name)
+    before = {t["table"]: t["total_bytes"] for t in (previous or {}).get("tables", [])}
+    record_evidence(GROWTH_EVIDENCE, {
+        "target": ctx.target.name,
+        "taken_at": taken_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        "previous": {"run": previous["run"], "taken_at": previous["taken_at"]} if previous else None,
+        "tables": [
+            {"table": f"{t.schema}.{t.table}" if t.schema != runbook.schema else t.table,
+             "total_bytes": t.total_bytes, "total": pm.pretty_bytes(t.total_bytes),
+             "table_bytes": t.table_bytes, "index_bytes": t.index_bytes, "rows_estimate": t.rows_estimate,
+             "growth_bytes": (t.total_bytes - before[t.table]) if t.table in before else None}
+            for t in sizes
+        ],
+    })

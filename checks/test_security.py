@@ -1,0 +1,175 @@
+"""The runbook's security premises: Supabase's Data API exposes nothing it should not, and
+secrets live in Railway variables, rotated on schedule, "NOT in code or .env files".
+
+On Supabase the anon key is public (it ships in every client) and every table of an exposed
+schema is reachable with it: row-level security is the wall between the internet and the
+doctors' data. A hole there is the runbook's Level 3 ("data corruption or security issue →
+escalate to CTO immediately").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from fixtures import probes_security as ps
+from fixtures.clients import Database
+from plugins.config import Runbook
+from plugins.contract_security import SecurityContract
+from plugins.invariants import Undecidable, invariant, violated
+
+pytestmark = [pytest.mark.nightly]
+
+_API_SECTION = "Contact and Escalation › Level 3: security issue (Supabase Data API)"
+_SECRETS_SECTION = "Secrets Management"
+
+
+@pytest.fixture(scope="module")
+def security(runbook: Runbook) -> SecurityContract:
+    contract: SecurityContract = runbook.section("security")
+    return contract
+
+
+@pytest.fixture(scope="module")
+def api_roles(db: Database, security: SecurityContract) -> tuple[str, ...]:
+    """The Data API's roles present on this server; the checks skip where there is no API."""
+    present = ps.existing_roles(db, security.api_roles)
+    if security.anon_role not in present:
+        pytest.skip(
+            f"no role {security.anon_role!r} on this server: not a Supabase Data API database "
+            "(runbook.toml security.anon_role)"
+        )
+    return tuple(r for r in security.api_roles if r in present)
+
+
+@invariant(
+    "JC-SEC-01",
+    title="row-level security is enabled on every table of the exposed schemas",
+    severity="critical",
+    section=_API_SECTION,
+    remedy="Now: `ALTER TABLE <table> ENABLE ROW LEVEL SECURITY;` (the app's service role "
+    "bypasses RLS, so it keeps working), then add the policies the dashboard needs; if rows "
+    "may have been read, it is a Level 3 security issue: escalate to the CTO.",
+)
+def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
+    """Without RLS, whatever the API roles are granted on a table is readable — on Supabase,
+    by default, everything, with the public anon key."""
+    tables = ps.table_rls(db, security.exposed_schemas)
+    if not tables:
+        raise Undecidable(f"no table in the exposed schemas {', '.join(security.exposed_schemas)}")
+    open_tables = [t for t in tables if not t.enabled]
+    if open_tables:
+        raise violated(
+            f"expected row-level security on every table of {', '.join(security.exposed_schemas)}, "
+            f"found {len(open_tables)} without: " + ", ".join(f"{t.schema}.{t.table}" for t in open_tables),
+            evidence=[t.__dict__ for t in tables],
+        )
+
+
+@invariant(
+    "JC-SEC-02",
+    title="no view of an exposed schema bypasses row-level security (security definer view)",
+    severity="critical",
+    section=_API_SECTION,
+    remedy="Make the view run with the caller's rights: `ALTER VIEW <view> SET (security_invoker "
+    "= true);` (PostgreSQL 15+); otherwise revoke SELECT on it from anon and authenticated or move "
+    "it out of the exposed schema.",
+)
+def test_no_security_definer_view(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
+    """Definition (fixtures.probes_security.bypasses_rls): a view that runs with its owner's
+    rights, that an API role may read, and whose owner is not subject to the RLS of a table it
+    reads (superuser, BYPASSRLS, or the table's owner without FORCE ROW LEVEL SECURITY)."""
+    found = [v for v in ps.views(db, security.exposed_schemas, api_roles) if ps.bypasses_rls(v)]
+    if found:
+        lines = []
+        for v in found:
+            why = "superuser" if v.owner_superuser else "BYPASSRLS" if v.owner_bypassrls else "owner of the tables"
+            lines.append(
+                f"{v.schema}.{v.name} (owner {v.owner}: {why}; readable by {', '.join(v.readable_by)}; "
+                f"bypasses RLS of {', '.join(v.bypassed_tables())})"
+            )
+        raise violated(
+            f"expected no view that bypasses row-level security, found {len(found)}: " + "; ".join(lines),
+            evidence=[{"view": f"{v.schema}.{v.name}", "owner": v.owner, "security_invoker": v.security_invoker,
+                       "readable_by": list(v.readable_by), "bypassed_tables": v.bypassed_tables()} for v in found],
+        )
+
+
+@invariant(
+    "JC-SEC-03",
+    title="the anonymous role cannot read app_settings",
+    severity="critical",
+    section=_API_SECTION,
+    remedy="`REVOKE ALL ON app_settings FROM anon;` (and from PUBLIC if granted there): the "
+    "settings the hard guards read are no business of the public API.",
+)
+def test_settings_not_readable_by_anon(db: Database, runbook: Runbook, security: SecurityContract,
+                                       api_roles: tuple[str, ...]) -> None:
+    """Judged on privileges (table or any column, PUBLIC and inherited grants included), not
+    on RLS: a settings table readable by anon is one missing policy away from public."""
+    readable = ps.readable_by(db, security.anon_role, runbook.schema, runbook.settings_table)
+    if readable is None:
+        raise Undecidable(f"table {runbook.schema}.{runbook.settings_table} not found")
+    if readable:
+        raise violated(
+            f"expected {security.anon_role} to have no SELECT on {runbook.schema}.{runbook.settings_table}, "
+            f"found it may read it (has_any_column_privilege is true)"
+        )
+
+
+@invariant(
+    "JC-SEC-04",
+    title="every scheduled secret was rotated within its interval",
+    severity="normal",
+    section=f"{_SECRETS_SECTION} › Rotation Schedule",
+    remedy="Rotate the secret with the runbook's Rotation Checklist (staging first, then "
+    "production, revoke the old key after 24 h), then record the date in runbook.toml "
+    "(security.secret_rotation) as step 9 asks.",
+)
+def test_secrets_rotated_on_schedule(security: SecurityContract) -> None:
+    """Compared with today's date (UTC). Names and dates only: this check never sees a value."""
+    if not security.secret_rotation:
+        pytest.skip("runbook.toml has no secret rotation schedule")
+    today = dt.datetime.now(dt.UTC).date()
+    overdue = [r for r in security.secret_rotation if r.overdue_on(today)]
+    if overdue:
+        raise violated(
+            f"expected every secret rotated within its interval (today {today.isoformat()}), found "
+            f"{len(overdue)} overdue: " + "; ".join(
+                f"{r.secret} last rotated {r.last_rotated.isoformat()}, every {r.interval_days} days → due "
+                f"{r.due.isoformat()} ({(today - r.due).days} days overdue)" for r in overdue),
+            evidence=[{"secret": r.secret, "interval_days": r.interval_days,
+                       "last_rotated": r.last_rotated.isoformat(), "due": r.due.isoformat()} for r in overdue],
+        )
+
+
+@invariant(
+    "JC-SEC-05",
+    title="no secret committed in the application's code or .env files",
+    severity="critical",
+    section=f"{_SECRETS_SECTION} › Production Secrets Location",
+    remedy="Treat the secret as leaked: rotate it now (Secret Rotation Procedure), then remove it "
+    "from the code (read it from the environment) and from git history; mark a false positive "
+    "with `# pragma: allowlist secret` or audit it in .secrets.baseline.",
+)
+def test_no_secret_in_app_repository(app_repo: Path | None) -> None:
+    """detect-secrets over every committed file and every .env-like file (ignored or not) of
+    the checkout named by --app-repo or the profile's `app_repo`. The message names file and
+    line, never the value."""
+    if app_repo is None:
+        pytest.skip("no --app-repo given (nor app_repo in the target profile): "
+                    "the application's code was not scanned")
+    result = ps.scan_repository(app_repo)
+    if result.files == 0:
+        raise Undecidable(f"--app-repo {app_repo}: no file to scan")
+    if result.findings:
+        raise violated(
+            f"expected no secret in the application's code or .env files, found {len(result.findings)} "
+            f"secret-looking value(s) (values not shown): " + "; ".join(f.describe() for f in result.findings),
+            evidence={"files_scanned": result.files, "git": result.git,
+                      "audited_false_positives": result.audited_false_positives,
+                      "findings": [{"file": f.path, "line": f.line, "types": list(f.kinds),
+                                    "hash_prefix": f.fingerprint} for f in result.findings]},
+        )

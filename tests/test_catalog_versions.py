@@ -1,0 +1,120 @@
+"""Every catalog query of the maintenance and security probes, run on every PostgreSQL server
+version installed on this machine (13–17 where present), read-only, as the suite runs them.
+
+The session's stack serves its own version; any other installed major gets a throwaway stack
+of its own (JC_PG_BINDIR). Versions that are not installed cannot be proven here: the test
+ids say which ones ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fixtures import probes_maintenance as pm
+from fixtures import probes_security as ps
+from fixtures.clients import Database
+from fixtures.stack.launcher import NativeStack, new_run_id
+from plugins.config import load_runbook
+from plugins.redaction import Redactor
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPPORTED = range(13, 18)
+
+
+def installed_majors() -> list[int]:
+    found = []
+    for postgres in Path("/usr/lib/postgresql").glob("*/bin/postgres"):
+        name = postgres.parent.parent.name
+        if name.isdigit() and int(name) in SUPPORTED:
+            found.append(int(name))
+    return sorted(found)
+
+
+def _major(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.info.server_version // 10000
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, stack: NativeStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The reference database on a server of the requested major version."""
+    major: int = request.param
+    assert stack.info is not None
+    if _major(stack.info.database_url) == major:
+        yield stack.info.database_url
+        return
+    monkeypatch.setenv("JC_PG_BINDIR", f"/usr/lib/postgresql/{major}/bin")
+    other = NativeStack(run_id=new_run_id(f"pg{major}"), environment="local", project_ref="localjuliaref0000000")
+    try:
+        other.start()
+        assert other.info is not None
+        yield other.info.database_url
+    finally:
+        other.stop()
+
+
+def run_every_probe(db: Database, *, has_schema: bool) -> None:
+    rb = load_runbook(ROOT / "runbook.toml")
+    maint = rb.section("maintenance")
+    sec = rb.section("security")
+    schemas = [rb.schema]
+
+    idx = pm.indexes(db, schemas)
+    fks = pm.foreign_keys(db, schemas)
+    tables = pm.existing_tables(db, rb.schema, [t.table for t in maint.high_volume_tables])
+    activity = pm.table_activity(db, rb.schema, [t.table for t in maint.high_volume_tables])
+    bloat = pm.bloat_estimates(db, schemas)
+    usage, _reset = pm.index_usage(db, schemas)
+    _taken, sizes = pm.table_sizes(db, schemas, maint.growth_top_tables)
+    roles = ps.existing_roles(db, sec.api_roles)
+    rls = ps.table_rls(db, sec.exposed_schemas)
+    views = ps.views(db, sec.exposed_schemas, sorted(roles))
+    readable = ps.readable_by(db, sec.anon_role, rb.schema, rb.settings_table)
+
+    if has_schema:
+        composite = next(fk for fk in fks if fk.name == "mensagens_grupo_conversa_fkey")
+        assert composite.columns == ("conversa_grupo_id", "grupo_id")
+        assert all(pm.covering(idx, fk.table, fk.columns) for fk in fks)
+        assert tables == {t.table for t in maint.high_volume_tables} == set(activity.tables)
+        assert {e.name for e in bloat} >= {"business_events", "business_events_pkey"}
+        assert {u.name for u in usage} == {i.name for i in idx}
+        assert sizes and sizes[0].total_bytes >= sizes[-1].total_bytes
+        assert roles == {"anon", "authenticated"} and all(t.enabled for t in rls)
+        assert {v.name for v in views} == {"metricas_conversa", "avaliacoes_qualidade"}
+        assert readable is False
+    else:
+        assert not (idx or fks or tables or bloat or usage or sizes or rls or views) and readable is None
+
+
+@pytest.mark.parametrize("database_url", installed_majors(), indirect=True, ids=lambda m: f"pg{m}")
+def test_every_catalog_query_runs(database_url: str) -> None:
+    rb = load_runbook(ROOT / "runbook.toml")
+    db = Database(database_url, rb.db_session, Redactor(), read_only=True)
+    try:
+        run_every_probe(db, has_schema=True)
+        facts = pm.slow_statements(db, 0.0, 1)
+        assert facts.columns.mean == "mean_exec_time"  # 13+
+        assert all(pm.is_workload(s.query) for s in facts.slow)
+    finally:
+        db.close()
+
+    # An empty database without pg_stat_statements: every probe still answers.
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    admin = psycopg.conninfo.make_conninfo(**{**{k: str(v) for k, v in info.items() if v is not None}, "dbname": "postgres"})
+    empty = psycopg.conninfo.make_conninfo(**{**{k: str(v) for k, v in info.items() if v is not None}, "dbname": "jc_catalog_empty"})
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS jc_catalog_empty")
+        conn.execute("CREATE DATABASE jc_catalog_empty TEMPLATE template0")
+    db = Database(empty, rb.db_session, Redactor(), read_only=True)
+    try:
+        run_every_probe(db, has_schema=False)
+        with pytest.raises(pm.StatementsUnavailable, match="not installed"):
+            pm.slow_statements(db, 0.0, 1)
+    finally:
+        db.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("DROP DATABASE jc_catalog_empty WITH (FORCE)")

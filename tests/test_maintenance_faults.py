@@ -1,0 +1,188 @@
+"""Database maintenance checks (JC-MAINT-*), each proven to fail on its fault — and only it.
+
+Faults are injected into the real local stack with SQL, as an incident or a careless
+migration would: an index dropped or recreated wrong, autovacuum switched off, a mass
+update, a big index nobody uses, a slow statement in pg_stat_statements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from fixtures.stack.launcher import NativeStack
+from tests.area_helpers import area, clean_app_repo  # noqa: F401 - fixtures
+
+MAINT = ("checks/test_maintenance.py",)
+
+
+def test_healthy_stack_passes_every_maintenance_and_security_check(healthy: NativeStack, area) -> None:  # type: ignore[no-untyped-def]
+    run = area()
+    assert run.exitcode == 0, run.output[-3000:]
+    assert run.certificate is not None and run.certificate["verdict"] == "certified"
+    assert set(run.outcomes()) == {f"JC-MAINT-0{i}" for i in range(1, 8)} | {f"JC-SEC-0{i}" for i in range(1, 6)}
+    assert run.not_passed() == set()
+    assert run.run_dir is not None
+    bloat = json.loads((run.run_dir / "evidence" / "bloat-estimate.json").read_text())
+    assert bloat["method"].startswith("statistical estimate") and bloat["judged"]
+
+
+@pytest.mark.parametrize(
+    ("index", "table", "columns", "constraint", "expected"),
+    [
+        # not in the runbook's list: only the foreign-key invariant fails
+        ("idx_fila_mensagens_cliente_id", "fila_mensagens", "(cliente_id)", "fila_mensagens_cliente_id_fkey",
+         {"JC-MAINT-01"}),
+        # one of the runbook's named indices: both fail
+        ("idx_business_events_medico_id", "business_events", "(medico_id)", "business_events_medico_id_fkey",
+         {"JC-MAINT-01", "JC-MAINT-02"}),
+        # the composite foreign key (conversa_grupo_id, grupo_id)
+        ("idx_mensagens_grupo_conversa", "mensagens_grupo", "(conversa_grupo_id, grupo_id)",
+         "mensagens_grupo_conversa_fkey", {"JC-MAINT-01"}),
+    ],
+    ids=["single-column", "single-column-runbook-named", "multi-column"],
+)
+def test_foreign_key_index_dropped(healthy: NativeStack, sql, area, index: str, table: str, columns: str,  # type: ignore[no-untyped-def]
+                                   constraint: str, expected: set[str]) -> None:
+    sql(f"DROP INDEX {index}")
+    run = area(paths=MAINT)
+    assert run.exitcode == 1
+    assert run.not_passed() == expected
+    msg = run.message("JC-MAINT-01")
+    assert f"public.{table} {columns}" in msg and constraint in msg
+    assert f"CREATE INDEX CONCURRENTLY idx_{table}_" in msg and f"ON public.{table} {columns};" in msg
+    if "JC-MAINT-02" in expected:
+        assert f"{index}: no index on {table} leads with {columns}" in run.message("JC-MAINT-02")
+
+
+def test_right_columns_under_misleading_names_pass(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """Judged by definition: names that say nothing (or lie) do not matter."""
+    sql("DROP INDEX idx_interacoes_cliente_id")
+    sql("CREATE INDEX zz_tmp_misc ON interacoes (cliente_id, created_at)")
+    sql("DROP INDEX idx_mensagens_grupo_conversa")
+    sql("CREATE INDEX idx_mensagens_grupo_created_at_old ON mensagens_grupo (conversa_grupo_id, grupo_id, created_at)")
+    run = area(paths=MAINT)
+    assert run.exitcode == 0, run.output[-3000:]
+    assert run.not_passed() == set()
+
+
+def test_wrong_column_order_fails(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """The runbook's names on indices whose columns are in the wrong order."""
+    sql("DROP INDEX idx_envios_campanha_id")
+    sql("CREATE INDEX idx_envios_campanha_id ON envios (cliente_id, campanha_id)")
+    sql("DROP INDEX idx_mensagens_grupo_conversa")
+    sql("CREATE INDEX idx_mensagens_grupo_conversa ON mensagens_grupo (grupo_id, conversa_grupo_id)")
+    run = area(paths=MAINT)
+    assert run.not_passed() == {"JC-MAINT-01", "JC-MAINT-02"}
+    fk = run.message("JC-MAINT-01")
+    assert fk.startswith("2 foreign key(s) without a covering index: public.envios (campanha_id) "
+                         "[envios_campanha_id_fkey; idx_envios_campanha_id (cliente_id, campanha_id): does not "
+                         "lead with them] fix: CREATE INDEX CONCURRENTLY idx_envios_campanha_id ON public.envios "
+                         "(campanha_id); | public.mensagens_grupo (conversa_grupo_id, grupo_id)"), fk
+    # the certificate keeps one line; the full message is in the report
+    assert ("[mensagens_grupo_conversa_fkey; idx_mensagens_grupo_conversa (grupo_id, conversa_grupo_id): wrong "
+            "column order] fix: CREATE INDEX CONCURRENTLY idx_mensagens_grupo_conversa_grupo_id_grupo_id ON "
+            "public.mensagens_grupo (conversa_grupo_id, grupo_id);") in " ".join(run.output.split())
+    req = run.message("JC-MAINT-02")
+    assert req.startswith("1 of the runbook's 9 required indices missing: idx_envios_campanha_id: no index on "
+                          "envios leads with (campanha_id) [idx_envios_campanha_id (cliente_id, campanha_id): "
+                          "does not lead with them] fix: CREATE INDEX CONCURRENTLY idx_envios_campanha_id ON "
+                          "public.envios (campanha_id);"), req
+
+
+def test_partial_and_expression_indices_do_not_count(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    sql("DROP INDEX idx_fila_mensagens_conversa_id")
+    sql("CREATE INDEX idx_fila_mensagens_conversa_id ON fila_mensagens (conversa_id) WHERE NOT processada")
+    sql("CREATE INDEX fila_mensagens_conversa_expr ON fila_mensagens ((conversa_id + 0))")
+    run = area(paths=MAINT)
+    assert run.not_passed() == {"JC-MAINT-01"}
+    msg = run.message("JC-MAINT-01")
+    assert msg.startswith("1 foreign key(s) without a covering index: public.fila_mensagens (conversa_id) "
+                          "[fila_mensagens_conversa_id_fkey; idx_fila_mensagens_conversa_id: partial] fix: "
+                          "CREATE INDEX CONCURRENTLY idx_fila_mensagens_conversa_id ON public.fila_mensagens "
+                          "(conversa_id);"), msg
+
+
+def test_autovacuum_disabled_and_mass_update(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    sql("ALTER TABLE business_events SET (autovacuum_enabled = false)")
+    sql("UPDATE business_events SET evento = evento WHERE id % 2 = 0")  # a third of the tuples die
+    run = area(paths=MAINT)
+    assert run.not_passed() == {"JC-MAINT-03"}
+    msg = run.message("JC-MAINT-03")
+    assert "business_events: 7500 dead of 22500 tuples (33% > 20%, autovacuum disabled on the table)" in msg
+
+
+def test_weekly_vacuum_missed(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """No vacuum nor analyze on record for a high-volume table (its counters reset)."""
+    sql("SELECT pg_stat_reset_single_table_counters('interacoes'::regclass)")
+    run = area(paths=MAINT)
+    assert run.not_passed() == {"JC-MAINT-03"}
+    msg = run.message("JC-MAINT-03")
+    assert "interacoes: never vacuumed since" in msg and "interacoes: never analyzed since" in msg
+    assert "window 8 days" in msg
+
+
+def test_table_bloat(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """Three rows in four deleted then vacuumed: no dead tuple left, the pages stay."""
+    sql("ALTER TABLE business_events SET (autovacuum_enabled = false)")
+    sql("DELETE FROM business_events WHERE id % 4 <> 0")
+    sql("VACUUM ANALYZE business_events")
+    run = area(paths=MAINT)
+    assert run.not_passed() == {"JC-MAINT-04"}
+    msg = run.message("JC-MAINT-04")
+    assert re.search(r"table public\.business_events: ~[\d.]+ MB of [\d.]+ MB \(7\d% > 50%\)", msg), msg
+    assert "statistical estimate" in msg
+
+
+def test_large_index_never_used(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    sql("CREATE INDEX idx_business_events_evento_payload ON business_events (evento, payload)")
+    run = area(paths=MAINT)
+    assert run.exitcode == 1
+    assert run.not_passed() == {"JC-MAINT-05"}
+    msg = run.message("JC-MAINT-05")
+    assert msg.startswith("warning:")
+    assert re.search(r"public\.idx_business_events_evento_payload on business_events \(evento, payload\): "
+                     r"1\.\d MB, 0 scans", msg), msg
+    row = next(r for r in run.certificate["invariants"] if r["id"] == "JC-MAINT-05")
+    assert row["severity"] == "minor"
+
+
+def test_slow_statement(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """pg_sleep executed until pg_stat_statements holds it at or over the minimum calls."""
+    for _ in range(5):
+        sql("SELECT pg_sleep(0.06)")
+    run = area(("slow_query_mean_ms = 100", "slow_query_mean_ms = 50"), paths=MAINT)
+    assert run.not_passed() == {"JC-MAINT-06"}
+    msg = run.message("JC-MAINT-06")
+    assert "averaging over 50 ms" in msg and "over 5 calls" in msg and "SELECT pg_sleep($1)" in msg
+
+
+def test_slow_queries_skipped_without_pg_stat_statements(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    sql("DROP EXTENSION pg_stat_statements")
+    run = area(paths=MAINT)
+    assert run.outcomes()["JC-MAINT-06"] == "skipped"
+    assert run.not_passed() == {"JC-MAINT-06"}
+    assert "pg_stat_statements extension is not installed" in run.message("JC-MAINT-06")
+
+
+def test_table_growth_is_recorded_and_compared(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    first = area(paths=MAINT)
+    assert first.not_passed() == set()
+    assert first.run_dir is not None
+    before = json.loads((first.run_dir / "evidence" / "table-growth.json").read_text())
+    assert before["previous"] is None and before["target"] == "local"
+    assert {"job_executions", "business_events", "mensagens_grupo"} <= {t["table"] for t in before["tables"]}
+
+    sql("INSERT INTO business_events (medico_id, conversa_id, evento, payload, created_at)"
+        " SELECT medico_id, conversa_id, evento, payload, created_at FROM business_events")
+    sql("VACUUM ANALYZE business_events")
+    second = area(paths=MAINT)
+    assert second.not_passed() == set()
+    assert second.run_dir is not None
+    after = json.loads((second.run_dir / "evidence" / "table-growth.json").read_text())
+    assert after["previous"]["run"] == first.run_dir.name
+    growth = {t["table"]: t["growth_bytes"] for t in after["tables"]}
+    assert growth["business_events"] > 1_000_000
+    assert growth["job_executions"] == 0

@@ -1,0 +1,257 @@
+"""Pure parts of the maintenance checks: index coverage, the bloat estimate, the
+pg_stat_statements column choice, the workload filter, and the `[maintenance]` contract."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fixtures import probes_maintenance as pm
+from plugins.config import ConfigError
+from plugins.contract_maintenance import create_index_statement, parse
+from plugins.invariants import Undecidable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def index(columns: tuple[str | None, ...], *, key_columns: int | None = None, partial: bool = False,
+          usable: bool = True, method: str = "btree", name: str = "ix") -> pm.IndexDef:
+    return pm.IndexDef(
+        schema="public", table="t", name=name, method=method, columns=columns,
+        key_columns=len(columns) if key_columns is None else key_columns, partial=partial, usable=usable,
+        unique=False, primary=False, size_bytes=8192, definition="",
+    )
+
+
+# --- coverage ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("idx", "cols", "expected"),
+    [
+        (index(("a",)), ("a",), True),
+        (index(("a", "b")), ("a",), True),  # leading column
+        (index(("a", "b")), ("a", "b"), True),
+        (index(("b", "a")), ("a", "b"), False),  # wrong order
+        (index(("b", "a")), ("a",), False),  # not leading
+        (index(("a",)), ("a", "b"), False),  # too short
+        (index(("a", "b"), key_columns=1), ("a", "b"), False),  # b only INCLUDEd
+        (index(("a",), partial=True), ("a",), False),
+        (index((None,)), ("a",), False),  # expression
+        (index(("a", None)), ("a",), True),  # expression after the leading column
+        (index(("a",), usable=False), ("a",), False),  # failed CREATE INDEX CONCURRENTLY
+        (index(("a",), method="hash"), ("a",), False),
+        (index(("a",), method="gin"), ("a",), False),
+        (index(("a",)), (), False),
+    ],
+)
+def test_covers(idx: pm.IndexDef, cols: tuple[str, ...], expected: bool) -> None:
+    assert pm.covers(idx, cols) is expected
+
+
+_names = st.sampled_from(["a", "b", "c", "d", "e"])
+
+
+@given(st.lists(_names, min_size=1, max_size=5, unique=True), st.lists(_names, max_size=3, unique=True),
+       st.text(min_size=1, max_size=20))
+def test_coverage_is_by_definition_not_name(cols: list[str], extra: list[str], name: str) -> None:
+    """Any btree leading with the columns covers them, whatever follows and whatever its name;
+    and a covering index covers every prefix of the columns."""
+    trailing = [c for c in extra if c not in cols]
+    idx = index((*cols, *trailing), name=name)
+    assert pm.covers(idx, cols)
+    for k in range(1, len(cols) + 1):
+        assert pm.covers(idx, cols[:k])
+    assert not pm.covers(index((*cols, *trailing), name=name, partial=True), cols)
+
+
+@given(st.permutations(["a", "b", "c"]))
+def test_only_the_same_order_covers(perm: list[str]) -> None:
+    assert pm.covers(index(tuple(perm)), ("a", "b", "c")) is (perm == ["a", "b", "c"])
+
+
+# --- bloat estimate -----------------------------------------------------------------------
+
+
+def rel(kind: str = "table", *, pages: int, tuples: float, width: float = 40.0, nulls: bool = False,
+        columns: int = 4, with_stats: int | None = None, fillfactor: int | None = None,
+        toast_pages: int = 0, toast_tuples: float = 0) -> pm.RelationStats:
+    return pm.RelationStats(
+        kind=kind, schema="public", table="t", name="t" if kind == "table" else "t_idx", pages=pages,
+        tuples=tuples, toast_pages=toast_pages, toast_tuples=toast_tuples,
+        fillfactor=fillfactor or (100 if kind == "table" else 90), columns=columns,
+        columns_with_stats=columns if with_stats is None else with_stats, has_nulls=nulls,
+        data_width=width, block_size=8192,
+    )
+
+
+def test_packed_table_has_no_bloat() -> None:
+    # 40-byte rows: 4 + 24 + 40 = 68 bytes a tuple, 120 tuples an 8 kB page
+    est = pm.estimate_bloat(rel(pages=100, tuples=12_000))
+    assert est.expected_bytes == 100 * 8192 and est.ratio == 0.0
+
+
+def test_table_with_three_quarters_free_is_75_percent_bloated() -> None:
+    est = pm.estimate_bloat(rel(pages=400, tuples=12_000))
+    assert est.ratio == pytest.approx(0.75)
+    assert est.bloat_bytes == 300 * 8192
+
+
+def test_fillfactor_leaves_room_that_is_not_bloat() -> None:
+    # fillfactor 50: twice the pages are expected
+    assert pm.estimate_bloat(rel(pages=200, tuples=12_000, fillfactor=50)).ratio == pytest.approx(0.0, abs=0.01)
+
+
+def test_btree_index_estimate_counts_metapage_and_leaf_fillfactor() -> None:
+    # bigint key: 4 + 8 + 8 = 20 bytes an entry; (8192-24-16)*0.9 / 20 = 366 entries a leaf
+    est = pm.estimate_bloat(rel("index", pages=1 + math.ceil(100_000 / 366), tuples=100_000, width=8, columns=1))
+    assert est.ratio == 0.0
+    assert pm.estimate_bloat(rel("index", pages=2 * (1 + math.ceil(100_000 / 366)), tuples=100_000, width=8,
+                                 columns=1)).ratio == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("stats", "reason"),
+    [
+        (rel(pages=0, tuples=0), "empty"),
+        (rel(pages=10, tuples=-1), "never analyzed"),
+        (rel(pages=10, tuples=100, with_stats=2), "columns without statistics (run ANALYZE)"),
+    ],
+)
+def test_not_estimable(stats: pm.RelationStats, reason: str) -> None:
+    est = pm.estimate_bloat(stats)
+    assert est.expected_bytes is None and est.reason == reason and est.ratio == 0.0
+
+
+@given(st.integers(1, 100_000), st.floats(0, 5_000_000, allow_nan=False), st.floats(0, 3000, allow_nan=False),
+       st.booleans(), st.sampled_from(["table", "index"]))
+def test_bloat_ratio_is_a_ratio_and_grows_with_pages(pages: int, tuples: float, width: float, nulls: bool,
+                                                      kind: str) -> None:
+    a = pm.estimate_bloat(rel(kind, pages=pages, tuples=tuples, width=width, nulls=nulls))
+    b = pm.estimate_bloat(rel(kind, pages=pages * 2, tuples=tuples, width=width, nulls=nulls))
+    assert 0.0 <= a.ratio <= 1.0 and 0.0 <= b.ratio <= 1.0
+    assert tuples == 0 or b.ratio < 1.0
+    assert b.ratio >= a.ratio
+    assert a.bloat_bytes <= a.real_bytes
+
+
+# --- pg_stat_statements -------------------------------------------------------------------
+
+
+def test_statement_columns_by_server_version() -> None:
+    pg13 = {"queryid", "query", "calls", "mean_exec_time", "max_exec_time", "total_exec_time", "mean_plan_time"}
+    pg12 = {"queryid", "query", "calls", "mean_time", "max_time", "total_time"}
+    assert pm.statement_columns(pg13) == pm.StatementColumns("mean_exec_time", "max_exec_time", "total_exec_time")
+    assert pm.statement_columns(pg12) == pm.StatementColumns("mean_time", "max_time", "total_time")
+    with pytest.raises(Undecidable, match="neither mean_exec_time nor mean_time"):
+        pm.statement_columns({"query", "calls"})
+
+
+@pytest.mark.parametrize(
+    ("query", "workload"),
+    [
+        ("SELECT * FROM interacoes WHERE conversa_id = $1", True),
+        ("select pg_sleep($1)", True),
+        ("/* app */ UPDATE fila_mensagens SET processada = $1", True),
+        ("-- report\nWITH x AS (SELECT 1) SELECT * FROM x", True),
+        ("INSERT INTO job_executions (job_name) VALUES ($1)", True),
+        ("DELETE FROM envios WHERE id = $1", True),
+        ("VACUUM ANALYZE business_events", False),
+        ("CREATE INDEX CONCURRENTLY idx ON t (a)", False),
+        ("ALTER TABLE t SET (autovacuum_enabled = false)", False),
+        ("SELECT relname FROM pg_class WHERE relkind = $1", False),
+        ("SELECT * FROM pg_stat_user_tables", False),
+        ("select n.nspname from pg_catalog.pg_namespace n", False),
+        ("SELECT count(*) FROM information_schema.tables", False),
+        ("SELECT * FROM pg_stat_statements", False),
+    ],
+)
+def test_workload_filter(query: str, workload: bool) -> None:
+    assert pm.is_workload(query) is workload
+
+
+# --- reloptions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("false", False), ("off", False), ("of", False), ("no", False), ("n", False), ("f", False), ("0", False),
+     ("FALSE", False), ("true", True), ("on", True), ("yes", True), ("1", True), ("t", True)],
+)
+def test_parse_pg_bool(value: str, expected: bool) -> None:
+    assert pm.parse_pg_bool(value) is expected
+
+
+def test_reloption_enabled() -> None:
+    assert pm.reloption_enabled(None, "autovacuum_enabled") is True
+    assert pm.reloption_enabled(["fillfactor=90"], "autovacuum_enabled") is True
+    assert pm.reloption_enabled(["fillfactor=90", "autovacuum_enabled=false"], "autovacuum_enabled") is False
+    assert pm.reloption_enabled(["toast.autovacuum_enabled=false"], "autovacuum_enabled") is True
+
+
+def test_pretty_bytes() -> None:
+    assert pm.pretty_bytes(512) == "512 bytes"
+    assert pm.pretty_bytes(1_512_000) == "1.4 MB"
+    assert pm.pretty_bytes(3 * 1024**3) == "3.0 GB"
+
+
+# --- the [maintenance] contract -------------------------------------------------------------
+
+
+def shipped() -> dict[str, Any]:
+    data: dict[str, Any] = tomllib.loads((ROOT / "runbook.toml").read_text())["maintenance"]
+    return data
+
+
+def test_shipped_section_parses_with_the_runbook_list() -> None:
+    contract = parse(ROOT / "runbook.toml", shipped())
+    names = {(r.table, r.columns) for r in contract.required_indices}
+    assert ("mensagens_grupo", ("grupo_id",)) in names and len(names) == 9
+    weekly = {t.table for t in contract.high_volume_tables if t.vacuum_within_days and t.vacuum_within_days <= 8}
+    assert weekly == {"job_executions", "interacoes", "business_events", "mensagens_grupo"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(extra=1), "maintenance.extra: unknown key"),
+        (lambda d: d.pop("slow_query_mean_ms"), "maintenance.slow_query_mean_ms: missing required key"),
+        (lambda d: d.update(dead_tuple_max_ratio=1.5), "maintenance.dead_tuple_max_ratio: must be a ratio in (0, 1]"),
+        (lambda d: d.update(slow_query_min_calls=0), "maintenance.slow_query_min_calls: must be greater than 0"),
+        (lambda d: d.update(bloat_min_bytes="1MB"), "maintenance.bloat_min_bytes: must be an integer"),
+        (lambda d: d["high_volume_tables"].append({"table": "job_executions"}),
+         "maintenance.high_volume_tables[6].table: 'job_executions' is listed twice"),
+        (lambda d: d["high_volume_tables"][0].update(vacuum_within_days=0),
+         "maintenance.high_volume_tables[0].vacuum_within_days: must be greater than 0"),
+        (lambda d: d["high_volume_tables"][0].update(weekly=True), "maintenance.high_volume_tables[0].weekly: unknown key"),
+        (lambda d: d["required_indices"][0].update(columns=[]), "maintenance.required_indices[0].columns: must not be empty"),
+        (lambda d: d["required_indices"][0].update(columns=["a", "a"]),
+         "maintenance.required_indices[0].columns: a column is listed twice"),
+        (lambda d: d["required_indices"][1].update(columns=["cliente_id"]),
+         "maintenance.required_indices[1]: interacoes(cliente_id) is listed twice"),
+        (lambda d: d["required_indices"][0].update(columns="cliente_id"),
+         "maintenance.required_indices[0].columns: must be a list"),
+    ],
+)
+def test_bad_section_names_the_key(change: Any, message: str) -> None:
+    data = shipped()
+    change(data)
+    with pytest.raises(ConfigError) as err:
+        parse(Path("rb.toml"), data)
+    assert str(err.value).startswith("rb.toml: ") and message in str(err.value)
+
+
+def test_create_index_statement_quotes_only_when_needed() -> None:
+    assert create_index_statement("public", "envios", ("campanha_id",)) == (
+        "CREATE INDEX CONCURRENTLY idx_envios_campanha_id ON public.envios (campanha_id);")
+    assert create_index_statement("public", "Pedidos", ("order", "user_id")) == (
+        'CREATE INDEX CONCURRENTLY "idx_Pedidos_order_user_id" ON public."Pedidos" ("order", user_id);')
+    long = create_index_statement("public", "t" * 40, ("c" * 30,))
+    name = long.split()[3]
+    assert len(name) == 63 and name.startswith("idx_")

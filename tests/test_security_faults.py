@@ -1,0 +1,155 @@
+"""Security checks (JC-SEC-*), each proven to fail on its fault — and only it.
+
+The faults are the real ones: RLS switched off on a table, a view turned back into a
+security-definer view, a grant too many to anon, a secret past its rotation date, a fake
+API key committed to the application's repository. No secret value may appear anywhere
+the suite writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.stack.launcher import NativeStack
+from tests.area_helpers import ROOT, area, clean_app_repo, git  # noqa: F401 - fixtures
+
+SEC = ("checks/test_security.py",)
+# A fake key of Anthropic's shape; detect-secrets must find it by keyword and entropy.
+FAKE_KEY = "sk-ant-api03-" + "Zx9QpL2mW7vR4tYb8NcK3hJ5dF6gS1aE0uIoPzXcVbNmLkJhGfDsAq" + "-" + "Q7wE2rT9yU4iO1pA"  # pragma: allowlist secret
+
+
+def test_rls_disabled_on_a_table(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    sql("ALTER TABLE clientes DISABLE ROW LEVEL SECURITY")
+    run = area(paths=SEC)
+    assert run.exitcode == 1
+    assert run.not_passed() == {"JC-SEC-01"}
+    assert run.message("JC-SEC-01") == (
+        "expected row-level security on every table of public, found 1 without: public.clientes")
+
+
+def test_view_turned_security_definer(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    sql("ALTER VIEW metricas_conversa RESET (security_invoker)")
+    run = area(paths=SEC)
+    assert run.not_passed() == {"JC-SEC-02"}
+    msg = run.message("JC-SEC-02")
+    assert "public.metricas_conversa (owner postgres: superuser; readable by anon, authenticated; " \
+           "bypasses RLS of public.conversations, public.interacoes)" in msg
+
+
+def test_view_owned_by_table_owner_without_force(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """Not a superuser: a role that owns the table bypasses its RLS unless it is FORCEd."""
+    sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jc_report_owner') THEN "
+        "CREATE ROLE jc_report_owner NOLOGIN; END IF; END $$")
+    sql("ALTER TABLE health_incidents OWNER TO jc_report_owner")
+    sql("CREATE VIEW incidentes_abertos AS SELECT id, componente FROM health_incidents WHERE resolvido_em IS NULL")
+    sql("ALTER VIEW incidentes_abertos OWNER TO jc_report_owner")
+    sql("GRANT SELECT ON incidentes_abertos TO authenticated")
+    run = area(paths=SEC)
+    assert run.not_passed() == {"JC-SEC-02"}
+    assert "public.incidentes_abertos (owner jc_report_owner: owner of the tables; readable by authenticated; " \
+           "bypasses RLS of public.health_incidents)" in run.message("JC-SEC-02")
+    # FORCE ROW LEVEL SECURITY puts the owner under the policies too: no longer a bypass.
+    sql("ALTER TABLE health_incidents FORCE ROW LEVEL SECURITY")
+    assert area(paths=SEC).not_passed() == set()
+
+
+@pytest.mark.parametrize("grant", ["GRANT SELECT ON app_settings TO anon",
+                                   "GRANT SELECT (key) ON app_settings TO PUBLIC"],
+                         ids=["table-grant-to-anon", "column-grant-to-public"])
+def test_settings_readable_by_anon(healthy: NativeStack, sql, area, grant: str) -> None:  # type: ignore[no-untyped-def]
+    sql(grant)
+    run = area(paths=SEC)
+    assert run.not_passed() == {"JC-SEC-03"}
+    assert run.message("JC-SEC-03").startswith("expected anon to have no SELECT on public.app_settings")
+
+
+def test_skipped_where_the_api_roles_do_not_exist(healthy: NativeStack, area) -> None:  # type: ignore[no-untyped-def]
+    run = area(('anon_role = "anon"', 'anon_role = "jc_no_such_role"'),
+               ('api_roles = ["anon", "authenticated"]', 'api_roles = ["jc_no_such_role", "authenticated"]'),
+               paths=SEC)
+    outcomes = run.outcomes()
+    assert {i: outcomes[i] for i in ("JC-SEC-01", "JC-SEC-02", "JC-SEC-03")} == dict.fromkeys(
+        ("JC-SEC-01", "JC-SEC-02", "JC-SEC-03"), "skipped")
+    assert run.not_passed() == {"JC-SEC-01", "JC-SEC-02", "JC-SEC-03"}
+    assert "no role 'jc_no_such_role' on this server" in run.message("JC-SEC-01")
+
+
+def test_secret_past_its_rotation_date(healthy: NativeStack, area) -> None:  # type: ignore[no-untyped-def]
+    today = dt.datetime.now(dt.UTC).date()
+    old = today - dt.timedelta(days=200)
+    run = area((f'secret = "ANTHROPIC_API_KEY"\ninterval_days = 90\nlast_rotated = {today.isoformat()}',
+                f'secret = "ANTHROPIC_API_KEY"\ninterval_days = 90\nlast_rotated = {old.isoformat()}'),
+               paths=SEC)
+    assert run.not_passed() == {"JC-SEC-04"}
+    due = old + dt.timedelta(days=90)
+    assert run.message("JC-SEC-04") == (
+        f"expected every secret rotated within its interval (today {today.isoformat()}), found 1 overdue: "
+        f"ANTHROPIC_API_KEY last rotated {old.isoformat()}, every 90 days → due {due.isoformat()} "
+        f"({(today - due).days} days overdue)")
+
+
+@pytest.mark.parametrize("where", ["committed-code", "ignored-env-file"])
+def test_fake_api_key_in_app_repository(healthy: NativeStack, area, tmp_path: Path, where: str) -> None:  # type: ignore[no-untyped-def]
+    repo = tmp_path / "scratch"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "main.py").write_text("import os\n\nDEBUG = False\n")
+    if where == "committed-code":
+        (repo / "settings.py").write_text(f'import os\nANTHROPIC_API_KEY = "{FAKE_KEY}"\n')
+        expected = "settings.py:2"
+    else:
+        (repo / ".gitignore").write_text(".env\n")
+        (repo / ".env").write_text(f"APP_ENV=production\nANTHROPIC_API_KEY={FAKE_KEY}\n")
+        expected = ".env:2"
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "wip")
+    run = area(paths=SEC, app_repo=repo)
+    assert run.not_passed() == {"JC-SEC-05"}
+    msg = run.message("JC-SEC-05")
+    assert f"found 1 secret-looking value(s) (values not shown): {expected} (" in msg
+    # never the value: not in the output, the certificate, nor any file of the run
+    assert FAKE_KEY not in run.output and FAKE_KEY[:20] not in run.output
+    assert run.run_dir is not None
+    for path in run.run_dir.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY[:20] not in path.read_text(errors="replace"), path
+
+
+def test_local_profile_scans_the_reference_app_by_default(healthy: NativeStack, area) -> None:  # type: ignore[no-untyped-def]
+    run = area(paths=SEC, app_repo=None)
+    assert run.not_passed() == set(), run.output[-3000:]
+
+
+def test_secret_scan_skipped_without_app_repo(healthy: NativeStack, area, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    targets = tmp_path / "targets.toml"
+    text = (ROOT / "targets.toml").read_text()
+    assert 'app_repo = "fixtures/stack/refapp"\n' in text
+    targets.write_text(text.replace('app_repo = "fixtures/stack/refapp"\n', ""))
+    run = area(paths=SEC, app_repo=None, args=("--target-file", str(targets)))
+    assert run.outcomes()["JC-SEC-05"] == "skipped"
+    assert run.not_passed() == {"JC-SEC-05"}
+    assert "no --app-repo given" in run.message("JC-SEC-05")
+
+
+@pytest.mark.parametrize("how", ["option", "profile"])
+def test_app_repo_not_a_directory_is_a_usage_error(tmp_path: Path, how: str) -> None:
+    nowhere = tmp_path / "nowhere"
+    targets = tmp_path / "targets.toml"
+    targets.write_text((ROOT / "targets.toml").read_text().replace(
+        'app_repo = "fixtures/stack/refapp"', f'app_repo = "{nowhere}"'))
+    args = ("--app-repo", str(nowhere)) if how == "option" else ("--target-file", str(targets))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *SEC, "-q", "-p", "no:cacheprovider",
+         "--reports-dir", str(tmp_path / "reports"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    expected = f"--app-repo {nowhere}" if how == "option" else f"{targets}: targets.local.app_repo"
+    assert f"ERROR: {expected}: not a directory" in proc.stderr
+    assert not (tmp_path / "reports").exists()

@@ -1,0 +1,174 @@
+"""Pure parts of the security checks: the rotation schedule, the definition of a view that
+bypasses RLS, and the secret scan over a scratch repository (never showing a value)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fixtures import probes_security as ps
+from plugins.config import ConfigError
+from plugins.contract_security import SecretRotation, parse
+from tests.area_helpers import ROOT, git
+
+TODAY = dt.date(2026, 11, 25)
+KEY = "sk-ant-api03-" + "Pq7Lm2Zx9Wv4Rt8Yn3Bc6Hj1Kd5Fg0Sa" + "E2uIoPzXcVbNmLkJhGfDsAq"  # pragma: allowlist secret
+
+
+# --- rotation -------------------------------------------------------------------------------
+
+
+def test_due_day_is_on_time_and_the_day_after_is_overdue() -> None:
+    r = SecretRotation("ANTHROPIC_API_KEY", 90, dt.date(2026, 2, 9))
+    assert r.due == dt.date(2026, 5, 10)
+    assert not r.overdue_on(dt.date(2026, 5, 10))
+    assert r.overdue_on(dt.date(2026, 5, 11))
+
+
+@given(st.dates(dt.date(2000, 1, 1), dt.date(2030, 1, 1)), st.integers(1, 3650), st.integers(0, 4000))
+def test_overdue_iff_more_days_than_the_interval(last: dt.date, interval: int, elapsed: int) -> None:
+    r = SecretRotation("S", interval, last)
+    assert r.overdue_on(last + dt.timedelta(days=elapsed)) is (elapsed > interval)
+
+
+def shipped() -> dict[str, Any]:
+    data: dict[str, Any] = tomllib.loads((ROOT / "runbook.toml").read_text())["security"]
+    return data
+
+
+def test_shipped_section_parses() -> None:
+    contract = parse(ROOT / "runbook.toml", shipped(), today=TODAY)
+    assert contract.anon_role == "anon" and contract.exposed_schemas == ("public",)
+    assert {r.secret for r in contract.secret_rotation} >= {"ANTHROPIC_API_KEY", "SUPABASE_SERVICE_KEY"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(extra=1), "security.extra: unknown key"),
+        (lambda d: d.update(api_roles=["authenticated"]), "security.api_roles: must include anon_role 'anon'"),
+        (lambda d: d.update(exposed_schemas=[]), "security.exposed_schemas: must not be empty"),
+        (lambda d: d["secret_rotation"][0].update(last_rotated="2026-02-09"),
+         "security.secret_rotation[0].last_rotated: must be a date"),
+        (lambda d: d["secret_rotation"][0].update(last_rotated=dt.datetime(2026, 2, 9, 12, 0)),
+         "security.secret_rotation[0].last_rotated: must be a date (YYYY-MM-DD), not a date-time"),
+        (lambda d: d["secret_rotation"][0].update(last_rotated=dt.date(2026, 12, 1)),
+         "security.secret_rotation[0].last_rotated: 2026-12-01 is in the future"),
+        (lambda d: d["secret_rotation"][0].update(interval_days=0),
+         "security.secret_rotation[0].interval_days: must be greater than 0"),
+        (lambda d: d["secret_rotation"][1].update(secret="ANTHROPIC_API_KEY"),
+         "security.secret_rotation[1].secret: 'ANTHROPIC_API_KEY' is listed twice"),
+        (lambda d: d["secret_rotation"][0].update(value="sk-..."), "security.secret_rotation[0].value: unknown key"),
+    ],
+)
+def test_bad_section_names_the_key(change: Any, message: str) -> None:
+    data = shipped()
+    change(data)
+    with pytest.raises(ConfigError) as err:
+        parse(Path("rb.toml"), data, today=TODAY)
+    assert str(err.value).startswith("rb.toml: ") and message in str(err.value)
+
+
+# --- views that bypass RLS ------------------------------------------------------------------
+
+
+def view(*, invoker: bool = False, readable: tuple[str, ...] = ("anon",), superuser: bool = False,
+         bypassrls: bool = False, bases: tuple[ps.BaseTable, ...] = ()) -> ps.ViewFacts:
+    return ps.ViewFacts("public", "v", "owner", invoker, superuser, bypassrls, readable, bases)
+
+
+RLS_OTHER_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False)
+RLS_SAME_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=True)
+RLS_FORCED_SAME_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=True, owned_by_view_owner=True)
+NO_RLS = ps.BaseTable("public.t", rls_enabled=False, rls_forced=False, owned_by_view_owner=True)
+
+
+@pytest.mark.parametrize(
+    ("facts", "bypasses"),
+    [
+        (view(superuser=True, bases=(RLS_OTHER_OWNER,)), True),
+        (view(bypassrls=True, bases=(RLS_OTHER_OWNER,)), True),
+        (view(bases=(RLS_SAME_OWNER,)), True),  # a table's owner is not subject to its RLS
+        (view(bases=(RLS_FORCED_SAME_OWNER,)), False),  # unless FORCEd
+        (view(bases=(RLS_OTHER_OWNER,)), False),  # an ordinary owner is subject to RLS
+        (view(invoker=True, superuser=True, bases=(RLS_OTHER_OWNER,)), False),  # security_invoker
+        (view(readable=(), superuser=True, bases=(RLS_OTHER_OWNER,)), False),  # the API cannot read it
+        (view(superuser=True, bases=(NO_RLS,)), False),  # no RLS to bypass (JC-SEC-01's finding)
+        (view(superuser=True), False),  # reads no table
+    ],
+)
+def test_bypasses_rls(facts: ps.ViewFacts, bypasses: bool) -> None:
+    assert ps.bypasses_rls(facts) is bypasses
+
+
+# --- secret scan ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "env"), [(".env", True), (".env.production", True), ("prod.env", True),
+                                           ("env.py", False), (".envrc", False), ("environment.yml", False)])
+def test_env_files(name: str, env: bool) -> None:
+    assert ps.is_env_file(name) is env
+
+
+def make_repo(tmp_path: Path, files: dict[str, str], *, commit: tuple[str, ...] | None = None) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q")
+    git(repo, "add", *(commit if commit is not None else files))
+    git(repo, "commit", "-qm", "x")
+    return repo
+
+
+def test_committed_key_is_found_without_its_value(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"app/config.py": f'ANTHROPIC_API_KEY = "{KEY}"\n', "README.md": "hello\n"})
+    result = ps.scan_repository(repo)
+    assert result.git and result.files == 2
+    assert [f.describe() for f in result.findings] == [
+        "app/config.py:1 (Base64 High Entropy String, Secret Keyword)"]
+    assert KEY not in repr(result) and KEY[:16] not in repr(result)
+
+
+def test_untracked_code_is_not_committed_but_an_ignored_env_file_is_scanned(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n", ".gitignore": ".env\n"})
+    (repo / "scratch.py").write_text(f'ANTHROPIC_API_KEY = "{KEY}"\n')
+    (repo / ".env").write_text(f"ANTHROPIC_API_KEY={KEY}\n")
+    (repo / "node_modules").mkdir()
+    (repo / "node_modules" / ".env").write_text(f"KEY={KEY}\n")
+    result = ps.scan_repository(repo)
+    assert [f.path for f in result.findings] == [".env"]
+
+
+def test_allowlisted_and_audited_findings_are_left_out(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {
+        "a.py": f'ANTHROPIC_API_KEY = "{KEY}"  # pragma: allowlist secret\n',
+        "b.py": f'VOYAGE_API_KEY = "{KEY}x"\n',
+    })
+    first = ps.scan_repository(repo)
+    assert [f.path for f in first.findings] == ["b.py"]
+    from detect_secrets.core.potential_secret import PotentialSecret
+
+    baseline = {"results": {"b.py": [{"type": "Secret Keyword", "hashed_secret": PotentialSecret.hash_secret(KEY + "x"),
+                                      "is_secret": False, "line_number": 1}]}}
+    (repo / ps.BASELINE).write_text(json.dumps(baseline))
+    second = ps.scan_repository(repo)
+    assert second.findings == [] and second.audited_false_positives >= 1
+
+
+def test_a_directory_that_is_not_a_repository_is_scanned_whole(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "settings.py").write_text(f'ANTHROPIC_API_KEY = "{KEY}"\n')
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "lib.py").write_text(f'API_KEY = "{KEY}"\n')
+    result = ps.scan_repository(tmp_path)
+    assert not result.git
+    assert [f.path for f in result.findings] == ["src/settings.py"]
