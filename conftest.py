@@ -5,6 +5,8 @@ pytest_plugins = [
     "plugins.target",
     "plugins.invariants",
     "plugins.safety",
+    "plugins.scrub",
+    "plugins.waivers",
     "plugins.allure_labels",
     "plugins.certificate",
     "fixtures.connections",

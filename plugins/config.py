@@ -107,6 +107,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
 # ConfigError naming `<section>.<key>`. Access the parsed object with Runbook.section(name).
 # Adding an area = one line here; nothing else in this module changes.
 EXTRA_SECTIONS: dict[str, str] = {
+    "report": "plugins.contract_report:parse_report",
+    "waivers": "plugins.contract_report:parse_waivers",
 }
 
 
@@ -358,6 +360,9 @@ _TARGET_SPEC: _Spec = {
 # Optional profile keys an area adds: key -> type. Values are in Target.options. A key that
 # names an environment variable must end in `_env` (it is checked to be a valid name).
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
+    "signing_key_env": str,
+    "slack_webhook_env": str,
+    "report_base_url": str,
 }
 
 
