@@ -300,6 +300,10 @@ class CertificatePlugin:
         block = self.cert["blockers"]
         if block:
             tw.write_line(f"julia-conformance: blockers: {', '.join(block)}")
+        expired = [w for w in self.cert["waivers"] if w["status"] == "expired"]
+        if expired:
+            tw.write_line("julia-conformance: expired waiver(s) no longer waive: "
+                          + ", ".join(f"{w['id']} (expired {w['expires']})" for w in expired), yellow=True)
         comparison = self.cert.get("comparison")
         if comparison:
             tw.write_line(
