@@ -13,7 +13,7 @@ allure-pytest overwrites a test's name and description after setup from the func
 so the title and description are set from the report hook instead of the setup fixture; and
 attachments made from ``pytest_runtest_makereport`` land on the test's result (allure-pytest
 attaches to the last open executable item, which is the test in every phase — proven in
-tests/test_report_units.py).
+tests/test_report_run.py).
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("julia-conformance", "Agente Júlia conformance")
     group.addoption("--no-html", dest="jc_html", action="store_false", default=True,
                     help="do not build the HTML report (Allure 3) at the end of the run")
-    group.addoption("--html", dest="jc_html", action="store_true",
+    # (not --html: pytest-html owns that name)
+    group.addoption("--build-html", dest="jc_html", action="store_true",
                     help="build the HTML report (the default; overrides an earlier --no-html)")
     group.addoption("--notify-slack", dest="jc_notify_slack", action="store_true", default=False,
                     help="post the verdict to the Slack webhook named by the profile's slack_webhook_env")
@@ -304,6 +305,10 @@ class CertificatePlugin:
         if expired:
             tw.write_line("julia-conformance: expired waiver(s) no longer waive: "
                           + ", ".join(f"{w['id']} (expired {w['expires']})" for w in expired), yellow=True)
+        unused = [w["id"] for w in self.cert["waivers"] if w["status"] == "unused"]
+        if unused:
+            tw.write_line("julia-conformance: waiver(s) not needed, the invariant passes (remove from "
+                          f"runbook.toml): {', '.join(unused)}")
         comparison = self.cert.get("comparison")
         if comparison:
             tw.write_line(

@@ -53,7 +53,7 @@ def run_suite(*args: str, reports: Path, env: dict[str, str] | None = None, time
               paths: tuple[str, ...] = ("checks",)) -> SuiteRun:
     """Run the conformance suite as an operator would, in a fresh process.
 
-    The HTML report is off (``--no-html``) unless a test passes ``--html``: building it takes
+    The HTML report is off (``--no-html``) unless a test passes ``--build-html``: building it takes
     seconds per run and only the report's own tests look at it.
     """
     cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",

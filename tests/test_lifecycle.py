@@ -16,8 +16,10 @@ from fixtures.stack.launcher import RUN_MARKER_ENV
 from tests.conftest import ROOT, run_suite
 
 
-def _stack_processes(exclude: str | None = None) -> dict[int, str]:
-    """Live processes that carry a stack marker (other than the session's own stack)."""
+def _stack_processes(exclude: str | set[str] | None = None) -> dict[int, str]:
+    """Live processes that carry a stack marker, except those of the excluded runs (the
+    session's own stack, and stacks of other test sessions already running on the machine)."""
+    excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -29,7 +31,7 @@ def _stack_processes(exclude: str | None = None) -> dict[int, str]:
         for var in env:
             if var.startswith(RUN_MARKER_ENV.encode() + b"="):
                 run = var.split(b"=", 1)[1].decode()
-                if run != exclude:
+                if run not in excluded:
                     found[int(entry.name)] = run
     return found
 
@@ -41,7 +43,7 @@ def _stack_dirs(run_ids: set[str]) -> list[Path]:
 
 
 def test_parallel_run_shares_one_stack_and_leaves_nothing(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    own = stack.run_id
+    own = {stack.run_id, *_stack_processes().values()}
     run = run_suite("--target", "local", "-n", "2", reports=tmp_path / "reports")
     assert run.exitcode == 0, run.output[-3000:]
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
@@ -52,7 +54,7 @@ def test_parallel_run_shares_one_stack_and_leaves_nothing(stack, tmp_path: Path)
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_leaves_nothing(stack, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
-    own = stack.run_id
+    own = {stack.run_id, *_stack_processes().values()}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
          "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],

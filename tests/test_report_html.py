@@ -15,7 +15,7 @@ HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 
 def test_report_shows_the_verdict_in_a_browser(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     sql("UPDATE app_settings SET value = 'production' WHERE key = 'environment'")
-    run = suite("--html", paths=HEALTH_AND_GUARDS)
+    run = suite("--build-html", paths=HEALTH_AND_GUARDS)
     assert run.exitcode == 1, run.output[-3000:]
     assert run.run_dir is not None and run.certificate is not None
     index = run.run_dir / "html" / "index.html"

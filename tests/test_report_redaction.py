@@ -93,7 +93,7 @@ def test_no_secret_leaves_the_run(healthy: NativeStack, reader_role: str, slack:
         'signing_key_env = "JC_REMOTE_SIGNING_KEY"\nslack_webhook_env = "JC_REMOTE_SLACK"\n'
     )
     run = run_suite(
-        "--target-file", str(targets), "--target", "remote", "--notify-slack", "--html", "-rA",
+        "--target-file", str(targets), "--target", "remote", "--notify-slack", "--build-html", "-rA",
         paths=("checks/test_health.py", "checks/test_guards.py", "tests/probes/probe_leaky.py"),
         reports=tmp_path / "reports",
         env={"JC_REMOTE_DB": reader_role, "JC_REMOTE_REDIS": info.redis_url,

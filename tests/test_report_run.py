@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.stack.launcher import NativeStack
 from plugins import verify
-from tests.conftest import ROOT, SuiteRun
+from tests.conftest import ROOT, SuiteRun, run_suite
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 RUNBOOK = (ROOT / "runbook.toml").read_text()
@@ -60,6 +60,31 @@ def local_targets(tmp_path: Path, extra: str) -> Path:
     path = tmp_path / "targets.toml"
     path.write_text(TARGETS.replace(_LOCAL_REDIS_LINE, _LOCAL_REDIS_LINE + extra, 1))
     return path
+
+
+def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
+    """allure-pytest attaches to the last open executable item: evidence and remedy written
+    from pytest_runtest_makereport must land on the test's result for a failure in the call,
+    an undecidable fixture (setup phase) and a waived finding alike. (No stack needed.)"""
+    runbook = tmp_path / "runbook.toml"
+    runbook.write_text(RUNBOOK + (
+        '"JC-REPORT-03" = { reason = "pause is planned maintenance", expires = 2099-12-31 }\n'
+        '"JC-REPORT-04" = { reason = "an old exception", expires = 2020-01-01 }\n'))
+    run = run_suite("--runbook", str(runbook), paths=("tests/probes/probe_report.py",), reports=tmp_path / "reports")
+    assert run.exitcode == 1, run.output[-3000:]
+    assert run.outcomes() == {"JC-REPORT-01": "failed", "JC-REPORT-02": "error", "JC-REPORT-03": "waived",
+                              "JC-REPORT-04": "failed", "JC-REPORT-05": "passed"}
+    results = allure_results(run)
+    expect = {"JC-REPORT-01": ["evidence", "remedy"], "JC-REPORT-02": ["evidence", "remedy"],
+              "JC-REPORT-03": ["waiver", "evidence", "remedy"], "JC-REPORT-04": ["remedy"], "JC-REPORT-05": []}
+    for inv, names in expect.items():
+        assert [a["name"] for a in results[inv].get("attachments", [])] == names, inv
+    assert json.loads(attachment(run, results["JC-REPORT-02"], "evidence")) == {"tried": ["/health/rate"]}
+    assert results["JC-REPORT-02"]["status"] == "broken"
+    assert results["JC-REPORT-02"]["statusDetails"]["message"] == (
+        "[JC-REPORT-02] UNDECIDED: endpoint rate missing: every path answered 404")
+    assert results["JC-REPORT-03"]["status"] == "skipped"
+    assert run.certificate["blockers"] == ["JC-REPORT-01", "JC-REPORT-04", "JC-REPORT-02"]
 
 
 def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
@@ -155,6 +180,7 @@ def test_waivers(healthy: NativeStack, suite, sql, tmp_path: Path) -> None:  # t
     assert status == {"JC-GUARD-01": "applied", "JC-DEEP-07": "expired", "JC-HEALTH-01": "unused",
                       "JC-NOPE-01": "not-selected"}
     assert "JC-GUARD-01" not in run.certificate["blockers"]
+    assert "waiver(s) not needed, the invariant passes (remove from runbook.toml): JC-HEALTH-01" in run.output
     assert "expired waiver(s) no longer waive: JC-DEEP-07 (expired 2020-01-01)" in run.output
 
     guard = allure_results(run)["JC-GUARD-01"]
@@ -214,9 +240,8 @@ def test_signed_certificate_verifies_and_tampered_does_not(healthy: NativeStack,
 
 
 class Recorder(BaseHTTPRequestHandler):
-    """A loopback Slack: records each request (path, headers, body) and answers 'ok'."""
-
-    requests: list[dict[str, Any]] = []
+    """A loopback Slack: records each request (path, content type, body) on its server's
+    ``requests`` list and answers 'ok'."""
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         length = int(self.headers.get("Content-Length", "0"))
@@ -271,3 +296,23 @@ def test_slack_summary_reaches_the_loopback_server(healthy: NativeStack, suite, 
     missing = suite("--target-file", str(targets), "--notify-slack", paths=HEALTH_AND_GUARDS, env={"JC_LOCAL_SLACK": ""})
     assert missing.exitcode == 4
     assert "targets.local.slack_webhook_env: environment variable JC_LOCAL_SLACK is not set" in missing.output
+
+
+def test_bad_report_options_exit_4(tmp_path: Path) -> None:
+    """A wrong report option or contract costs one line and exit code 4, before any stack."""
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"target": "prod", "invariants": []}))
+    bad_url = local_targets(tmp_path, 'report_base_url = "ci.example/reports"\n')
+    bad_runbook = tmp_path / "runbook.toml"
+    bad_runbook.write_text(RUNBOOK.replace('git_sha = { endpoint = "health"', 'git_sha = { endpoint = "version"'))
+    cases = [
+        (("--compare-with", str(tmp_path / "nope.json")), "nope.json: --compare-with: no such certificate"),
+        (("--compare-with", str(other)), "--compare-with: certificate of target 'prod', this run judges 'local'"),
+        (("--target-file", str(bad_url)), "targets.local.report_base_url: must start with http:// or https://"),
+        (("--runbook", str(bad_runbook)), "report.identity.git_sha.endpoint: unknown endpoint 'version'"),
+    ]
+    for args, expect in cases:
+        run = run_suite(*args, reports=tmp_path / "reports")
+        assert run.exitcode == 4, (args, run.output[-2000:])
+        assert expect in run.output, (args, run.output[-2000:])
+        assert not (tmp_path / "reports").exists()
