@@ -77,7 +77,6 @@ class CertificatePlugin:
         self.rows: dict[str, Row] = {}
         self.path: Path | None = None
         self.cert: dict[str, Any] | None = None
-        self.app: dict[str, Any] | None = None
         ctx = run_context(config)
         self.contract: ReportContract = ctx.runbook.section("report")
         self.previous = _load_previous(config)
@@ -90,15 +89,18 @@ class CertificatePlugin:
 
     # --- collecting outcomes -------------------------------------------------------------
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Ask the app which build it runs, once, before any check (it may change later)."""
-        if self.config.option.collectonly:
-            return
+    def _ask_app(self, interrupted: bool) -> dict[str, Any]:
+        """Which build the app runs, asked once at the end while the target is still up (the
+        local stack stops after this plugin's sessionfinish). Not asked on an interrupted
+        run: Ctrl-C must not wait for HTTP timeouts."""
         ctx = run_context(self.config)
-        if ctx.api_url:
-            from plugins.report_identity import app_identity
+        if interrupted:
+            return {"reported": False, "problems": ["not asked: the run was interrupted"]}
+        if not ctx.api_url:
+            return {"reported": False, "problems": ["not asked: no API URL for this target"]}
+        from plugins.report_identity import app_identity
 
-            self.app = app_identity(ctx.api_url, ctx.runbook, redactor(self.config))
+        return app_identity(ctx.api_url, ctx.runbook, redactor(self.config))
 
     def _row(self, inv: Any) -> Row:
         return self.rows.setdefault(inv.id, Row(inv.id, inv.title, inv.severity, inv.section, inv.remedy))
@@ -182,7 +184,7 @@ class CertificatePlugin:
         from plugins.report_identity import suite_identity
 
         suite = suite_identity()
-        app = self.app or {"reported": False, "problems": ["the app was not asked (no API reached)"]}
+        app = self._ask_app(interrupted)
         body: dict[str, Any] = {
             "format": FORMAT,
             "run_id": ctx.run_id,

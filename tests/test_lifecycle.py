@@ -36,6 +36,26 @@ def _stack_processes(exclude: str | set[str] | None = None) -> dict[int, str]:
     return found
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    """Whether ``pid`` was started (directly or not) by ``root``: other test sessions on the
+    same machine run stacks too, and those are none of this test's business."""
+    seen = set()
+    while pid and pid not in seen:
+        if pid == root:
+            return True
+        seen.add(pid)
+        pid = _parent(pid) or 0
+    return False
+
+
 def _stack_dirs(run_ids: set[str]) -> list[Path]:
     import tempfile
 
@@ -43,36 +63,38 @@ def _stack_dirs(run_ids: set[str]) -> list[Path]:
 
 
 def test_parallel_run_shares_one_stack_and_leaves_nothing(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    own = {stack.run_id, *_stack_processes().values()}
     run = run_suite("--target", "local", "-n", "2", reports=tmp_path / "reports")
     assert run.exitcode == 0, run.output[-3000:]
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
     assert run.output.count("stack: native") == 1  # one stack, started by the controller
-    assert _stack_processes(exclude=own) == {}
-    assert _stack_dirs({run.certificate["run_id"]}) == []
+    run_id = run.certificate["run_id"]
+    assert {p: r for p, r in _stack_processes(exclude=stack.run_id).items() if r == run_id} == {}
+    assert _stack_dirs({run_id}) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_leaves_nothing(stack, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
     own = {stack.run_id, *_stack_processes().values()}
+    started = tmp_path / "slow-started"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
          "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "JC_SLOW_STARTED": str(started)},
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     seen: dict[int, str] = {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        seen = _stack_processes(exclude=own)
-        if any("fixtures.stack.refapp" in _cmdline(pid) for pid in seen):
-            break
+    while time.monotonic() < deadline and proc.poll() is None and not started.exists():
+        seen.update({p: r for p, r in _stack_processes(exclude=own).items() if _descends_from(p, proc.pid)})
         time.sleep(0.2)
-    assert seen, "the run never started its stack"
-    time.sleep(2)  # well inside the tests by now
+    seen.update({p: r for p, r in _stack_processes(exclude=own).items() if _descends_from(p, proc.pid)})
+    assert started.exists(), "the run never reached its slow test"
+    assert any("fixtures.stack.refapp" in _cmdline(pid) for pid in seen), "the run never started its stack"
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 2, out[-3000:]
-    assert _stack_processes(exclude=own) == {}, out[-2000:]
+    runs = set(seen.values())
+    assert {p: r for p, r in _stack_processes(exclude=own).items() if r in runs} == {}, out[-2000:]
     assert _stack_dirs(set(seen.values())) == []
     cert = (tmp_path / "reports" / "latest" / "certificate.json")
     assert cert.exists() and '"verdict": "not-certified"' in cert.read_text()
