@@ -6,6 +6,8 @@ pytest_plugins = [
     "plugins.schema_options",
     "plugins.invariants",
     "plugins.safety",
+    "plugins.scrub",
+    "plugins.waivers",
     "plugins.allure_labels",
     "plugins.certificate",
     "plugins.runbook_doc",

@@ -1,8 +1,16 @@
-"""The verdict of a run: reports/<run-id>/certificate.json, and reports/latest pointing at it.
+"""The verdict of a run: reports/<run-id>/certificate.json (signed), certificate.md, the HTML
+report, and reports/latest pointing at the run.
 
 The certificate is what a deploy pipeline reads (runbook rule 3: deploy or roll back), so it
 is written on every run that selected invariants — passed, failed or interrupted — and says
-``certified`` only when every selected invariant passed. Exit code 0 means certified.
+``certified`` only when every selected invariant passed or is waived. Exit code 0 means
+certified. It names what it speaks for (target, the app's build as the app reports it, the
+runbook contract's sha256, the suite's version and commit, the marker expression), until
+when it may be trusted (``valid_until``, per tier in runbook.toml), and it is signed with
+Ed25519 when the profile names a key (``signing_key_env``); otherwise it says it is unsigned.
+
+After the local stack is stopped, the run's Allure results become an offline HTML report
+(Allure 3; ``--no-html`` skips it) and, with ``--notify-slack``, a short summary is posted.
 """
 
 from __future__ import annotations
@@ -16,13 +24,17 @@ from typing import Any
 
 import pytest
 
+from plugins import signing
+from plugins.certificate_doc import blockers, compare, render_markdown, slack_text, valid_until
+from plugins.config import ConfigError
+from plugins.contract_report import ReportContract
 from plugins.invariants import report_invariant, report_outcome, report_warnings
+from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
-FORMAT = 1
-SUITE_VERSION = "0.1.0"
+FORMAT = 2
 # worst wins when a test reports several phases
-_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+_RANK = {"passed": 0, "waived": 1, "skipped": 2, "failed": 3, "error": 4}
 
 
 @dataclass
@@ -31,6 +43,7 @@ class Row:
     title: str
     severity: str
     section: str
+    remedy: str
     nodeids: list[str] = field(default_factory=list)
     outcome: str = "passed"
     messages: list[str] = field(default_factory=list)
@@ -46,22 +59,68 @@ class Row:
             self.messages.append(message)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("julia-conformance", "Agente Júlia conformance")
+    group.addoption("--no-html", dest="jc_html", action="store_false", default=True,
+                    help="do not build the HTML report (Allure 3) at the end of the run")
+    # (not --html: pytest-html owns that name)
+    group.addoption("--build-html", dest="jc_html", action="store_true",
+                    help="build the HTML report (the default; overrides an earlier --no-html)")
+    group.addoption("--notify-slack", dest="jc_notify_slack", action="store_true", default=False,
+                    help="post the verdict to the Slack webhook named by the profile's slack_webhook_env")
+    group.addoption("--compare-with", dest="jc_compare_with", default=None, metavar="PATH",
+                    help="a previous certificate.json (or run folder) of the same target to compare with")
+
+
 class CertificatePlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.started_at = _now()
         self.rows: dict[str, Row] = {}
         self.path: Path | None = None
-        self.verdict: str | None = None
+        self.cert: dict[str, Any] | None = None
+        ctx = run_context(config)
+        self.contract: ReportContract = ctx.runbook.section("report")
+        self.previous = _load_previous(config)
+        self.signing_key, self.unsigned_reason = _signing_key(config)
+        self.slack_url = _slack_url(config)
+        self.html: Path | None = None
+        self.html_note: str | None = None
+        self.slack_note: str | None = None
+        _check_report_options(config, self.contract)
+
+    # --- collecting outcomes -------------------------------------------------------------
+
+    def _ask_app(self, interrupted: bool) -> dict[str, Any]:
+        """Which build the app runs, asked once at the end while the target is still up (the
+        local stack stops after this plugin's sessionfinish). Not asked on an interrupted
+        run: Ctrl-C must not wait for HTTP timeouts."""
+        ctx = run_context(self.config)
+        if interrupted:
+            return {"reported": False, "problems": ["not asked: the run was interrupted"]}
+        if not ctx.api_url:
+            return {"reported": False, "problems": ["not asked: no API URL for this target"]}
+        from plugins.report_identity import app_identity
+
+        return app_identity(ctx.api_url, ctx.runbook, redactor(self.config))
+
+    def _row(self, inv: Any) -> Row:
+        return self.rows.setdefault(inv.id, Row(inv.id, inv.title, inv.severity, inv.section, inv.remedy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from plugins.waivers import report_waiver
+
         inv = report_invariant(report)
         if inv is None:
             return
-        row = self.rows.setdefault(inv.id, Row(inv.id, inv.title, inv.severity, inv.section))
+        row = self._row(inv)
         if report.nodeid not in row.nodeids:
             row.nodeids.append(report.nodeid)
         result = report_outcome(report)
+        waived = report_waiver(report)
+        if waived is not None:
+            result = ("waived", f"waived until {waived['expires']} ({waived['reason']}); "
+                                f"{waived['kind']}: {waived['finding']}")
         if result is not None:
             row.merge(*result)
         row.warnings.extend(w for w in report_warnings(report) if w not in row.warnings)
@@ -75,9 +134,32 @@ class CertificatePlugin:
         for item in session.items:
             inv = invariant_of(item)
             if inv is not None:
-                row = self.rows.setdefault(inv.id, Row(inv.id, inv.title, inv.severity, inv.section))
+                row = self._row(inv)
                 if item.nodeid not in row.nodeids:
                     row.nodeids.append(item.nodeid)
+
+    # --- the certificate -----------------------------------------------------------------
+
+    def _waivers(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from plugins.waivers import waiver_state
+
+        state = waiver_state(self.config)
+        if state is None:
+            return []
+        outcome = {r["id"]: r["outcome"] for r in rows}
+        out = []
+        for w in state.waivers.items.values():
+            if not w.active(state.today):
+                status = "expired"
+            elif w.id not in outcome:
+                status = "not-selected"
+            elif outcome[w.id] == "waived":
+                status = "applied"
+            else:
+                status = "unused"
+            out.append({"id": w.id, "reason": w.reason, "expires": w.expires.isoformat(),
+                        "approved_by": w.approved_by, "status": status})
+        return sorted(out, key=lambda w: w["id"])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -88,8 +170,7 @@ class CertificatePlugin:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         rows = []
         for row in sorted(self.rows.values(), key=lambda r: r.id):
-            outcome = row.outcome
-            messages = row.messages
+            outcome, messages = row.outcome, row.messages
             if not row.decided:
                 outcome, messages = "error", ["not run (the run was interrupted)"]
             rows.append({
@@ -97,51 +178,239 @@ class CertificatePlugin:
                 "section": row.section, "outcome": outcome,
                 "message": red.scrub(" | ".join(messages)),
                 **({"warnings": [red.scrub(w) for w in row.warnings]} if row.warnings else {}),
+                "remedy": red.scrub(row.remedy),
             })
-        certified = bool(rows) and all(r["outcome"] == "passed" for r in rows) and not interrupted
-        cert: dict[str, Any] = {
+        certified = bool(rows) and all(r["outcome"] in ("passed", "waived") for r in rows) and not interrupted
+        finished = _now()
+        markexpr = self.config.option.markexpr or ""
+        tier = markexpr or "all"
+        hours = self.contract.validity_hours(markexpr)
+        from plugins.report_identity import suite_identity
+
+        suite = suite_identity()
+        app = self._ask_app(interrupted)
+        body: dict[str, Any] = {
             "format": FORMAT,
             "run_id": ctx.run_id,
             "target": ctx.target.name,
             "environment": ctx.target.environment,
             "project_ref": ctx.target.project_ref,
             "api_url": red.scrub(ctx.api_url or ""),
-            "tier": self.config.option.markexpr or "all",
+            "app": app,
+            "tier": tier,
+            "marker_expression": markexpr,
             "started_at": self.started_at,
-            "finished_at": _now(),
+            "finished_at": finished,
+            "valid_for_hours": hours,
+            "valid_until": valid_until(finished, hours),
             "verdict": "certified" if certified else "not-certified",
             "interrupted": interrupted,
             "runbook_sha256": ctx.runbook.sha256,
-            "suite_version": SUITE_VERSION,
+            "runbook": {"file": ctx.runbook.path.name, "name": ctx.runbook.name, "version": ctx.runbook.version},
+            "suite_version": suite.get("version"),
+            "suite": suite,
             "counts": {k: sum(1 for r in rows if r["outcome"] == k) for k in _RANK},
+            "blockers": [r["id"] for r in blockers(rows)],
+            "waivers": self._waivers(rows),
+            "comparison": compare(self.previous, rows) if self.previous is not None else None,
             "invariants": rows,
         }
+        body = scrub_value(body, red)
+        if self.signing_key is not None:
+            cert = signing.sign(body, self.signing_key)
+        else:
+            cert = signing.unsigned(body, self.unsigned_reason or "no signing key")
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = ctx.run_dir / "certificate.json"
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(red.scrub(json.dumps(cert, indent=2, ensure_ascii=False)) + "\n")
-        os.replace(tmp, self.path)
+        _atomic_write(self.path, json.dumps(cert, indent=2, ensure_ascii=False) + "\n")
+        _atomic_write(ctx.run_dir / "certificate.md", red.scrub(render_markdown(cert)))
+        self.cert = cert
+        self._write_allure_metadata(cert, rows)
         _point_latest(ctx.run_dir)
-        self.verdict = cert["verdict"]
         # 0 means certified: a run whose invariants were skipped is not a pass.
         if not certified and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _write_allure_metadata(self, cert: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        from plugins import allure_labels
+        from plugins.scrub import scrub_tree
+
+        results = allure_labels.results_dir(self.config)
+        if results is None:
+            return
+        red = redactor(self.config)
+        results.mkdir(parents=True, exist_ok=True)
+        allure_labels.write_environment(results, cert)
+        allure_labels.write_executor(results, allure_labels.ci_executor(os.environ, cert["run_id"], self._report_link()))
+        allure2, _ = allure_labels.categories(rows, self.contract)
+        allure_labels.write_categories(results, allure2)
+        scrub_tree(results, red)  # backstop: whatever wrote there, no secret stays
+
+    # --- after the stack is down: HTML report and notification ----------------------------
+
+    def _report_link(self) -> str | None:
+        ctx = run_context(self.config)
+        base = ctx.target.options.get("report_base_url")
+        if base:
+            return f"{base.rstrip('/')}/{ctx.run_id}/html/index.html"
+        return None
+
+    def _build_html(self) -> None:
+        from plugins import allure_labels, html_report
+
+        assert self.cert is not None
+        if not self.config.getoption("jc_html"):
+            return
+        if self.cert.get("interrupted"):
+            self.html_note = "HTML report skipped: the run was interrupted"
+            return
+        results = allure_labels.results_dir(self.config)
+        if results is None:
+            self.html_note = "HTML report skipped: Allure results are off (no --alluredir)"
+            return
+        _, allure3 = allure_labels.categories(self.cert["invariants"], self.contract)
+        ctx = run_context(self.config)
+        built = html_report.build(ctx.run_dir, results, self.cert, allure3, redactor(self.config))
+        if built.path is None:
+            self.html_note = f"HTML report not built: {built.problem}"
+        else:
+            self.html = built.path
+            self.html_note = f"HTML report {os.path.relpath(built.path, Path.cwd())} ({built.seconds:.1f}s)"
+
+    def _notify(self) -> None:
+        from plugins.notify import post_slack
+
+        assert self.cert is not None
+        if self.slack_url is None:
+            return
+        link = self._report_link()
+        if link is None and self.html is not None:
+            link = self.html.resolve().as_uri()
+        problem = post_slack(self.slack_url, slack_text(self.cert, link), redactor(self.config))
+        self.slack_note = "Slack: summary posted" if problem is None else f"Slack: post failed: {problem}"
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        # Runs after every pytest_sessionfinish, so the local stack is already stopped.
+        if self.path is None or self.cert is None:
+            return
+        self._build_html()
+        self._notify()
         red = redactor(self.config)
         for row in sorted(self.rows.values(), key=lambda r: r.id):
             for warning in row.warnings:
                 terminalreporter.write_line(f"julia-conformance: warning {row.id}: {red.scrub(warning)}", yellow=True)
-        if self.path is not None:
-            rel = os.path.relpath(self.path, Path.cwd())
-            terminalreporter.write_line(
-                f"julia-conformance: {self.verdict} — certificate {rel}",
-                green=self.verdict == "certified", red=self.verdict != "certified", bold=True,
-            )
+        verdict = self.cert["verdict"]
+        rel = os.path.relpath(self.path, Path.cwd())
+        sig = self.cert["signature"]
+        signed = f"signed {sig['key_id']}" if sig.get("status") == "signed" else "unsigned"
+        tw = terminalreporter
+        tw.write_line(f"julia-conformance: {verdict} — certificate {rel} ({signed}; "
+                      f"valid until {self.cert['valid_until']})",
+                      green=verdict == "certified", red=verdict != "certified", bold=True)
+        block = self.cert["blockers"]
+        if block:
+            tw.write_line(f"julia-conformance: blockers: {', '.join(block)}")
+        expired = [w for w in self.cert["waivers"] if w["status"] == "expired"]
+        if expired:
+            tw.write_line("julia-conformance: expired waiver(s) no longer waive: "
+                          + ", ".join(f"{w['id']} (expired {w['expires']})" for w in expired), yellow=True)
+        unused = [w["id"] for w in self.cert["waivers"] if w["status"] == "unused"]
+        if unused:
+            tw.write_line("julia-conformance: waiver(s) not needed, the invariant passes (remove from "
+                          f"runbook.toml): {', '.join(unused)}")
+        comparison = self.cert.get("comparison")
+        if comparison:
+            tw.write_line(
+                f"julia-conformance: since {comparison['previous_run_id']}: "
+                f"newly failing {', '.join(comparison['newly_failing']) or 'none'}; "
+                f"newly passing {', '.join(comparison['newly_passing']) or 'none'}; "
+                f"still failing {', '.join(comparison['still_failing']) or 'none'}")
+        for note in (self.html_note, self.slack_note):
+            if note:
+                tw.write_line(f"julia-conformance: {red.scrub(note)}")
+
+
+# --- configuration checks (exit 4 before anything starts) ----------------------------------
+
+
+def _load_previous(config: pytest.Config) -> dict[str, Any] | None:
+    value = config.getoption("jc_compare_with")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        path = path / "certificate.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise pytest.UsageError(f"{path}: --compare-with: no such certificate") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise pytest.UsageError(f"{path}: --compare-with: not a readable certificate ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("invariants"), list):
+        raise pytest.UsageError(f"{path}: --compare-with: not a certificate (no invariants list)")
+    target = run_context(config).target.name
+    if data.get("target") != target:
+        raise pytest.UsageError(
+            f"{path}: --compare-with: certificate of target {data.get('target')!r}, this run judges {target!r}")
+    return data
+
+
+def _signing_key(config: pytest.Config) -> tuple[signing.Ed25519PrivateKey | None, str | None]:
+    target = run_context(config).target
+    var = target.options.get("signing_key_env")
+    if not var:
+        return None, f"no signing key configured (targets.{target.name}.signing_key_env)"
+    value = target.secret("signing_key_env")
+    if not value:
+        return None, f"environment variable {var} (targets.{target.name}.signing_key_env) is not set"
+    try:
+        return signing.load_private_key(value), None
+    except signing.SigningKeyError as exc:
+        raise pytest.UsageError(
+            f"{target.path}: targets.{target.name}.signing_key_env: {var} does not hold an Ed25519 "
+            f"private key ({exc})") from None
+
+
+def _slack_url(config: pytest.Config) -> str | None:
+    if not config.getoption("jc_notify_slack"):
+        return None
+    target = run_context(config).target
+    var = target.options.get("slack_webhook_env")
+    key = f"targets.{target.name}.slack_webhook_env"
+    if not var:
+        raise pytest.UsageError(f"{target.path}: {key}: --notify-slack needs this key (the env var holding the webhook URL)")
+    value = target.secret("slack_webhook_env")
+    if not value:
+        raise pytest.UsageError(f"{target.path}: {key}: environment variable {var} is not set")
+    if not value.startswith(("https://", "http://")):
+        raise pytest.UsageError(f"{target.path}: {key}: {var} does not hold an http(s) URL")
+    return value
+
+
+def _check_report_options(config: pytest.Config, contract: ReportContract) -> None:
+    ctx = run_context(config)
+    for name, source in contract.identity.items():
+        if source.endpoint not in ctx.runbook.endpoints:
+            raise pytest.UsageError(str(ConfigError(
+                f"{ctx.runbook.path}: report.identity.{name}.endpoint: unknown endpoint "
+                f"{source.endpoint!r} (known: {', '.join(sorted(ctx.runbook.endpoints))})")))
+    base = ctx.target.options.get("report_base_url")
+    if base is not None and not str(base).startswith(("https://", "http://")):
+        raise pytest.UsageError(
+            f"{ctx.target.path}: targets.{ctx.target.name}.report_base_url: must start with http:// or https://")
+
+
+# --- files ---------------------------------------------------------------------------------
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _point_latest(run_dir: Path) -> None:
@@ -154,11 +423,11 @@ def _point_latest(run_dir: Path) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or config.option.help:
         return  # the controller writes the certificate from the workers' reports
-    config.pluginmanager.register(CertificatePlugin(config), "julia-conformance-certificate")
-
-
-def verify_main() -> int:  # pragma: no cover - signing is issue 7
-    print("julia-conformance-verify: certificate signatures are not implemented yet")
-    return 3
+    try:
+        run_context(config)
+    except pytest.UsageError:
+        return
+    plugin = CertificatePlugin(config)
+    config.pluginmanager.register(plugin, "julia-conformance-certificate")

@@ -112,6 +112,8 @@ EXTRA_SECTIONS: dict[str, str] = {
     "health": "plugins.contract_health:parse",
     "maintenance": "plugins.contract_maintenance:parse",
     "security": "plugins.contract_security:parse",
+    "report": "plugins.contract_report:parse_report",
+    "waivers": "plugins.contract_report:parse_waivers",
 }
 
 
@@ -421,6 +423,9 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "migrations_dir": str, "schema_baseline": str,  # plugins.schema_options (relative to targets.toml)
     "app_env_vars": list,  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
     "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
+    "signing_key_env": str,
+    "slack_webhook_env": str,
+    "report_base_url": str,
 }
 
 

@@ -58,7 +58,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: int) -> None:
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
          "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "JC_RUN_ID": run_id},
+        env={**os.environ, "JC_RUN_ID": run_id, "JC_SLOW_STARTED": str(tmp_path / "slow-started")},
     )
     deadline = time.monotonic() + 60
     seen: dict[int, str] = {}
@@ -68,9 +68,10 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: int) -> None:
             break
         time.sleep(0.2)
     assert seen, "the run never started its stack"
-    results = tmp_path / "reports" / run_id / "allure-results"
-    while time.monotonic() < deadline and proc.poll() is None and not any(results.glob("*-result.json")):
-        time.sleep(0.1)  # wait until checks are executing: interrupt mid-run, not mid-start
+    started = tmp_path / "slow-started"
+    while time.monotonic() < deadline and proc.poll() is None and not started.exists():
+        time.sleep(0.1)  # wait until a test is executing: interrupt mid-run, not mid-start
+    assert started.exists(), "the run never reached its slow test"
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 2, out[-3000:]

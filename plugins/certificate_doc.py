@@ -1,0 +1,177 @@
+"""Pure functions over a certificate: blockers, comparison, the human page, the short summary.
+
+Kept apart from the pytest plugin so each is unit-tested on plain dicts. The human page puts
+the verdict first and the blockers right under it: an operator at 3 a.m. reads what to do
+(the remedy) before anything else, as the runbook's "ROLLBACK NOW" rule demands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+SEVERITY_ORDER = ("blocker", "critical", "normal", "minor")
+OK_OUTCOMES = ("passed", "waived")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def is_ok(outcome: str) -> bool:
+    """Passed, or waived by an unexpired waiver: neither blocks certification."""
+    return outcome in OK_OUTCOMES
+
+
+def _severity_rank(row: dict[str, Any]) -> int:
+    sev = row.get("severity")
+    return SEVERITY_ORDER.index(sev) if sev in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+def blockers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows that keep the run from being certified, most severe first."""
+    return sorted((r for r in rows if not is_ok(r["outcome"])), key=lambda r: (_severity_rank(r), r["id"]))
+
+
+def valid_until(finished_at: str, hours: int) -> str:
+    finished = dt.datetime.strptime(finished_at, TIME_FORMAT)
+    return (finished + dt.timedelta(hours=hours)).strftime(TIME_FORMAT)
+
+
+def compare(previous: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Newly failing, newly passing and still failing invariants against a previous run.
+
+    "Failing" means not ok (failed, error or skipped without a waiver); invariants present
+    in only one of the two runs are listed apart, never counted as a change.
+    """
+    before = {r["id"]: r["outcome"] for r in previous.get("invariants", []) if isinstance(r, dict) and "id" in r}
+    now = {r["id"]: r["outcome"] for r in rows}
+    both = sorted(set(before) & set(now))
+    return {
+        "previous_run_id": previous.get("run_id"),
+        "previous_verdict": previous.get("verdict"),
+        "previous_finished_at": previous.get("finished_at"),
+        "newly_failing": [i for i in both if is_ok(before[i]) and not is_ok(now[i])],
+        "newly_passing": [i for i in both if not is_ok(before[i]) and is_ok(now[i])],
+        "still_failing": [i for i in both if not is_ok(before[i]) and not is_ok(now[i])],
+        "only_now": sorted(set(now) - set(before)),
+        "only_before": sorted(set(before) - set(now)),
+    }
+
+
+def headline(cert: dict[str, Any]) -> str:
+    """``NOT CERTIFIED · prod (production · jyqg…) · app 1a2b3c4``: the report's first line."""
+    verdict = "CERTIFIED" if cert.get("verdict") == "certified" else "NOT CERTIFIED"
+    who = f"{cert.get('target')} ({cert.get('environment')} · {cert.get('project_ref')})"
+    app = cert.get("app") or {}
+    parts = [verdict, who]
+    if app.get("git_sha"):
+        parts.append(f"app {str(app['git_sha'])[:12]}")
+    if app.get("deployment_id"):
+        parts.append(f"deployment {app['deployment_id']}")
+    return " · ".join(parts)
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "—").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None) -> str:
+    """certificate.md: verdict first, then blockers (with their remedy), then the rest."""
+    remedies = remedies or {}
+    rows: list[dict[str, Any]] = cert.get("invariants", [])
+    counts = cert.get("counts", {})
+    app = cert.get("app") or {}
+    suite = cert.get("suite") or {}
+    sig = cert.get("signature") or {}
+    out: list[str] = []
+    verdict = "CERTIFIED" if cert.get("verdict") == "certified" else "NOT CERTIFIED"
+    out.append(f"# {verdict} — {cert.get('target')} ({cert.get('environment')} · {cert.get('project_ref')})")
+    out.append("")
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("passed", "waived", "failed", "error", "skipped") if counts.get(k))
+    out.append(f"Run `{cert.get('run_id')}` · tier `{cert.get('tier')}` · {summary or 'no invariants'} · "
+               f"valid until {cert.get('valid_until')}")
+    if cert.get("interrupted"):
+        out.append("")
+        out.append("**The run was interrupted**: invariants that did not run count as errors.")
+    out.append("")
+
+    block = blockers(rows)
+    out.append(f"## Blockers ({len(block)})")
+    out.append("")
+    if not block:
+        out.append("None: every selected invariant passed or is waived.")
+    for row in block:
+        out.append(f"- **{row['id']}** [{row['severity']}] {row['outcome'].upper()} — {row['title']}")
+        if row.get("message"):
+            out.append(f"  - found: {row['message']}")
+        remedy = row.get("remedy") or remedies.get(row["id"])
+        if remedy:
+            out.append(f"  - remedy: {remedy}")
+        out.append(f"  - runbook: {row['section']}")
+    out.append("")
+
+    comparison = cert.get("comparison")
+    if comparison:
+        out.append(f"## Since run `{comparison.get('previous_run_id')}` ({comparison.get('previous_verdict')})")
+        out.append("")
+        for key, label in (("newly_failing", "Newly failing"), ("newly_passing", "Newly passing"),
+                           ("still_failing", "Still failing")):
+            ids = comparison.get(key) or []
+            out.append(f"- {label} ({len(ids)}): {', '.join(ids) if ids else '—'}")
+        out.append("")
+
+    waived = [r for r in rows if r["outcome"] == "waived"]
+    waivers = cert.get("waivers") or []
+    if waived or waivers:
+        out.append("## Waivers")
+        out.append("")
+        out.append("| invariant | status | expires | reason |")
+        out.append("|---|---|---|---|")
+        for w in waivers:
+            out.append(f"| {_cell(w.get('id'))} | {_cell(w.get('status'))} | {_cell(w.get('expires'))} | {_cell(w.get('reason'))} |")
+        out.append("")
+
+    out.append("## All invariants")
+    out.append("")
+    out.append("| id | outcome | severity | title | message |")
+    out.append("|---|---|---|---|---|")
+    for row in rows:
+        out.append(f"| {_cell(row['id'])} | {_cell(row['outcome'])} | {_cell(row['severity'])} | "
+                   f"{_cell(row['title'])} | {_cell(row.get('message') or '')} |")
+    out.append("")
+
+    out.append("## Identity")
+    out.append("")
+    out.append(f"- target: {cert.get('target')} — API {cert.get('api_url') or '—'}")
+    out.append(f"- app: git sha {app.get('git_sha') or 'not reported'}, deployment "
+               f"{app.get('deployment_id') or 'not reported'}, schema version {app.get('schema_version') or 'not reported'}")
+    out.append(f"- suite: {suite.get('name')} {suite.get('version')} at {suite.get('git_sha') or 'unknown commit'}"
+               + (" (uncommitted changes)" if suite.get("git_dirty") else ""))
+    out.append(f"- runbook contract sha256: {cert.get('runbook_sha256')}")
+    out.append(f"- marker expression: `{cert.get('marker_expression') or '(none)'}`")
+    out.append(f"- started {cert.get('started_at')}, finished {cert.get('finished_at')}")
+    if sig.get("status") == "signed":
+        out.append(f"- signature: {sig.get('algorithm')} by key {sig.get('key_id')} "
+                   "(check with `julia-conformance-verify certificate.json --public-key KEY`)")
+    else:
+        out.append(f"- signature: **unsigned** — {sig.get('reason')}")
+    out.append("")
+    return "\n".join(out)
+
+
+def slack_text(cert: dict[str, Any], link: str | None) -> str:
+    """The short summary a Slack channel gets: verdict, target, blockers, report link."""
+    ok = cert.get("verdict") == "certified"
+    lines = [f"{':white_check_mark:' if ok else ':rotating_light:'} *{headline(cert)}*",
+             f"run `{cert.get('run_id')}` · tier `{cert.get('tier')}` · valid until {cert.get('valid_until')}"]
+    block = blockers(cert.get("invariants", []))
+    if block:
+        lines.append(f"*Blockers ({len(block)}):*")
+        for row in block[:10]:
+            lines.append(f"• `{row['id']}` [{row['severity']}] {row.get('message') or row['title']}"[:300])
+        if len(block) > 10:
+            lines.append(f"… and {len(block) - 10} more")
+    comparison = cert.get("comparison")
+    if comparison and comparison.get("newly_failing"):
+        lines.append(f"Newly failing since `{comparison.get('previous_run_id')}`: {', '.join(comparison['newly_failing'])}")
+    if link:
+        lines.append(f"Report: {link}")
+    return "\n".join(lines)

@@ -1,0 +1,318 @@
+"""The report of real runs against the local stack: certificate, Allure results, waivers,
+comparison, signature and Slack — each proven on a fault injected the way an incident has it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.stack.launcher import NativeStack
+from plugins import verify
+from tests.conftest import ROOT, SuiteRun, run_suite
+
+HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
+RUNBOOK = (ROOT / "runbook.toml").read_text()
+TARGETS = (ROOT / "targets.toml").read_text()
+_LOCAL_REDIS_LINE = 'redis_url_env = "JC_LOCAL_REDIS_URL"\n'
+
+
+def _git_head() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def allure_results(run: SuiteRun) -> dict[str, dict[str, Any]]:
+    """The run's Allure test results, by invariant id."""
+    assert run.run_dir is not None, run.output[-3000:]
+    out = {}
+    for path in (run.run_dir / "allure-results").glob("*-result.json"):
+        result = json.loads(path.read_text())
+        ids = [label["value"] for label in result["labels"] if label["name"] == "invariant"]
+        if ids:
+            out[ids[0]] = result
+    return out
+
+
+def labels(result: dict[str, Any], name: str) -> list[str]:
+    return [label["value"] for label in result["labels"] if label["name"] == name]
+
+
+def attachment(run: SuiteRun, result: dict[str, Any], name: str) -> str:
+    assert run.run_dir is not None
+    sources = [a["source"] for a in result.get("attachments", []) if a["name"] == name]
+    assert len(sources) == 1, result.get("attachments")
+    return (run.run_dir / "allure-results" / sources[0]).read_text()
+
+
+def local_targets(tmp_path: Path, extra: str) -> Path:
+    """targets.toml whose local profile has the extra keys (signing key, Slack, …)."""
+    path = tmp_path / "targets.toml"
+    path.write_text(TARGETS.replace(_LOCAL_REDIS_LINE, _LOCAL_REDIS_LINE + extra, 1))
+    return path
+
+
+def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
+    """allure-pytest attaches to the last open executable item: evidence and remedy written
+    from pytest_runtest_makereport must land on the test's result for a failure in the call,
+    an undecidable fixture (setup phase) and a waived finding alike. (No stack needed.)"""
+    runbook = tmp_path / "runbook.toml"
+    runbook.write_text(RUNBOOK + (
+        '"JC-REPORT-03" = { reason = "pause is planned maintenance", expires = 2099-12-31 }\n'
+        '"JC-REPORT-04" = { reason = "an old exception", expires = 2020-01-01 }\n'))
+    run = run_suite("--runbook", str(runbook), paths=("tests/probes/probe_report.py",), reports=tmp_path / "reports")
+    assert run.exitcode == 1, run.output[-3000:]
+    assert run.outcomes() == {"JC-REPORT-01": "failed", "JC-REPORT-02": "error", "JC-REPORT-03": "waived",
+                              "JC-REPORT-04": "failed", "JC-REPORT-05": "passed"}
+    results = allure_results(run)
+    expect = {"JC-REPORT-01": ["evidence", "remedy"], "JC-REPORT-02": ["evidence", "remedy"],
+              "JC-REPORT-03": ["waiver", "evidence", "remedy"], "JC-REPORT-04": ["remedy"], "JC-REPORT-05": []}
+    for inv, names in expect.items():
+        assert [a["name"] for a in results[inv].get("attachments", [])] == names, inv
+    assert json.loads(attachment(run, results["JC-REPORT-02"], "evidence")) == {"tried": ["/health/rate"]}
+    assert results["JC-REPORT-02"]["status"] == "broken"
+    assert results["JC-REPORT-02"]["statusDetails"]["message"] == (
+        "[JC-REPORT-02] UNDECIDED: endpoint rate missing: every path answered 404")
+    assert results["JC-REPORT-03"]["status"] == "skipped"
+    assert run.certificate["blockers"] == ["JC-REPORT-01", "JC-REPORT-04", "JC-REPORT-02"]
+
+
+def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    base = suite("-m", "postdeploy", paths=HEALTH_AND_GUARDS)
+    assert base.exitcode == 0 and base.certificate is not None, base.output[-3000:]
+    sql("UPDATE app_settings SET value = 'production' WHERE key = 'environment'")
+    run = suite("-m", "postdeploy", "--compare-with", str(base.run_dir), paths=HEALTH_AND_GUARDS)
+    assert run.exitcode == 1, run.output[-3000:]
+    cert = run.certificate
+    assert cert is not None and cert["verdict"] == "not-certified"
+
+    # what the certificate speaks for
+    head = _git_head()
+    assert cert["app"]["git_sha"] == head and cert["app"]["deployment_id"].startswith("local-")
+    assert cert["app"]["schema_version"] and cert["app"]["reported"] is True
+    assert cert["suite"]["git_sha"] == head and cert["suite"]["version"] == cert["suite_version"]
+    assert cert["runbook_sha256"] == hashlib.sha256((ROOT / "runbook.toml").read_bytes()).hexdigest()
+    assert cert["marker_expression"] == "postdeploy" and cert["tier"] == "postdeploy"
+    finished = dt.datetime.strptime(cert["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert cert["valid_until"] == (finished + dt.timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert cert["signature"]["status"] == "unsigned" and "signing_key_env" in cert["signature"]["reason"]
+    assert cert["blockers"] == ["JC-DEEP-01", "JC-DEEP-07", "JC-GUARD-01"]
+    assert cert["comparison"]["newly_failing"] == ["JC-DEEP-01", "JC-DEEP-07", "JC-GUARD-01"]
+    assert cert["comparison"]["previous_run_id"] == base.certificate["run_id"]
+    assert "newly failing JC-DEEP-01, JC-DEEP-07, JC-GUARD-01" in run.output
+
+    # the human page: verdict, then blockers with their remedy, then the rest
+    assert run.run_dir is not None
+    md = (run.run_dir / "certificate.md").read_text()
+    assert md.splitlines()[0] == "# NOT CERTIFIED — local (local · localjuliaref0000000)"
+    assert md.index("## Blockers (3)") < md.index("## All invariants")
+    assert "**JC-GUARD-01** [blocker] FAILED" in md and "remedy: Scenario 2 · Case 3" in md
+
+    # Allure: labels, link, incident line, evidence and remedy
+    results = allure_results(run)
+    deep7 = results["JC-DEEP-07"]
+    assert labels(deep7, "epic") == ["Incident Response Scenarios"]
+    assert labels(deep7, "feature") == ["Scenario 2 › Case 3"]
+    assert labels(deep7, "story") == ["/health/deep part 'hard_guards' is ok"]
+    assert labels(deep7, "severity") == ["blocker"]
+    assert sorted(labels(deep7, "tag")) == ["nightly", "postdeploy"]
+    assert labels(deep7, "as_id") == ["JC-DEEP-07"]
+    assert deep7["name"] == "JC-DEEP-07 · /health/deep part 'hard_guards' is ok"
+    assert deep7["links"][0]["url"].startswith("https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md#")
+    assert deep7["status"] == "failed"
+    assert deep7["statusDetails"]["message"].startswith("[JC-DEEP-07] VIOLATION: /health/deep hard_guards is 'mismatch'")
+    assert "mismatch" in attachment(run, deep7, "evidence")
+    assert attachment(run, deep7, "remedy").startswith("Scenario 2 · Case 3:")
+    guard = results["JC-GUARD-01"]
+    assert "Remedy: Scenario 2 · Case 3" in guard["description"]
+    assert attachment(run, guard, "remedy").startswith("Scenario 2 · Case 3:")
+    assert results["JC-HEALTH-01"]["status"] == "passed" and not results["JC-HEALTH-01"].get("attachments")
+
+    # run metadata next to the results
+    res = run.run_dir / "allure-results"
+    props = dict(line.split("=", 1) for line in (res / "environment.properties").read_text().splitlines())
+    assert props["target"] == "local" and props["app.git_sha"] == head
+    assert props["app.deployment_id"] == cert["app"]["deployment_id"] and props["verdict"] == "not-certified"
+    assert json.loads((res / "executor.json").read_text())["reportName"] == cert["run_id"]
+    cats = {c["name"]: c for c in json.loads((res / "categories.json").read_text())}
+    case3 = cats["Scenario 2 · Case 3: hard guard mismatch"]
+    for inv in ("JC-DEEP-07", "JC-GUARD-01"):
+        assert re.fullmatch(case3["messageRegex"].removeprefix("(?s)"), results[inv]["statusDetails"]["message"], re.DOTALL)
+
+    # still failing / newly passing against the run above
+    sql("UPDATE app_settings SET value = 'local' WHERE key = 'environment'")
+    sql("UPDATE app_settings SET value = 'jyqgbzhqavgpxqacduoi' WHERE key = 'supabase_project_ref'")
+    nxt = suite("-m", "postdeploy", "--compare-with", str(run.run_dir / "certificate.json"), paths=HEALTH_AND_GUARDS)
+    comparison = nxt.certificate["comparison"]
+    assert comparison["newly_failing"] == ["JC-GUARD-02"]
+    assert comparison["newly_passing"] == ["JC-GUARD-01"]
+    assert comparison["still_failing"] == ["JC-DEEP-01", "JC-DEEP-07"]
+
+
+def test_waivers(healthy: NativeStack, suite, sql, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sql("UPDATE app_settings SET value = 'production' WHERE key = 'environment'")
+    runbook = tmp_path / "runbook.toml"
+    runbook.write_text(RUNBOOK + (
+        '"JC-GUARD-01" = { reason = "migration of app_settings under way", expires = 2099-12-31, approved_by = "ops lead" }\n'
+        '"JC-DEEP-07" = { reason = "an old exception", expires = 2020-01-01 }\n'
+        '"JC-HEALTH-01" = { reason = "slow liveness, accepted", expires = 2099-12-31 }\n'
+        '"JC-NOPE-01" = { reason = "a check not in this run", expires = 2099-12-31 }\n'
+    ))
+    run = suite("--runbook", str(runbook), "-n", "2", paths=HEALTH_AND_GUARDS)
+    assert run.exitcode == 1, run.output[-3000:]
+    outcomes = run.outcomes()
+    assert outcomes["JC-GUARD-01"] == "waived"
+    assert outcomes["JC-DEEP-07"] == "failed", "an expired waiver no longer waives"
+    assert run.not_passed() == {"JC-GUARD-01", "JC-DEEP-01", "JC-DEEP-07"}
+    msg = run.message("JC-GUARD-01")
+    assert "waived until 2099-12-31 (migration of app_settings under way)" in msg and "'production'" in msg
+    status = {w["id"]: w["status"] for w in run.certificate["waivers"]}
+    assert status == {"JC-GUARD-01": "applied", "JC-DEEP-07": "expired", "JC-HEALTH-01": "unused",
+                      "JC-NOPE-01": "not-selected"}
+    assert "JC-GUARD-01" not in run.certificate["blockers"]
+    assert "waiver(s) not needed, the invariant passes (remove from runbook.toml): JC-HEALTH-01" in run.output
+    assert "expired waiver(s) no longer waive: JC-DEEP-07 (expired 2020-01-01)" in run.output
+
+    guard = allure_results(run)["JC-GUARD-01"]
+    assert guard["status"] == "skipped"
+    assert "until 2099-12-31 (migration of app_settings under way)" in guard["statusDetails"]["message"]
+    assert labels(guard, "waiver") == ["until 2099-12-31"]
+    assert "approved by ops lead" in attachment(run, guard, "waiver")
+
+    # every failing invariant waived: certified, exit 0
+    runbook.write_text(RUNBOOK + "".join(
+        f'"{i}" = {{ reason = "accepted during the migration", expires = 2099-12-31 }}\n'
+        for i in ("JC-GUARD-01", "JC-DEEP-01", "JC-DEEP-07")))
+    run = suite("--runbook", str(runbook), paths=HEALTH_AND_GUARDS)
+    assert run.exitcode == 0, run.output[-3000:]
+    assert run.certificate["verdict"] == "certified" and run.certificate["counts"]["waived"] == 3
+
+
+def test_signed_certificate_verifies_and_tampered_does_not(healthy: NativeStack, suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    private, public = verify.generate_keypair(str(tmp_path / "signer"))
+    targets = local_targets(tmp_path, 'signing_key_env = "JC_LOCAL_SIGNING_KEY"\n')
+    run = suite("--target-file", str(targets), "-m", "postdeploy", paths=HEALTH_AND_GUARDS,
+                env={"JC_LOCAL_SIGNING_KEY": private.read_text()})
+    assert run.exitcode == 0, run.output[-3000:]
+    assert run.run_dir is not None and run.certificate is not None
+    sig = run.certificate["signature"]
+    assert sig["status"] == "signed" and sig["algorithm"] == "Ed25519"
+    assert f"signed {sig['key_id']}" in run.output
+    assert f"Ed25519 by key {sig['key_id']}" in (run.run_dir / "certificate.md").read_text()
+
+    def check(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "plugins.verify", str(path), "--public-key", str(public), *extra],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    good = check(run.run_dir / "certificate.json", "--require-certified")
+    assert good.returncode == 0 and "OK" in good.stdout, good.stdout + good.stderr
+
+    tampered = json.loads((run.run_dir / "certificate.json").read_text())
+    tampered["invariants"][0]["outcome"] = "failed"
+    tampered["valid_until"] = "2999-01-01T00:00:00Z"
+    bad_path = tmp_path / "tampered.json"
+    bad_path.write_text(json.dumps(tampered, indent=2))
+    bad = check(bad_path)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"invariants[{tampered['invariants'][0]['id']}]: changed after signing" in bad.stdout
+    assert "valid_until: changed after signing" in bad.stdout
+
+    other, _ = verify.generate_keypair(str(tmp_path / "other"))
+    wrong = subprocess.run([sys.executable, "-m", "plugins.verify", str(run.run_dir), "--public-key",
+                            str(tmp_path / "other.pub")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1 and "not by the given key" in wrong.stdout
+
+    # a key that is not an Ed25519 key ends the run before anything starts
+    broken = suite("--target-file", str(targets), paths=HEALTH_AND_GUARDS, env={"JC_LOCAL_SIGNING_KEY": "not-a-key"})
+    assert broken.exitcode == 4 and broken.certificate is None
+    assert "targets.local.signing_key_env: JC_LOCAL_SIGNING_KEY does not hold an Ed25519 private key" in broken.output
+    assert "not-a-key" not in broken.output
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A loopback Slack: records each request (path, content type, body) on its server's
+    ``requests`` list and answers 'ok'."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length", "0"))
+        self.server.requests.append({  # type: ignore[attr-defined]
+            "path": self.path, "content_type": self.headers.get("Content-Type"),
+            "body": self.rfile.read(length).decode("utf-8"),
+        })
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slack_server() -> Iterator[HTTPServer]:
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_slack_summary_reaches_the_loopback_server(healthy: NativeStack, suite, slack_server: HTTPServer,
+                                                    tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port = slack_server.server_address[1]
+    hook = f"http://127.0.0.1:{port}/services/T000/B000/slack-token-f00d"
+    targets = local_targets(tmp_path, 'slack_webhook_env = "JC_LOCAL_SLACK"\nreport_base_url = "https://reports.example/jc"\n')
+    healthy.stop_service("redis")
+    run = suite("--target-file", str(targets), "--notify-slack", paths=HEALTH_AND_GUARDS, env={"JC_LOCAL_SLACK": hook})
+    assert run.exitcode == 1, run.output[-3000:]
+    assert "Slack: summary posted" in run.output
+    assert "slack-token-f00d" not in run.output
+    requests = slack_server.requests  # type: ignore[attr-defined]
+    assert len(requests) == 1
+    req = requests[0]
+    assert req["path"] == "/services/T000/B000/slack-token-f00d" and req["content_type"] == "application/json"
+    text = json.loads(req["body"])["text"]
+    cert = run.certificate
+    assert text.splitlines()[0].startswith(":rotating_light: *NOT CERTIFIED · local (local · localjuliaref0000000)")
+    for inv in cert["blockers"]:
+        assert f"`{inv}`" in text
+    assert "JC-DEEP-02" in cert["blockers"]
+    assert f"Report: https://reports.example/jc/{cert['run_id']}/html/index.html" in text
+
+    # asked to notify without a webhook: a usage error before anything starts
+    missing = suite("--target-file", str(targets), "--notify-slack", paths=HEALTH_AND_GUARDS, env={"JC_LOCAL_SLACK": ""})
+    assert missing.exitcode == 4
+    assert "targets.local.slack_webhook_env: environment variable JC_LOCAL_SLACK is not set" in missing.output
+
+
+def test_bad_report_options_exit_4(tmp_path: Path) -> None:
+    """A wrong report option or contract costs one line and exit code 4, before any stack."""
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"target": "prod", "invariants": []}))
+    bad_url = local_targets(tmp_path, 'report_base_url = "ci.example/reports"\n')
+    bad_runbook = tmp_path / "runbook.toml"
+    bad_runbook.write_text(RUNBOOK.replace('git_sha = { endpoint = "health"', 'git_sha = { endpoint = "version"'))
+    cases = [
+        (("--compare-with", str(tmp_path / "nope.json")), "nope.json: --compare-with: no such certificate"),
+        (("--compare-with", str(other)), "--compare-with: certificate of target 'prod', this run judges 'local'"),
+        (("--target-file", str(bad_url)), "targets.local.report_base_url: must start with http:// or https://"),
+        (("--runbook", str(bad_runbook)), "report.identity.git_sha.endpoint: unknown endpoint 'version'"),
+    ]
+    for args, expect in cases:
+        run = run_suite(*args, reports=tmp_path / "reports")
+        assert run.exitcode == 4, (args, run.output[-2000:])
+        assert expect in run.output, (args, run.output[-2000:])
+        assert not (tmp_path / "reports").exists()
