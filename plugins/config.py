@@ -358,6 +358,7 @@ _TARGET_SPEC: _Spec = {
 # Optional profile keys an area adds: key -> type. Values are in Target.options. A key that
 # names an environment variable must end in `_env` (it is checked to be a valid name).
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
+    "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
 }
 
 

@@ -227,7 +227,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             ctx.target.stack or "native", run_id=ctx.run_id,
             environment=ctx.target.environment, project_ref=ctx.target.project_ref,
             database_url=ctx.target.database_url, redis_url=ctx.target.redis_url,
-            scale=config.getoption("--seed-scale"),
+            scale=config.getoption("--seed-scale"), options=ctx.target.options,
         )
     except StackError as exc:
         raise pytest.UsageError(str(exc)) from None
