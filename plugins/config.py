@@ -426,6 +426,7 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "signing_key_env": str,
     "slack_webhook_env": str,
     "report_base_url": str,
+    "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
 }
 
 

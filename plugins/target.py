@@ -233,7 +233,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             environment=ctx.target.environment, project_ref=ctx.target.project_ref,
             database_url=ctx.target.database_url, redis_url=ctx.target.redis_url,
             scale=config.getoption("--seed-scale"), pooler=config.getoption("--pooler"),
-            days=config.getoption("--seed-days"),
+            days=config.getoption("--seed-days"), options=ctx.target.options,
         )
     except StackError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 import pytest
@@ -22,9 +22,55 @@ import redis
 
 from fixtures.stack.launcher import NativeStack, new_run_id
 
+if TYPE_CHECKING:
+    from fixtures.stack.containers import ContainerStack
+
+    LocalStack: TypeAlias = NativeStack | ContainerStack
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ENV = "local"
 LOCAL_REF = "localjuliaref0000000"
+# Set in CI (.ci/run): the containers half must run, a missing Docker engine is a failure.
+REQUIRE_CONTAINERS_ENV = "JC_REQUIRE_CONTAINERS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): stack backends the test's `stack` runs on (default: native); "
+        "e.g. backends('native', 'containers')",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that use the stack run once per backend their module or test asks for."""
+    if "stack" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        backends = marker.args if marker is not None else ("native",)
+        metafunc.parametrize("stack", backends, indirect=True, scope="session")
+
+
+def containers_unavailable() -> str | None:
+    """Why the containers backend cannot run here (None when it can)."""
+    from fixtures.stack.containers import unavailable_reason
+
+    return unavailable_reason(local_images())
+
+
+def local_images() -> Any:
+    """The images targets.toml's local profile names (defaults: the locally built ones)."""
+    from fixtures.stack.containers import Images
+    from plugins.config import load_targets
+
+    return Images.from_options(load_targets(ROOT / "targets.toml").get("local", {}))
+
+
+def skip_without_containers() -> None:
+    reason = containers_unavailable()
+    if reason is not None:
+        if os.environ.get(REQUIRE_CONTAINERS_ENV):
+            pytest.fail(f"{REQUIRE_CONTAINERS_ENV} is set but the containers backend cannot run: {reason}")
+        pytest.skip(f"containers backend: {reason}")
 
 
 @dataclass
@@ -71,8 +117,18 @@ def run_suite(*args: str, reports: Path, env: dict[str, str] | None = None, time
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[NativeStack]:
-    s = NativeStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV, project_ref=LOCAL_REF)
+def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    """One stack per backend for the session (parametrized by pytest_generate_tests)."""
+    backend = getattr(request, "param", "native")
+    s: LocalStack
+    if backend == "containers":
+        skip_without_containers()
+        from fixtures.stack.containers import ContainerStack
+
+        s = ContainerStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV,
+                           project_ref=LOCAL_REF, images_=local_images())
+    else:
+        s = NativeStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV, project_ref=LOCAL_REF)
     s.start()
     assert s.tmpdir is not None
     yield s
@@ -80,25 +136,25 @@ def stack() -> Iterator[NativeStack]:
 
 
 @pytest.fixture(scope="session")
-def stack_json(stack: NativeStack) -> Path:
+def stack_json(stack: LocalStack) -> Path:
     assert stack.info is not None and stack.tmpdir is not None
     return stack.tmpdir / "stack.json"
 
 
 @pytest.fixture
-def healthy(stack: NativeStack) -> Iterator[NativeStack]:
+def healthy(stack: LocalStack) -> Iterator[LocalStack]:
     """The stack, guaranteed back to its healthy state after the test."""
     yield stack
-    for name in ("postgres", "redis", "api"):
-        if not stack.executors[name].running():
+    assert stack.info is not None
+    for name in stack.info.services:  # in start order: the database first
+        if not stack.running(name):
             stack.start_service(name)
     stack.reset_database()
-    assert stack.info is not None
     redis.Redis.from_url(stack.info.redis_url).flushall()
 
 
 @pytest.fixture
-def sql(stack: NativeStack):  # type: ignore[no-untyped-def]
+def sql(stack: LocalStack):  # type: ignore[no-untyped-def]
     """Run SQL against the stack's database as its owner (fault injection)."""
     assert stack.info is not None
 

@@ -8,6 +8,9 @@ from fixtures.stack.launcher import NativeStack
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
 
+# The same faults, the same verdicts, whether the stack runs as processes or containers.
+pytestmark = pytest.mark.backends("native", "containers")
+
 
 def test_healthy_stack_is_certified(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
     run = suite(paths=HEALTH_AND_GUARDS)
