@@ -1,9 +1,10 @@
 """`--app-repo PATH`: the application's repository, scanned for committed secrets (JC-SEC-05).
 
 The runbook keeps every secret in Railway variables, "NOT in code or .env files"; the suite
-can only check that where it can see the code, so the operator points it at a checkout —
-with the option, or with the profile's `app_repo` key in targets.toml (relative to that
-file; the local profile names the reference app's code). The option wins.
+can only check that where it can see the code, so the operator points it at a checkout:
+with the option, or with a profile's `app_repo` key in targets.toml (relative to that
+file). The option wins. A local target without either runs the reference app, whose code
+(fixtures/stack/refapp) is then the application's code.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from plugins.target import run_context
 
 _OPTION = "--app-repo"
 PROFILE_KEY = "app_repo"
+REFERENCE_APP = Path(__file__).resolve().parents[1] / "fixtures" / "stack" / "refapp"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,7 +25,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         _OPTION, default=None, metavar="PATH",
         help="checkout of the application's repository, scanned for committed secrets "
-        "(code and .env files); default: the target profile's `app_repo`, else JC-SEC-05 is skipped",
+        "(code and .env files); default: the profile's `app_repo`; locally the reference app; "
+        "else JC-SEC-05 is skipped",
     )
 
 
@@ -37,6 +40,8 @@ def app_repo_path(config: pytest.Config) -> tuple[Path | None, str]:
     if profile_value:
         where = f"{target.path}: targets.{target.name}.{PROFILE_KEY}"
         return (target.path.parent / Path(profile_value).expanduser()).resolve(), where
+    if target.local:
+        return REFERENCE_APP, "the local target's reference app"
     return None, ""
 
 

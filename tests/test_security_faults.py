@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.stack.launcher import NativeStack
-from tests.area_helpers import ROOT, area, clean_app_repo, git  # noqa: F401 - fixtures
+from tests.area_helpers import AREA, ROOT, area, clean_app_repo, git, runbook_copy  # noqa: F401 - fixtures
+from tests.conftest import LOCAL_REF, run_suite
 
 SEC = ("checks/test_security.py",)
 # A fake key of Anthropic's shape; detect-secrets must find it by keyword and entropy.
@@ -126,14 +127,24 @@ def test_local_profile_scans_the_reference_app_by_default(healthy: NativeStack, 
     assert run.not_passed() == set(), run.output[-3000:]
 
 
-def test_secret_scan_skipped_without_app_repo(healthy: NativeStack, area, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_read_only_remote_profile_without_app_repo(healthy: NativeStack, tmp_path: Path) -> None:
+    """As against production: a non-local profile, every transaction READ ONLY. Every
+    maintenance and security check still decides; only the scan, with no checkout named, is
+    skipped."""
+    info = healthy.info
+    assert info is not None
     targets = tmp_path / "targets.toml"
-    text = (ROOT / "targets.toml").read_text()
-    assert 'app_repo = "fixtures/stack/refapp"\n' in text
-    targets.write_text(text.replace('app_repo = "fixtures/stack/refapp"\n', ""))
-    run = area(paths=SEC, app_repo=None, args=("--target-file", str(targets)))
+    targets.write_text(
+        "[targets.remote]\nlocal = false\n"
+        f'api_url = "{info.api_url}"\nenvironment = "local"\nproject_ref = "{LOCAL_REF}"\n'
+        'database_url_env = "JC_REMOTE_DB"\n'
+    )
+    run = run_suite(
+        "--target-file", str(targets), "--target", "remote", "--runbook", str(runbook_copy(tmp_path)),
+        paths=AREA, reports=tmp_path / "reports", env={"JC_REMOTE_DB": info.database_url},
+    )
     assert run.outcomes()["JC-SEC-05"] == "skipped"
-    assert run.not_passed() == {"JC-SEC-05"}
+    assert run.not_passed() == {"JC-SEC-05"}, run.output[-3000:]
     assert "no --app-repo given" in run.message("JC-SEC-05")
 
 
@@ -141,8 +152,10 @@ def test_secret_scan_skipped_without_app_repo(healthy: NativeStack, area, tmp_pa
 def test_app_repo_not_a_directory_is_a_usage_error(tmp_path: Path, how: str) -> None:
     nowhere = tmp_path / "nowhere"
     targets = tmp_path / "targets.toml"
-    targets.write_text((ROOT / "targets.toml").read_text().replace(
-        'app_repo = "fixtures/stack/refapp"', f'app_repo = "{nowhere}"'))
+    targets.write_text(
+        '[targets.local]\nlocal = true\nenvironment = "local"\nproject_ref = "localjuliaref0000000"\n'
+        f'database_url_env = "JC_LOCAL_DATABASE_URL"\napp_repo = "{nowhere}"\n'
+    )
     args = ("--app-repo", str(nowhere)) if how == "option" else ("--target-file", str(targets))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *SEC, "-q", "-p", "no:cacheprovider",
