@@ -42,11 +42,22 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# Comma-separated backends for every stack test, overriding their markers: e.g.
+# JC_SELFTEST_BACKENDS=containers runs the whole fault matrix on containers.
+BACKENDS_ENV = "JC_SELFTEST_BACKENDS"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that use the stack run once per backend their module or test asks for."""
     if "stack" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("backends")
-        backends = marker.args if marker is not None else ("native",)
+        backends: tuple[str, ...] = marker.args if marker is not None else ("native",)
+        forced = os.environ.get(BACKENDS_ENV, "")
+        if forced.strip():
+            backends = tuple(b.strip() for b in forced.split(",") if b.strip())
+            unknown = set(backends) - {"native", "containers"}
+            if unknown:
+                raise pytest.UsageError(f"{BACKENDS_ENV}: unknown backend {sorted(unknown)[0]!r} (native, containers)")
         metafunc.parametrize("stack", backends, indirect=True, scope="session")
 
 
