@@ -107,6 +107,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 # ConfigError naming `<section>.<key>`. Access the parsed object with Runbook.section(name).
 # Adding an area = one line here; nothing else in this module changes.
 EXTRA_SECTIONS: dict[str, str] = {
+    "runtime": "plugins.contract_runtime:parse",
 }
 
 
@@ -358,6 +359,9 @@ _TARGET_SPEC: _Spec = {
 # Optional profile keys an area adds: key -> type. Values are in Target.options. A key that
 # names an environment variable must end in `_env` (it is checked to be a valid name).
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
+    # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).
+    "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
+    "railway_project_id": str, "railway_environment_id": str, "railway_scheduler_service_id": str,
 }
 
 

@@ -83,14 +83,24 @@ def stack_json(stack: NativeStack) -> Path:
 
 @pytest.fixture
 def healthy(stack: NativeStack) -> Iterator[NativeStack]:
-    """The stack, guaranteed back to its healthy state after the test."""
+    """The stack, guaranteed back to its healthy state after the test.
+
+    The worker and the scheduler are restarted around the reset: Redis is flushed under
+    them (their keys go with it), and the scheduler must not run while the reset fills the
+    job history up to now (it would race the fill for a cron slot).
+    """
     yield stack
+    stack.stop_extra_schedulers()
+    for name in ("scheduler", "worker"):
+        if stack.executors[name].running():
+            stack.stop_service(name)
     for name in ("postgres", "redis", "api"):
         if not stack.executors[name].running():
             stack.start_service(name)
     stack.reset_database()
     assert stack.info is not None
     redis.Redis.from_url(stack.info.redis_url).flushall()
+    stack.start_runtime()
 
 
 @pytest.fixture
