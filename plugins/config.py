@@ -114,6 +114,7 @@ EXTRA_SECTIONS: dict[str, str] = {
     "security": "plugins.contract_security:parse",
     "report": "plugins.contract_report:parse_report",
     "waivers": "plugins.contract_report:parse_waivers",
+    "runtime": "plugins.contract_runtime:parse",
 }
 
 
@@ -427,6 +428,9 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "slack_webhook_env": str,
     "report_base_url": str,
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
+    # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).
+    "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
+    "railway_project_id": str, "railway_environment_id": str, "railway_scheduler_service_id": str,
 }
 
 

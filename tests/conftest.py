@@ -154,14 +154,28 @@ def stack_json(stack: LocalStack) -> Path:
 
 @pytest.fixture
 def healthy(stack: LocalStack) -> Iterator[LocalStack]:
-    """The stack, guaranteed back to its healthy state after the test."""
+    """The stack, guaranteed back to its healthy state after the test.
+
+    The worker and the scheduler (where the backend runs them) are stopped around the
+    reset: Redis is flushed under them (their keys go with it), and the scheduler must not
+    run while the reset fills the job history up to now (it would race the fill for a slot).
+    """
     yield stack
     assert stack.info is not None
+    runtime = ("worker", "scheduler")
+    has_runtime = hasattr(stack, "start_runtime")
+    if has_runtime:
+        stack.stop_extra_schedulers()
+        for name in runtime:
+            if stack.running(name):
+                stack.stop_service(name)
     for name in stack.info.services:  # in start order: the database first
-        if not stack.running(name):
+        if name not in runtime and not stack.running(name):
             stack.start_service(name)
     stack.reset_database()
     redis.Redis.from_url(stack.info.redis_url).flushall()
+    if has_runtime:
+        stack.start_runtime()
 
 
 @pytest.fixture

@@ -1,0 +1,376 @@
+"""Runbook rule 4, "Workers and Scheduled Jobs", Scenario 3 and "Kill Stuck Job".
+
+The scheduler must be one instance ("Múltiplas instâncias = jobs duplicados = CAOS"): seen
+as duplicate runs in one cron slot and as more than one live heartbeat, and on Railway as
+the service's replica count. Every job of the runbook's table must have run on its cron in
+its time zone; none may hang in ``executando``; none may fail often. The worker must drain
+``fila_mensagens`` while Júlia is ``ativo`` — and when she is ``pausado`` the backlog is
+the expected consequence, reported once (by the pause check), not twice.
+
+Every name (tables, columns, status words, keys, thresholds, the job table) comes from
+runbook.toml's [runtime] section; every query is in fixtures/probes_runtime.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from psycopg import sql
+
+from fixtures import probes_runtime as pr
+from fixtures.clients import Database, SafeRedis
+from plugins.config import Runbook
+from plugins.contract_runtime import RuntimeContract
+from plugins.invariants import Undecidable, invariant, violated
+from plugins.target import RunContext
+
+pytestmark = [pytest.mark.nightly]
+
+SHOW = 5  # violations listed in a message; the evidence has them all
+_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@pytest.fixture(scope="module")
+def runtime(runbook: Runbook) -> RuntimeContract:
+    return pr.contract_of(runbook)
+
+
+@pytest.fixture(scope="module")
+def now(db: Database) -> datetime:
+    return pr.db_now(db)
+
+
+def _t(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "never"
+
+
+def _age(delta: timedelta | float) -> str:
+    seconds = delta.total_seconds() if isinstance(delta, timedelta) else delta
+    minutes = int(seconds // 60)
+    if minutes >= 120:
+        return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+    return f"{minutes} min" if minutes else f"{int(seconds)} s"
+
+
+def _more(items: list[str]) -> str:
+    return "; ".join(items[:SHOW]) + (f"; … and {len(items) - SHOW} more" if len(items) > SHOW else "")
+
+
+def _name(name: str) -> str:
+    """An identifier as an operator would type it (quoted only when it must be)."""
+    return name if _PLAIN_NAME.match(name) else sql.Identifier(name).as_string(None)
+
+
+# --- the scheduler ------------------------------------------------------------------------
+
+
+@invariant(
+    "JC-SCHED-01",
+    title="No job runs twice in one cron slot (one scheduler instance)",
+    severity="critical",
+    section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
+    remedy="Rule 4: scale julia-scheduler back to 1 instance (Railway → julia-scheduler → Settings → "
+    "Replicas = 1, no autoscale), then check what the duplicated runs did twice.",
+)
+def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+    start = now - runtime.look_back
+    fires = {job.name: job.fires_between(start, now) for job in runtime.jobs}
+    ends = {job.name: job.next_fire(now) for job in runtime.jobs}
+    dups = pr.duplicate_slots(db, runbook, fires, ends)
+    if dups:
+        lines = [f"{d.job} @ {_t(d.slot)}: {d.runs} runs by {', '.join(d.instances)}" for d in dups]
+        raise violated(
+            f"expected at most one run per cron slot over the last {_age(runtime.look_back)} (rule 4), found "
+            f"{len(dups)} slot(s) run more than once: {_more(lines)}",
+            evidence=[d.__dict__ for d in dups],
+        )
+
+
+@invariant(
+    "JC-SCHED-02",
+    title="Exactly one scheduler instance is alive (one heartbeat)",
+    severity="critical",
+    section="CRITICAL RULES › Rule 4",
+    remedy="Rule 4: julia-scheduler MUST be 1 instance — stop the extra one (Railway → julia-scheduler → "
+    "Replicas = 1); if none is alive, `railway restart` julia-scheduler and watch `railway logs -f | grep -i "
+    "scheduler`.",
+)
+@pytest.mark.postdeploy
+def test_one_live_scheduler(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeContract) -> None:
+    beats = pr.scheduler_heartbeats(redis_ro, runbook)
+    prefix = runtime.scheduler.heartbeat_prefix
+    if not beats:
+        raise violated(
+            f"expected exactly one live scheduler, found no heartbeat under '{prefix}*' (each live "
+            f"{runtime.scheduler.service_name} renews its key within {runtime.scheduler.heartbeat_ttl_s} s): "
+            "the scheduler is down",
+        )
+    if len(beats) > 1:
+        who = [f"{b.instance} (pid {b.detail.get('pid', '?')} on {b.detail.get('host', '?')}, since "
+               f"{b.detail.get('since', '?')})" for b in beats]
+        raise violated(
+            f"expected exactly one live scheduler (rule 4: 1 instance, no autoscale), found {len(beats)} "
+            f"heartbeats: {_more(who)}",
+            evidence=[b.__dict__ for b in beats],
+        )
+
+
+@invariant(
+    "JC-SCHED-03",
+    title="Every scheduled job ran on its cron (within its grace)",
+    severity="critical",
+    section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
+    remedy="Check the scheduler: `railway logs -n 100 | grep -i \"scheduler\\|job\\|cron\"`; if it is down "
+    "or stuck, `railway restart` julia-scheduler; a failing job shows its error in job_executions.erro.",
+)
+@pytest.mark.postdeploy
+def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+    due = {job.name: job.due_fire(now) for job in runtime.jobs}
+    since = {}
+    for job in runtime.jobs:
+        two_back = job.previous_fire(job.previous_fire(due[job.name]) - timedelta(microseconds=1))
+        since[job.name] = min(two_back, now - runtime.look_back)
+    found = pr.last_runs(db, runbook, since)
+    late: list[str] = []
+    evidence = []
+    for job in runtime.jobs:
+        runs = found.get(job.name)
+        last_ok = runs.last_success if runs else None
+        if last_ok is not None and last_ok >= due[job.name] - runtime.clock_skew:
+            continue
+        ran = f"last success {_t(last_ok)}" if last_ok else f"no success since {_t(since[job.name])}"
+        if runs and runs.last_run and runs.last_run != last_ok:
+            ran += f" (last run {_t(runs.last_run)} {runs.last_status}" + (
+                f": {runs.last_error}" if runs.last_error else "") + ")"
+        late.append(f"{job.name} ('{job.cron}' {job.timezone}): {ran}, due {_t(due[job.name])} "
+                    f"+{_age(job.grace)} — If Fails: {job.if_fails}")
+        evidence.append({"job": job.name, "cron": job.cron, "timezone": job.timezone, "due": due[job.name],
+                         "last_success": last_ok, "last_run": runs.last_run if runs else None,
+                         "if_fails": job.if_fails})
+    if late:
+        raise violated(f"expected every job to succeed after its last due firing, found {len(late)} late: "
+                       f"{_more(late)}", evidence=evidence)
+
+
+def _railway_option(ctx: RunContext, key: str) -> str:
+    value = ctx.target.options.get(key)
+    if not value:
+        raise Undecidable(f"{ctx.target.path}: targets.{ctx.target.name}.{key}: required with railway_token_env")
+    return str(value)
+
+
+@invariant(
+    "JC-SCHED-04",
+    title="The scheduler service runs exactly one replica on Railway",
+    severity="critical",
+    section="Deployment Architecture › Production Environment",
+    remedy="Rule 4: Railway → julia-scheduler → Settings → set Replicas to 1 and turn autoscaling off "
+    "(\"Scheduler: 1 instance, NO autoscale\").",
+)
+@pytest.mark.postdeploy
+def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeContract) -> None:
+    token = ctx.target.secret("railway_token_env")
+    if not token:
+        var = ctx.target.options.get("railway_token_env")
+        where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
+        pytest.skip(f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
+                    "replica count cannot be read")
+    scale = pr.railway_scale(
+        url=str(ctx.target.options.get("railway_api_url") or pr.RAILWAY_API_URL),
+        token=token,
+        token_kind=str(ctx.target.options.get("railway_token_kind") or "account"),
+        service_id=_railway_option(ctx, "railway_scheduler_service_id"),
+        environment_id=_railway_option(ctx, "railway_environment_id"),
+        timeout_s=runbook.http.read_timeout_s,
+    )
+    if scale.replicas != 1:
+        where = f" ({', '.join(f'{r}: {n}' for r, n in scale.by_region.items())})" if scale.by_region else ""
+        raise violated(
+            f"expected {scale.service_name or runtime.scheduler.service_name} to run exactly 1 replica "
+            f"(rule 4: NO autoscale), Railway reports {scale.replicas}{where}",
+            evidence=scale.__dict__,
+        )
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def _table(rb: Runbook, table: str) -> str:
+    return _name(table) if rb.schema == "public" else f"{_name(rb.schema)}.{_name(table)}"
+
+
+def _lit(value: str) -> str:
+    return sql.Literal(value).as_string(None)
+
+
+KILL_IDS = 2  # job ids written into the kill statement of a message (the evidence has all)
+
+
+def _kill_statement(runtime: RuntimeContract, rb: Runbook, runs: list[pr.StuckRun]) -> str:
+    """The runbook's "Kill Stuck Job" Option 1, in this deployment's names and words."""
+    ex = runtime.executions
+    ids = [_lit(r.run_id) for r in runs]
+    statuses = sorted({_lit(r.status) for r in runs})
+    which = f"= {ids[0]}" if len(ids) == 1 else f"IN ({', '.join(ids)})"
+    status = f"= {statuses[0]}" if len(statuses) == 1 else f"IN ({', '.join(statuses)})"
+    return (f"UPDATE {_table(rb, ex.table)} SET {_name(ex.status)} = {_lit(runtime.status.failure[0])}, "
+            f"{_name(ex.ended_at)} = NOW(), {_name(ex.error)} = 'Killed manually due to timeout' "
+            f"WHERE {_name(ex.id)} {which} AND {_name(ex.status)} {status};")
+
+
+@invariant(
+    "JC-JOBS-01",
+    title="No job stuck running for longer than the threshold (30 min)",
+    severity="critical",
+    section="Workers and Scheduled Jobs › Kill Stuck Job",
+    remedy="Kill Stuck Job: mark the run failed (Option 1, the UPDATE in the message), or `railway restart` "
+    "the service that runs it (Option 2, kills all its running jobs); then `railway logs -f | grep -i \"job\"`.",
+)
+@pytest.mark.postdeploy
+def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+    stuck = pr.stuck_runs(db, runbook, now)
+    if not stuck:
+        return
+    runs = [f"{r.job} ({_age(r.running_for_s)}, {r.instance or '?'})" for r in stuck]
+    scheduler_run = any(runtime.job(r.job) for r in stuck)
+    procedure = "Kill Stuck Job" if scheduler_run else "Emergency: Kill Long-Running Worker Jobs"
+    more = f" (+{len(stuck) - KILL_IDS} more in the evidence)" if len(stuck) > KILL_IDS else ""
+    # The kill statement first: a message is cut at 400 characters, the evidence is not.
+    raise violated(
+        f"expected no run {'/'.join(runtime.status.running)} over {_age(runtime.stuck_after)}, found "
+        f"{len(stuck)}{'+' if len(stuck) >= pr.STUCK_LIMIT else ''} — {procedure}: "
+        f"{_kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
+        evidence=[{**r.__dict__, "procedure": "Kill Stuck Job" if runtime.job(r.job)
+                   else "Emergency: Kill Long-Running Worker Jobs",
+                   "kill": _kill_statement(runtime, runbook, [r])} for r in stuck],
+    )
+
+
+@invariant(
+    "JC-JOBS-02",
+    title="Each job's failure rate over the window is at or under the threshold",
+    severity="normal",
+    section="Workers and Scheduled Jobs › View Scheduled Jobs Status",
+    remedy="Read the failing runs' erro in job_executions and the logs (`railway logs -n 100 | grep -i "
+    "\"job\\|error\"`); fix the integration they fail on (Scenario 5) before the backlog grows.",
+)
+def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+    rates = pr.failure_rates(db, runbook, now)
+    bad = sorted((r for r in rates if r.rate > runtime.failure_rate_max), key=lambda r: -r.rate)
+    if bad:
+        errors = pr.last_errors(db, runbook, [r.job for r in bad], now)
+        lines = [f"{r.job} {r.failures}/{r.runs} ({r.rate:.1%})"
+                 + (f", last error: {errors[r.job]}" if r.job in errors else "") for r in bad]
+        raise violated(
+            f"expected each job to fail in at most {runtime.failure_rate_max:.0%} of its runs over the last "
+            f"{runtime.failure_window.total_seconds() / 86400:g} days, found {len(bad)}: {_more(lines)}",
+            evidence=[{**r.__dict__, "rate": r.rate} for r in bad],
+        )
+
+
+# --- the queue and the switch -------------------------------------------------------------
+
+
+def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
+    pa = runtime.pause
+    return (f"INSERT INTO {_table(rb, pa.table)} ({_name(pa.status)}, {_name(pa.reason)}, "
+            f"{_name(pa.changed_via)}) VALUES ({_lit(pa.active[0])}, 'Retomando operacao normal', 'manual');")
+
+
+@invariant(
+    "JC-PAUSE-01",
+    title="Júlia is active (the newest julia_status row)",
+    severity="critical",
+    section="Incident Response Scenarios › Scenario 3: Julia Paused or Not Responding",
+    remedy="Scenario 3: read why she was paused (motivo, alterado_via); once the cause is fixed, resume "
+    "her with the runbook's INSERT of an 'ativo' row (the message has it) and verify the newest status.",
+)
+@pytest.mark.postdeploy
+def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+    state = pr.julia_status(db, runbook)
+    pa = runtime.pause
+    if state is None:
+        raise violated(f"expected the newest {pa.table} row to be {'/'.join(pa.active)}, found no row at all: "
+                       "Júlia's state is unknown")
+    if state.status in pa.active:
+        return
+    age = _age(now - state.created_at)
+    if state.status in pa.paused:
+        kind = "paused"
+    elif state.status in pa.error:
+        kind = "in error state"
+    else:
+        kind = f"in a state the runbook does not know ({'/'.join(pa.active + pa.paused + pa.error)} are)"
+    raise violated(
+        f"expected Júlia {'/'.join(pa.active)}, found her {kind}: newest {pa.table} is {state.status!r} since "
+        f"{_t(state.created_at)} ({age} ago), {pa.reason} {state.reason!r}, {pa.changed_via} "
+        f"{state.changed_via!r}. To resume: {_resume_statement(runtime, runbook)}",
+        evidence=state.__dict__,
+    )
+
+
+@invariant(
+    "JC-QUEUE-01",
+    title="fila_mensagens is being drained (no message waits longer than 5 min)",
+    severity="critical",
+    section="Incident Response Scenarios › Scenario 3: Julia Paused or Not Responding",
+    remedy="Scenario 3 (status 'ativo' but no responses): check the worker (`railway logs -n 100 | grep -i "
+    "\"worker\\|fila\\|error\"`); if the queue grows without processing, `railway restart` julia-worker.",
+)
+@pytest.mark.postdeploy
+def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+    qu = runtime.queue
+    q = pr.queue_state(db, runbook, now)
+    state = pr.julia_status(db, runbook)
+    if state is not None and state.status in runtime.pause.paused:
+        pytest.skip(
+            f"paused: backlog expected — Júlia is {state.status!r} since {_t(state.created_at)} "
+            f"({state.reason!r}), so {q.pending} message(s) wait in {qu.table} by design (JC-PAUSE-01 "
+            "reports the pause)"
+        )
+    processing = (f"processed in the last {_age(qu.processing_window)}: {q.processed_recently}"
+                  + (f" (last {_t(q.last_processed)})" if q.last_processed else ""))
+    evidence = q.__dict__
+    if q.stale:
+        raise violated(
+            f"expected no unprocessed {qu.table} row older than {_age(qu.max_age)} while Júlia is active, "
+            f"found {q.stale} (of {q.pending} pending; oldest since {_t(q.oldest_pending)}, "
+            f"{_age(now - q.oldest_pending) if q.oldest_pending else '?'}); {processing}"
+            + (": the worker is not processing" if not q.processed_recently else ": the worker is behind"),
+            evidence=evidence,
+        )
+    if q.pending and q.oldest_pending and now - q.oldest_pending > qu.pickup and not q.processed_recently:
+        raise violated(
+            f"expected pending {qu.table} rows to be picked up within {_age(qu.pickup)}, found {q.pending} "
+            f"pending since {_t(q.oldest_pending)} and nothing {processing}: the worker is not processing",
+            evidence=evidence,
+        )
+
+
+# ARQ renews its key only once the old one is within ~1 s of expiring; a read in that gap
+# is not a dead worker.
+HEALTH_REREAD_S = 1.5
+
+
+@invariant(
+    "JC-QUEUE-02",
+    title="The worker's ARQ health-check key is fresh",
+    severity="critical",
+    section="Workers and Scheduled Jobs › Worker Services",
+    remedy="julia-worker is down or hung: `railway logs -n 100 | grep -i \"worker\\|fila\\|error\"`, then "
+    "`railway restart` julia-worker and watch `railway logs -f | grep -i \"fila\\|worker\"`.",
+)
+@pytest.mark.postdeploy
+def test_worker_alive(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeContract) -> None:
+    health = pr.worker_health(redis_ro, runbook)
+    if health.value is None:
+        time.sleep(HEALTH_REREAD_S)
+        health = pr.worker_health(redis_ro, runbook)
+    if health.value is None:
+        raise violated(
+            f"expected ARQ's health-check key '{health.key}' (renewed by every live worker), found none: "
+            "julia-worker is down or its event loop is stuck",
+        )

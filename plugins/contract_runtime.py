@@ -1,0 +1,330 @@
+"""The `[runtime]` section of runbook.toml: the scheduler's jobs, the queue and the pause switch.
+
+Rule 4 ("Scheduler MUST be 1 instance"), "Workers and Scheduled Jobs", Scenario 3 and the
+"Kill Stuck Job" procedure all speak of tables, columns and status words a deployment may
+spell its own way (the runbook itself uses ``sucesso`` / ``falha`` / ``executando``; many
+deployments write ``success`` / ``error`` / ``running``). This module is the one place those
+names and the job table live: the checks, the reference scheduler and the seed generator all
+read the same parsed object, so there is never a second job table to drift.
+
+Strict, like plugins.config: an unknown key, a wrong type, an invalid cron expression or
+time zone is a ``ConfigError`` naming ``runtime.<key>``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from plugins.config import ConfigError, _check_table, _load_toml, _Spec, _str_list
+
+DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "runbook.toml"
+SECTION = "runtime"
+
+_TINY = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the runbook's "Scheduled Jobs Reference": when it fires and what breaks if not."""
+
+    name: str
+    cron: str
+    timezone: str
+    grace: timedelta
+    if_fails: str
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def _iter(self, start: datetime) -> croniter:
+        return croniter(self.cron, start.astimezone(self.zone))
+
+    def fires_between(self, start: datetime, end: datetime) -> list[datetime]:
+        """Firings in ``[start, end]``, in UTC (computed in the job's own time zone)."""
+        it = self._iter(start - _TINY)
+        fires: list[datetime] = []
+        while True:
+            fire = it.get_next(datetime)
+            if fire > end:
+                return fires
+            fires.append(fire.astimezone(UTC))
+
+    def previous_fire(self, moment: datetime) -> datetime:
+        """The latest firing at or before ``moment`` (UTC)."""
+        return self._iter(moment + _TINY).get_prev(datetime).astimezone(UTC)
+
+    def next_fire(self, moment: datetime) -> datetime:
+        """The first firing strictly after ``moment`` (UTC)."""
+        return self._iter(moment).get_next(datetime).astimezone(UTC)
+
+    def due_fire(self, now: datetime) -> datetime:
+        """The latest firing whose grace has run out: a successful run must exist since it."""
+        return self.previous_fire(now - self.grace)
+
+    def runs_per_day(self) -> float:
+        """Average firings per day, from the expanded cron fields (no iteration).
+
+        Day-of-month and month restrictions are averaged over a 365-day year; a job
+        restricting both day of month and day of week counts the union, as cron does.
+        """
+        (minutes, hours, doms, months, dows), _ = croniter.expand(self.cron)
+        per_day = (60 if minutes == ["*"] else len(minutes)) * (24 if hours == ["*"] else len(hours))
+        month_part = 1.0 if months == ["*"] else len(months) / 12
+        dom_part = 1.0 if doms == ["*"] else min(1.0, len(doms) * 12 / 365)
+        dow_part = 1.0 if dows == ["*"] else len({int(d) % 7 for d in dows}) / 7
+        if doms != ["*"] and dows != ["*"]:
+            day_part = dom_part + dow_part - dom_part * dow_part
+        else:
+            day_part = dom_part * dow_part
+        return per_day * day_part * month_part
+
+
+@dataclass(frozen=True)
+class ExecutionsTable:
+    """Names of the job history table (``job_executions``) and its columns."""
+
+    table: str
+    id: str
+    job: str
+    status: str
+    started_at: str
+    ended_at: str
+    error: str
+    duration_ms: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class StatusWords:
+    """Which status words mean success, failure and running; the first is the one to write."""
+
+    success: tuple[str, ...]
+    failure: tuple[str, ...]
+    running: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SchedulerContract:
+    """How a live scheduler announces itself: one Redis key per instance, with a TTL."""
+
+    heartbeat_prefix: str
+    heartbeat_ttl_s: int
+    service_name: str
+
+
+@dataclass(frozen=True)
+class QueueContract:
+    """The message queue (``fila_mensagens``) and the worker's ARQ health-check key."""
+
+    table: str
+    processed: str
+    created_at: str
+    updated_at: str
+    max_age: timedelta
+    processing_window: timedelta
+    pickup: timedelta
+    health_check_key: str
+
+
+@dataclass(frozen=True)
+class PauseContract:
+    """Júlia's switch (``julia_status``): the newest row rules."""
+
+    table: str
+    status: str
+    reason: str
+    changed_via: str
+    created_at: str
+    active: tuple[str, ...]
+    paused: tuple[str, ...]
+    error: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuntimeContract:
+    look_back: timedelta
+    stuck_after: timedelta
+    failure_window: timedelta
+    failure_rate_max: float
+    clock_skew: timedelta
+    executions: ExecutionsTable
+    status: StatusWords
+    scheduler: SchedulerContract
+    queue: QueueContract
+    pause: PauseContract
+    jobs: tuple[Job, ...]
+
+    def job(self, name: str) -> Job | None:
+        return next((j for j in self.jobs if j.name == name), None)
+
+
+_RUNTIME_SPEC: _Spec = {
+    "look_back_hours": ((int, float), True),
+    "stuck_minutes": ((int, float), True),
+    "failure_window_days": ((int, float), True),
+    "failure_rate_max": ((int, float), True),
+    "clock_skew_seconds": ((int, float), True),
+    "executions": (dict, True),
+    "status": (dict, True),
+    "scheduler": (dict, True),
+    "queue": (dict, True),
+    "pause": (dict, True),
+    "jobs": (list, True),
+}
+_EXECUTIONS_SPEC: _Spec = {k: (str, True) for k in (
+    "table", "id", "job", "status", "started_at", "ended_at", "error", "duration_ms", "instance")}
+_STATUS_SPEC: _Spec = {"success": (list, True), "failure": (list, True), "running": (list, True)}
+_SCHEDULER_SPEC: _Spec = {
+    "heartbeat_prefix": (str, True),
+    "heartbeat_ttl_seconds": (int, True),
+    "service_name": (str, True),
+}
+_QUEUE_SPEC: _Spec = {
+    "table": (str, True),
+    "processed": (str, True),
+    "created_at": (str, True),
+    "updated_at": (str, True),
+    "max_age_minutes": ((int, float), True),
+    "processing_window_minutes": ((int, float), True),
+    "pickup_seconds": ((int, float), True),
+    "health_check_key": (str, True),
+}
+_PAUSE_SPEC: _Spec = {
+    "table": (str, True),
+    "status": (str, True),
+    "reason": (str, True),
+    "changed_via": (str, True),
+    "created_at": (str, True),
+    "active": (list, True),
+    "paused": (list, True),
+    "error": (list, True),
+}
+_JOB_SPEC: _Spec = {
+    "name": (str, True),
+    "cron": (str, True),
+    "timezone": (str, True),
+    "grace_minutes": ((int, float), True),
+    "if_fails": (str, True),
+}
+
+
+def _positive(path: Path, key: str, value: float) -> float:
+    if value <= 0:
+        raise ConfigError(f"{path}: {key}: must be greater than 0, got {value!r}")
+    return float(value)
+
+
+def _names(path: Path, prefix: str, table: dict[str, Any], spec: _Spec) -> dict[str, Any]:
+    table = _check_table(path, prefix, table, spec)
+    for key, value in table.items():
+        if isinstance(value, str) and not value:
+            raise ConfigError(f"{path}: {prefix}.{key}: must not be empty")
+    return table
+
+
+def _words(path: Path, key: str, value: list[Any]) -> tuple[str, ...]:
+    return tuple(_str_list(path, key, value))
+
+
+def _job(path: Path, i: int, raw: Any, seen: set[str]) -> Job:
+    prefix = f"{SECTION}.jobs[{i}]"
+    table = _names(path, prefix, raw, _JOB_SPEC)
+    name = table["name"]
+    if name in seen:
+        raise ConfigError(f"{path}: {prefix}.name: job {name!r} is listed twice")
+    seen.add(name)
+    cron = " ".join(table["cron"].split())
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise ConfigError(
+            f"{path}: {prefix}.cron: {table['cron']!r} is not a 5-field cron expression "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    try:
+        ZoneInfo(table["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{path}: {prefix}.timezone: unknown time zone {table['timezone']!r}") from None
+    grace = _positive(path, f"{prefix}.grace_minutes", table["grace_minutes"])
+    return Job(name=name, cron=cron, timezone=table["timezone"], grace=timedelta(minutes=grace),
+               if_fails=table["if_fails"])
+
+
+def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
+    """Validate and type the `[runtime]` section (registered in plugins.config.EXTRA_SECTIONS)."""
+    path = Path(path)
+    rt = _check_table(path, SECTION, table, _RUNTIME_SPEC)
+    ex = _names(path, f"{SECTION}.executions", rt["executions"], _EXECUTIONS_SPEC)
+    st = _check_table(path, f"{SECTION}.status", rt["status"], _STATUS_SPEC)
+    sc = _names(path, f"{SECTION}.scheduler", rt["scheduler"], _SCHEDULER_SPEC)
+    qu = _names(path, f"{SECTION}.queue", rt["queue"], _QUEUE_SPEC)
+    pa = _names(path, f"{SECTION}.pause", rt["pause"], _PAUSE_SPEC)
+
+    status = StatusWords(**{k: _words(path, f"{SECTION}.status.{k}", st[k]) for k in ("success", "failure", "running")})
+    seen_words: dict[str, str] = {}
+    for kind in ("success", "failure", "running"):
+        for word in getattr(status, kind):
+            if word in seen_words:
+                raise ConfigError(
+                    f"{path}: {SECTION}.status.{kind}: {word!r} is also listed under {seen_words[word]}"
+                )
+            seen_words[word] = kind
+    rate = float(rt["failure_rate_max"])
+    if not 0 <= rate < 1:
+        raise ConfigError(f"{path}: {SECTION}.failure_rate_max: must be a ratio in [0, 1), got {rate!r}")
+    if rt["clock_skew_seconds"] < 0:
+        raise ConfigError(f"{path}: {SECTION}.clock_skew_seconds: must not be negative")
+    ttl = int(_positive(path, f"{SECTION}.scheduler.heartbeat_ttl_seconds", sc["heartbeat_ttl_seconds"]))
+
+    if not rt["jobs"]:
+        raise ConfigError(f"{path}: {SECTION}.jobs: the job table must not be empty")
+    seen: set[str] = set()
+    jobs = tuple(_job(path, i, raw, seen) for i, raw in enumerate(rt["jobs"]))
+
+    return RuntimeContract(
+        look_back=timedelta(hours=_positive(path, f"{SECTION}.look_back_hours", rt["look_back_hours"])),
+        stuck_after=timedelta(minutes=_positive(path, f"{SECTION}.stuck_minutes", rt["stuck_minutes"])),
+        failure_window=timedelta(days=_positive(path, f"{SECTION}.failure_window_days", rt["failure_window_days"])),
+        failure_rate_max=rate,
+        clock_skew=timedelta(seconds=float(rt["clock_skew_seconds"])),
+        executions=ExecutionsTable(**ex),
+        status=status,
+        scheduler=SchedulerContract(heartbeat_prefix=sc["heartbeat_prefix"], heartbeat_ttl_s=ttl,
+                                    service_name=sc["service_name"]),
+        queue=QueueContract(
+            table=qu["table"], processed=qu["processed"], created_at=qu["created_at"],
+            updated_at=qu["updated_at"],
+            max_age=timedelta(minutes=_positive(path, f"{SECTION}.queue.max_age_minutes", qu["max_age_minutes"])),
+            processing_window=timedelta(minutes=_positive(
+                path, f"{SECTION}.queue.processing_window_minutes", qu["processing_window_minutes"])),
+            pickup=timedelta(seconds=_positive(path, f"{SECTION}.queue.pickup_seconds", qu["pickup_seconds"])),
+            health_check_key=qu["health_check_key"],
+        ),
+        pause=PauseContract(
+            table=pa["table"], status=pa["status"], reason=pa["reason"], changed_via=pa["changed_via"],
+            created_at=pa["created_at"],
+            active=_words(path, f"{SECTION}.pause.active", pa["active"]),
+            paused=_words(path, f"{SECTION}.pause.paused", pa["paused"]),
+            error=_words(path, f"{SECTION}.pause.error", pa["error"]),
+        ),
+        jobs=jobs,
+    )
+
+
+def load(path: Path | None = None) -> RuntimeContract:
+    """The `[runtime]` section of a runbook file (default: ``$JC_RUNBOOK`` or the shipped one).
+
+    For the reference app and the seed, which need the job table without the whole suite.
+    """
+    path = Path(path or os.environ.get("JC_RUNBOOK") or DEFAULT_RUNBOOK)
+    data = _load_toml(path)
+    if SECTION not in data:
+        raise ConfigError(f"{path}: {SECTION}: missing required section")
+    return parse(path, data[SECTION])

@@ -1,0 +1,266 @@
+"""The runtime checks, each proven to fail on its incident — with real processes where the
+incident has them (a second scheduler, a stopped scheduler, a stopped worker).
+
+Waiting for cron is bounded: only the second-scheduler test waits for a firing (the next
+minute boundary, at most two). "The scheduler was stopped N minutes ago" is injected by
+stopping it and deleting the runs it made in the last N minutes: the history then reads
+exactly as if it had stopped then, without waiting N minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+import redis
+
+from fixtures.stack.dbsetup import WORKER_JOB
+from fixtures.stack.launcher import NativeStack
+from fixtures.stack.refapp.worker import CYCLE_KEY
+from plugins.contract_runtime import load
+from tests.conftest import ROOT
+
+RUNTIME = ("checks/test_runtime.py",)
+NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
+RUNTIME_IDS = {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-03", "JC-JOBS-01", "JC-JOBS-02", "JC-QUEUE-01",
+               "JC-QUEUE-02", "JC-PAUSE-01"}
+PER_MINUTE = [j.name for j in load().jobs if j.cron == "* * * * *"]
+CRON_JOBS = [j.name for j in load().jobs]
+
+T = TypeVar("T")
+
+
+def rows(stack: NativeStack, statement: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+    assert stack.info is not None
+    with psycopg.connect(stack.info.database_url, autocommit=True) as conn:
+        return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(every_s)
+
+
+def runtime_suite(suite, *args: str, **kwargs: Any):  # type: ignore[no-untyped-def]
+    return suite(*NO_RAILWAY, *args, paths=RUNTIME, **kwargs)
+
+
+def test_healthy_stack_passes_runtime_checks(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+    run = suite(paths=RUNTIME)
+    assert set(run.outcomes()) == RUNTIME_IDS | {"JC-SCHED-04"}, run.output[-3000:]
+    # Without a Railway token the replica count is not judged, and says why.
+    assert run.not_passed() == {"JC-SCHED-04"}, run.output[-3000:]
+    assert run.outcomes()["JC-SCHED-04"] == "skipped"
+    assert "no Railway API token" in run.message("JC-SCHED-04")
+
+
+def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+    """Rule 4's incident: a second julia-scheduler process fires the same jobs."""
+    since = datetime.now(UTC)
+    extra = healthy.start_extra_scheduler()
+    try:
+        # Both fire at the next minute boundary: a per-minute job gets two runs in one slot.
+        wait_for("a per-minute slot run by both schedulers", lambda: rows(
+            healthy,
+            "SELECT job_name FROM job_executions WHERE job_name = ANY (%s) AND started_at >= %s"
+            " GROUP BY job_name, date_trunc('minute', started_at) HAVING count(DISTINCT scheduler_instance) > 1",
+            (PER_MINUTE, since)), timeout_s=130)
+        run = runtime_suite(suite)
+    finally:
+        extra.stop()
+    assert run.not_passed() == {"JC-SCHED-01", "JC-SCHED-02"}, run.output[-3000:]
+    dup = run.message("JC-SCHED-01")
+    assert "processar-mensagens-agendadas @ " in dup and "2 runs by julia-scheduler-1, julia-scheduler-2" in dup
+    beats = run.message("JC-SCHED-02")
+    assert "found 2 heartbeats" in beats and "julia-scheduler-1" in beats and "julia-scheduler-2" in beats
+
+
+def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """julia-scheduler down for 3 minutes: the per-minute jobs are late (grace 2 min); the
+    15-minute and hourly jobs are not (graces 5 and 10 min exceed the outage)."""
+    healthy.stop_service("scheduler")
+    sql("DELETE FROM job_executions WHERE job_name = ANY (%s) AND started_at > now() - interval '3 minutes'",
+        (CRON_JOBS,))
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-SCHED-02", "JC-SCHED-03"}, run.output[-3000:]
+    late = run.message("JC-SCHED-03")
+    assert "found 2 late" in late
+    assert "processar-mensagens-agendadas ('* * * * *' UTC): last success 20" in late
+    assert "If Fails: Messages delay" in late
+    assert "processar-campanhas-agendadas ('* * * * *' UTC): last success 20" in late
+    assert "If Fails: Campaign delays" in late
+    assert "no heartbeat" in run.message("JC-SCHED-02")
+
+
+def test_worker_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    healthy.stop_service("worker")
+    sql("INSERT INTO fila_mensagens (cliente_id, conteudo, created_at, updated_at)"
+        " SELECT id, 'Lembrete: plantão amanhã às 19h.', now() - interval '6 minutes', now() - interval '6 minutes'"
+        " FROM clientes ORDER BY id LIMIT 3")
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-QUEUE-01", "JC-QUEUE-02"}, run.output[-3000:]
+    assert "older than 5 min while Júlia is active, found 3 (of 3 pending" in run.message("JC-QUEUE-01")
+    assert "'arq:queue:health-check'" in run.message("JC-QUEUE-02")
+
+
+def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """A worker job and a scheduler run left `executando`: each named with its kill procedure;
+    one running for 29 minutes is not stuck yet."""
+    worker_stuck, worker_young = uuid.uuid4(), uuid.uuid4()
+    sql("INSERT INTO job_executions (job_id, job_name, status, started_at, created_at, scheduler_instance)"
+        " VALUES (%s, %s, 'executando', now() - interval '31 minutes', now() - interval '31 minutes', 'julia-worker-1'),"
+        "        (%s, %s, 'executando', now() - interval '29 minutes', now() - interval '29 minutes', 'julia-worker-1')",
+        (worker_stuck, WORKER_JOB, worker_young, WORKER_JOB))
+    # The scheduler's own run of a slot 33 minutes ago never finished (one run, its slot's only).
+    (sched_stuck,), = rows(healthy,
+        "UPDATE job_executions SET status = 'executando', ended_at = NULL, duracao_ms = NULL WHERE job_id = ("
+        " SELECT job_id FROM job_executions WHERE job_name = 'processar-campanhas-agendadas'"
+        " AND started_at < now() - interval '33 minutes' ORDER BY started_at DESC LIMIT 1) RETURNING job_id")
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-JOBS-01"}, run.output[-3000:]
+    msg = run.message("JC-JOBS-01")
+    assert str(worker_young) not in msg
+    assert msg.startswith("expected no run executando/running over 30 min, found 2 — Kill Stuck Job: UPDATE "
+                          "job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to "
+                          f"timeout' WHERE job_id IN ('{sched_stuck}', '{worker_stuck}') AND status = 'executando';")
+    assert "Runs: processar-campanhas-agendadas (33 min, julia-scheduler-0); processar-fila (31 min" in msg
+
+
+def test_burst_of_failures(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """Chatwoot down for six hours: most campaign runs of that window failed (then recovered)."""
+    sql("UPDATE job_executions SET status = 'falha', erro = 'Chatwoot retornou HTTP 502'"
+        " WHERE job_name = 'processar-campanhas-agendadas'"
+        " AND started_at BETWEEN now() - interval '6 hours' AND now() - interval '10 minutes'")
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-JOBS-02"}, run.output[-3000:]
+    msg = run.message("JC-JOBS-02")
+    assert "found 1: processar-campanhas-agendadas " in msg and "last error: Chatwoot retornou HTTP 502" in msg
+    assert "at most 5% of its runs over the last 7 days" in msg
+
+
+def _cycle(stack: NativeStack) -> dict[str, Any] | None:
+    assert stack.info is not None
+    raw = redis.Redis.from_url(stack.info.redis_url).get(CYCLE_KEY)
+    return json.loads(raw) if raw else None
+
+
+def test_julia_paused(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """The runbook's Emergency Pause: the pause check fails with its reason; the queue
+    backlog is expected (reported once, not twice); the worker resumes by itself."""
+    sql("INSERT INTO julia_status (status, motivo, alterado_via)"
+        " VALUES ('pausado', 'Emergência - pausado manualmente', 'manual')")
+    paused_at = datetime.now(UTC)
+    sql("INSERT INTO fila_mensagens (cliente_id, conteudo, created_at, updated_at)"
+        " SELECT id, 'Nova vaga disponível na sua região.', now() - interval '6 minutes', now() - interval '6 minutes'"
+        " FROM clientes ORDER BY id LIMIT 2")
+    # The worker honours the pause: a full cycle after it, and the backlog is untouched.
+    wait_for("a worker cycle that saw the pause", lambda: (c := _cycle(healthy)) and c["outcome"] == "paused"
+             and datetime.fromisoformat(c["at"]) > paused_at, timeout_s=30)
+    assert rows(healthy, "SELECT count(*) FROM fila_mensagens WHERE NOT processada") == [(2,)]
+
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-PAUSE-01", "JC-QUEUE-01"}, run.output[-3000:]
+    assert run.outcomes()["JC-PAUSE-01"] == "failed"
+    assert run.outcomes()["JC-QUEUE-01"] == "skipped"
+    queue = run.message("JC-QUEUE-01")
+    assert queue.startswith("paused: backlog expected") and "2 message(s) wait in fila_mensagens" in queue
+    pause = run.message("JC-PAUSE-01")
+    assert "newest julia_status is 'pausado' since" in pause and " ago), motivo 'Emergência - pausado manualmente'" in pause
+    assert "alterado_via 'manual'" in pause
+    assert ("To resume: INSERT INTO julia_status (status, motivo, alterado_via) VALUES ('ativo', "
+            "'Retomando operacao normal', 'manual');") in pause
+
+    # Resumed, the worker drains the backlog and records the batch.
+    sql("INSERT INTO julia_status (status, motivo, alterado_via) VALUES ('ativo', 'Retomando operacao', 'manual')")
+    wait_for("the backlog drained", lambda: rows(
+        healthy, "SELECT count(*) = 0 FROM fila_mensagens WHERE NOT processada")[0][0], timeout_s=30)
+    assert rows(healthy, "SELECT count(*) FROM job_executions WHERE job_name = %s AND started_at > %s"
+                " AND status = 'sucesso'", (WORKER_JOB, paused_at)) == [(1,)]
+
+
+# --- Railway: the scheduler's replica count through a loopback server speaking its API ----------
+
+TOKEN = "rw-test-token-5f0c2b7e9a1d4e3c"
+
+
+class _RailwayStub(BaseHTTPRequestHandler):
+    answer: dict[str, Any] = {}
+    requests: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
+        payload = json.dumps(type(self).answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def railway(tmp_path: Path) -> Iterator[tuple[type[_RailwayStub], Path]]:
+    stub = type("Stub", (_RailwayStub,), {"answer": {}, "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), stub)
+    Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/graphql/v2"
+    targets = (ROOT / "targets.toml").read_text().replace(
+        'redis_url_env = "JC_LOCAL_REDIS_URL"\n',
+        'redis_url_env = "JC_LOCAL_REDIS_URL"\nrailway_token_env = "JC_TEST_RAILWAY_TOKEN"\n'
+        f'railway_api_url = "{url}"\nrailway_environment_id = "env-prod-1"\n'
+        'railway_scheduler_service_id = "svc-scheduler-1"\n', 1)
+    path = tmp_path / "targets.toml"
+    path.write_text(targets)
+    try:
+        yield stub, path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _instance(replicas: int, regions: dict[str, int] | None = None) -> dict[str, Any]:
+    meta = {"serviceManifest": {"deploy": {"multiRegionConfig": {
+        r: {"numReplicas": n} for r, n in regions.items()}}}} if regions else {}
+    return {"data": {"serviceInstance": {"serviceName": "julia-scheduler", "numReplicas": replicas,
+                                         "latestDeployment": {"status": "SUCCESS", "meta": meta}}}}
+
+
+@pytest.mark.parametrize(("answer", "outcome", "says"), [
+    (_instance(1), "passed", ""),
+    (_instance(2), "failed", "expected julia-scheduler to run exactly 1 replica (rule 4: NO autoscale), Railway reports 2"),
+    (_instance(1, {"us-west2": 1, "europe-west4-drams3a": 1}), "failed",
+     "Railway reports 2 (us-west2: 1, europe-west4-drams3a: 1)"),
+    ({"errors": [{"message": "Not Authorized"}], "data": None}, "error", "Not Authorized"),
+], ids=["one-replica", "two-replicas", "two-regions", "api-error"])
+def test_scheduler_scale_via_railway_api(railway, suite, answer: dict[str, Any], outcome: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    stub, targets = railway
+    stub.answer = answer
+    run = suite("--target-file", str(targets), paths=("checks/test_runtime.py::test_scheduler_scale",),
+                env={"JC_TEST_RAILWAY_TOKEN": TOKEN})
+    assert run.outcomes() == {"JC-SCHED-04": outcome}, run.output[-3000:]
+    assert says in run.message("JC-SCHED-04")
+    # One read-only query, authenticated, for the configured service and environment.
+    (request,) = stub.requests
+    assert request["body"]["query"].lstrip().startswith("query ") and "mutation" not in request["body"]["query"]
+    assert request["body"]["variables"] == {"serviceId": "svc-scheduler-1", "environmentId": "env-prod-1"}
+    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    # The token is a secret: it appears nowhere the run writes.
+    assert TOKEN not in run.output and TOKEN not in json.dumps(run.certificate)

@@ -1,0 +1,138 @@
+"""The runtime checks' queries at production volume: bounded, indexed, never a sequential scan.
+
+`job_executions` grows ~10,000 rows a day and is archived after 90 days (runbook "Database
+Maintenance"); `fila_mensagens` is the busiest queue. The checks run after every deploy and
+every night against production, so each of their queries on these tables must be served
+by an index. This test seeds a database (the same seed, at the runbook's per-day volumes),
+ages its history to 30 days by copying the seeded days backwards (a longer history at the
+same daily rate, which is what makes a time-bounded query selective), lets the planner see
+it (VACUUM ANALYZE, as autovacuum would), runs the checks' own code through a database
+client that EXPLAINs every statement, and fails on any Seq Scan of those tables.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from checks import test_runtime as checks
+from fixtures import probes_runtime as pr
+from fixtures.clients import Database
+from fixtures.stack import dbsetup
+from fixtures.stack.launcher import NativeStack, _replace_db
+from plugins.config import load_runbook
+from plugins.invariants import Violation
+from plugins.redaction import Redactor
+
+ROOT = Path(__file__).resolve().parents[1]
+HISTORY_DAYS = 30
+SEEDED_DAYS = 3
+
+
+class ExplainingDatabase(Database):
+    """Runs every statement twice: once under EXPLAIN (kept), once for real (returned)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plans: list[tuple[str, dict[str, Any]]] = []
+
+    def query(self, sql: str, params: dict[str, Any] | tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+        if "FROM" in sql.upper():
+            rows = super().query("EXPLAIN (FORMAT JSON) " + sql, params)
+            self.plans.append((sql, rows[0]["QUERY PLAN"][0]["Plan"]))
+        return super().query(sql, params)
+
+
+def seq_scans(plan: dict[str, Any], tables: set[str]) -> list[str]:
+    found = []
+    if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") in tables:
+        found.append(f"Seq Scan on {plan['Relation Name']}" + (f" (filter {plan['Filter']})" if plan.get("Filter") else ""))
+    for child in plan.get("Plans", []):
+        found += seq_scans(child, tables)
+    return found
+
+
+def scans(plan: dict[str, Any]) -> list[str]:
+    here = [f"{plan['Node Type']}" + (f" using {plan['Index Name']}" if plan.get("Index Name") else "")
+            + (f" on {plan['Relation Name']}" if plan.get("Relation Name") else "")] if "Scan" in plan.get("Node Type", "") else []
+    return here + [s for child in plan.get("Plans", []) for s in scans(child)]
+
+
+@pytest.fixture(scope="module")
+def scaled_database(stack: NativeStack) -> Iterator[str]:
+    assert stack.info is not None
+    name = f"julia_plans_{secrets.token_hex(3)}"
+    url = _replace_db(stack.info.database_url, name)
+    with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dbsetup.apply_migrations(url)
+        dbsetup.seed(url, environment="local", project_ref="plans", days=SEEDED_DAYS)
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The stack runs synchronous_commit=off; VACUUM marks a page all-visible only
+            # once its rows' commit is flushed (hint bits), so flush these before it runs.
+            conn.execute("SET synchronous_commit = on")
+            # Older history at the same daily volume: the seeded days, copied backwards.
+            conn.execute("""
+                INSERT INTO job_executions (job_id, job_name, status, started_at, ended_at, created_at,
+                                            erro, duracao_ms, scheduler_instance)
+                SELECT gen_random_uuid(), job_name, status, started_at - k * %(days)s, ended_at - k * %(days)s,
+                       created_at - k * %(days)s, erro, duracao_ms, scheduler_instance
+                FROM job_executions, generate_series(1, %(copies)s) k
+                ORDER BY started_at - k * %(days)s
+            """, {"days": timedelta(days=SEEDED_DAYS), "copies": HISTORY_DAYS // SEEDED_DAYS - 1})
+            conn.execute("""
+                INSERT INTO fila_mensagens (cliente_id, conversa_id, conteudo, processada, created_at, updated_at)
+                SELECT cliente_id, conversa_id, conteudo, processada, created_at - k * %(days)s, updated_at - k * %(days)s
+                FROM fila_mensagens, generate_series(1, %(copies)s) k
+            """, {"days": timedelta(days=SEEDED_DAYS), "copies": HISTORY_DAYS // SEEDED_DAYS - 1})
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE job_executions")
+            conn.execute("VACUUM ANALYZE fila_mensagens")
+            visible = conn.execute("SELECT relallvisible::float / greatest(relpages, 1) FROM pg_class"
+                                   " WHERE relname = 'job_executions'").fetchone()
+        assert visible is not None and visible[0] > 0.9, f"VACUUM left {visible} of the pages all-visible"
+        yield url
+    finally:
+        with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_runtime_queries_use_indices_at_scale(scaled_database: str) -> None:
+    rb = load_runbook(ROOT / "runbook.toml")
+    runtime = pr.contract_of(rb)
+    high_volume = {runtime.executions.table, runtime.queue.table}
+    db = ExplainingDatabase(scaled_database, rb.db_session, Redactor(), read_only=True)
+    try:
+        rows = db.query("SELECT count(*) AS n, min(started_at) AS first FROM job_executions")[0]
+        assert rows["n"] > 250_000 and rows["first"] < datetime.now(UTC) - timedelta(days=HISTORY_DAYS - 4)
+        db.plans.clear()
+        now = pr.db_now(db)
+        for check in (checks.test_one_run_per_cron_slot, checks.test_jobs_run_on_schedule,
+                      checks.test_no_stuck_jobs, checks.test_failure_rate, checks.test_julia_active,
+                      checks.test_queue_drained):
+            try:
+                check(db=db, runbook=rb, runtime=runtime, now=now)
+            except Violation:
+                pass  # the seeded state need not be healthy here: only the plans matter
+        pr.last_errors(db, rb, [job.name for job in runtime.jobs], now)
+    finally:
+        db.close()
+    touching = [(q, p) for q, p in db.plans if any(t in q for t in high_volume)]
+    assert len(touching) >= 6, [q for q, _ in db.plans]
+    report = "\n".join(f"{' '.join(q.split())[:90]}…\n    {', '.join(scans(p))} (cost {p['Total Cost']:.0f})"
+                       for q, p in touching)
+    bad = [(q, s) for q, p in touching for s in seq_scans(p, high_volume)]
+    assert not bad, "sequential scans of high-volume tables:\n" + "\n".join(
+        f"{s}\n  in: {' '.join(q.split())[:300]}" for q, s in bad) + "\n\nall plans:\n" + report
+    # PostgreSQL JIT-compiles plans costed above jit_above_cost (default 100,000): ~1 s of
+    # compiling per query on a production database, for nothing.
+    costly = [f"{p['Total Cost']:.0f}: {' '.join(q.split())[:120]}" for q, p in touching if p["Total Cost"] > 100_000]
+    assert not costly, "plans costed above jit_above_cost:\n" + "\n".join(costly) + "\n\n" + report
+    print(report)

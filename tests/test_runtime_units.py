@@ -1,0 +1,260 @@
+"""Units of the runtime contract (runbook.toml [runtime]), its cron arithmetic, the messages'
+statements and the Railway probe — no stack needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from checks.test_runtime import _kill_statement, _resume_statement
+from fixtures import probes_runtime as pr
+from fixtures.stack.refapp import history
+from plugins.config import ConfigError, load_runbook
+from plugins.contract_runtime import Job, load
+from plugins.invariants import Undecidable
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNBOOK = (ROOT / "runbook.toml").read_text()
+
+
+def _job(cron: str, tz: str = "UTC", grace_min: float = 2) -> Job:
+    return Job(name="j", cron=cron, timezone=tz, grace=timedelta(minutes=grace_min), if_fails="x")
+
+
+# --- the contract -------------------------------------------------------------------------
+
+
+def test_shipped_runtime_section() -> None:
+    rt = load_runbook(ROOT / "runbook.toml").section("runtime")
+    assert len(rt.jobs) == 11 and rt.jobs[0].name == "processar-mensagens-agendadas"
+    assert rt.status.success[0] == "sucesso" and rt.status.failure[0] == "falha" and rt.status.running[0] == "executando"
+    assert rt.stuck_after == timedelta(minutes=30) and rt.queue.max_age == timedelta(minutes=5)
+    assert rt.failure_window == timedelta(days=7) and rt.pause.paused == ("pausado",)
+    assert load() == rt  # the refapp's and the seed's loader read the same table
+
+
+@pytest.mark.parametrize(("edit", "expect"), [
+    (lambda s: s.replace('cron = "*/15 * * * *"', 'cron = "*/15 * * *"'), "runtime.jobs[2].cron: '*/15 * * *' is not a 5-field cron"),
+    (lambda s: s.replace('cron = "0 2 * * *"', 'cron = "0 25 * * *"'), "runtime.jobs[3].cron"),
+    (lambda s: s.replace('timezone = "America/Sao_Paulo"', 'timezone = "America/Sao_Polo"'), "runtime.jobs[10].timezone: unknown time zone"),
+    (lambda s: s.replace('name = "relatorio-diario"', 'name = "verificar-alertas"'), "runtime.jobs[5].name: job 'verificar-alertas' is listed twice"),
+    (lambda s: s.replace('running = ["executando", "running"]', 'running = ["executando", "error"]'), "runtime.status.running: 'error' is also listed under failure"),
+    (lambda s: s.replace("failure_rate_max = 0.05", "failure_rate_max = 5"), "runtime.failure_rate_max: must be a ratio"),
+    (lambda s: s.replace("stuck_minutes = 30", "stuck_minutes = 0"), "runtime.stuck_minutes: must be greater than 0"),
+    (lambda s: s.replace("grace_minutes = 2\n", "grace_minutes = 2\ngrace = 3\n", 1), "runtime.jobs[0].grace: unknown key"),
+    (lambda s: s.replace('table = "fila_mensagens"', 'table = ""'), "runtime.queue.table: must not be empty"),
+    (lambda s: s.replace("heartbeat_ttl_seconds = 15", 'heartbeat_ttl_seconds = "15"'), "runtime.scheduler.heartbeat_ttl_seconds: must be an integer"),
+    (lambda s: s.replace('if_fails = "Alerts late"\n', ""), "runtime.jobs[2].if_fails: missing required key"),
+], ids=["cron-fields", "cron-range", "timezone", "duplicate-job", "word-twice", "rate", "non-positive",
+        "unknown-key", "empty-name", "wrong-type", "missing-key"])
+def test_bad_runtime_section(tmp_path: Path, edit, expect: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "runbook.toml"
+    text = edit(RUNBOOK)
+    assert text != RUNBOOK
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_runbook(path)
+    assert str(err.value).startswith(f"{path}: ") and expect in str(err.value)
+
+
+def test_bad_runtime_section_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "runbook.toml"
+    path.write_text(RUNBOOK.replace('timezone = "America/Sao_Paulo"', 'timezone = "Mars/Olympus"'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "checks/test_runtime.py", "-q", "-p", "no:cacheprovider",
+         "--reports-dir", str(tmp_path / "reports"), "--runbook", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert f"{path}: runtime.jobs[10].timezone: unknown time zone 'Mars/Olympus'" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+# --- cron arithmetic ----------------------------------------------------------------------
+
+
+def test_fires_are_computed_in_the_jobs_time_zone() -> None:
+    job = _job("0 10,13,17,20 * * *", "America/Sao_Paulo", 30)  # São Paulo is UTC-3 all year
+    start = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
+    assert [f.hour for f in job.fires_between(start, start + timedelta(days=1))] == [13, 16, 20, 23]
+    now = datetime(2026, 11, 25, 16, 20, tzinfo=UTC)
+    assert job.due_fire(now) == datetime(2026, 11, 25, 13, 0, tzinfo=UTC)  # 16:00 is still in its grace
+    assert job.due_fire(now + timedelta(minutes=10)) == datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+
+
+def test_a_fire_is_its_own_previous_fire() -> None:
+    job = _job("*/15 * * * *")
+    fire = datetime(2026, 11, 25, 14, 15, tzinfo=UTC)
+    assert job.previous_fire(fire) == fire
+    assert job.previous_fire(fire - timedelta(microseconds=1)) == datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+    assert job.next_fire(fire) == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("cron", "per_day"), [
+    ("* * * * *", 1440), ("*/15 * * * *", 96), ("0 * * * *", 24), ("0 2 * * *", 1),
+    ("0 10,13,17,20 * * *", 4), ("0 9 * * 1", 1 / 7), ("0 2 * * 0", 1 / 7), ("0 2 * * 7", 1 / 7),
+])
+def test_runs_per_day(cron: str, per_day: float) -> None:
+    assert _job(cron).runs_per_day() == pytest.approx(per_day)
+
+
+_minutes = st.one_of(st.just("*"), st.just("*/5"), st.lists(st.integers(0, 59), min_size=1, max_size=3, unique=True)
+                     .map(lambda v: ",".join(map(str, sorted(v)))))
+_hours = st.one_of(st.just("*"), st.lists(st.integers(0, 23), min_size=1, max_size=3, unique=True)
+                   .map(lambda v: ",".join(map(str, sorted(v)))))
+_dows = st.one_of(st.just("*"), st.lists(st.integers(0, 6), min_size=1, max_size=3, unique=True)
+                  .map(lambda v: ",".join(map(str, sorted(v)))))
+_crons = st.builds(lambda m, h, d: f"{m} {h} * * {d}", _minutes, _hours, _dows)
+_zones = st.sampled_from(["UTC", "America/Sao_Paulo", "Europe/Lisbon", "America/New_York"])
+_moments = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC))
+
+
+@settings(max_examples=60, deadline=None)
+@given(cron=_crons, tz=_zones, now=_moments, grace=st.integers(1, 120))
+def test_cron_slots_property(cron: str, tz: str, now: datetime, grace: int) -> None:
+    """A moment belongs to exactly one slot: [previous fire, next fire); the due firing is
+    the last one whose grace has run out; fires listed in a window are fires."""
+    job = _job(cron, tz, grace)
+    prev = job.previous_fire(now)
+    assert prev <= now < job.next_fire(prev)
+    assert job.previous_fire(prev) == prev
+    due = job.due_fire(now)
+    assert due <= now - job.grace < job.next_fire(due)
+    fires = job.fires_between(now - timedelta(days=2), now)
+    assert fires == sorted(set(fires)) and all(now - timedelta(days=2) <= f <= now for f in fires)
+    assert all(job.previous_fire(f) == f for f in fires[:5])
+    if fires:
+        assert fires[-1] == prev
+
+
+@settings(max_examples=40, deadline=None)
+@given(cron=_crons)
+def test_runs_per_day_matches_four_weeks_of_firings(cron: str) -> None:
+    """Over 28 days every weekday occurs 4 times: the estimate is then exact."""
+    job = _job(cron)
+    if job.runs_per_day() * 28 > 3000:
+        return  # the every-minute kind is counted by the parametrized cases; iterating is slow
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    fires = job.fires_between(start, start + timedelta(days=28) - timedelta(microseconds=1))
+    assert job.runs_per_day() == pytest.approx(len(fires) / 28.0)
+
+
+# --- what the messages tell the operator to run -------------------------------------------
+
+
+def _runtime_with(schema: str, **executions: str):  # type: ignore[no-untyped-def]
+    rb = load_runbook(ROOT / "runbook.toml")
+    rt = rb.section("runtime")
+    from dataclasses import replace
+
+    return replace(rb, schema=schema), replace(rt, executions=replace(rt.executions, **executions))
+
+
+def test_kill_statement_is_the_runbooks_in_the_deployments_names() -> None:
+    rb, rt = _runtime_with("public")
+    run = pr.StuckRun("relatorio-diario", "0b1c", "executando", datetime.now(UTC), "s1", 1900)
+    assert _kill_statement(rt, rb, [run]) == (
+        "UPDATE job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to timeout' "
+        "WHERE job_id = '0b1c' AND status = 'executando';")
+    rb, rt = _runtime_with("ops", table="JobRuns", status="state")
+    other = pr.StuckRun("x", "9f'9", "running", datetime.now(UTC), None, 1900)
+    assert _kill_statement(rt, rb, [run, other]) == (
+        "UPDATE ops.\"JobRuns\" SET state = 'falha', ended_at = NOW(), erro = 'Killed manually due to timeout' "
+        "WHERE job_id IN ('0b1c', '9f''9') AND state IN ('executando', 'running');")
+
+
+def test_resume_statement_is_the_runbooks() -> None:
+    rb, rt = _runtime_with("public")
+    assert _resume_statement(rt, rb) == (
+        "INSERT INTO julia_status (status, motivo, alterado_via) VALUES ('ativo', 'Retomando operacao normal', 'manual');")
+
+
+def test_history_rows_use_the_first_words() -> None:
+    rt = load()
+    started = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+    run_id, job, status, at, instance = history.start_params(rt, "verificar-alertas", started, "julia-scheduler-1")
+    assert (job, status, at, instance) == ("verificar-alertas", "executando", started, "julia-scheduler-1")
+    assert history.finish_params(rt, run_id, started, started + timedelta(milliseconds=1234), None) == (
+        "sucesso", started + timedelta(milliseconds=1234), 1234, None, run_id)
+    failed = history.finish_params(rt, run_id, started, started, "x" * 900)
+    assert failed[0] == "falha" and len(failed[3]) == history.ERROR_CHARS
+
+
+def test_heartbeat_prefix_is_matched_literally() -> None:
+    assert pr._glob_escape("julia:sched[1]*?:") == "julia:sched\\[1\\]\\*\\?:"
+
+
+# --- Railway -----------------------------------------------------------------------------
+
+
+class _Stub(BaseHTTPRequestHandler):
+    status = 200
+    body: Any = {}
+    seen: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append(dict(self.headers))
+        payload = self.body.encode() if isinstance(self.body, str) else json.dumps(self.body).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def stub() -> Iterator[tuple[type[_Stub], str]]:
+    handler = type("S", (_Stub,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{server.server_address[1]}/graphql/v2"
+    server.shutdown()
+    server.server_close()
+
+
+def _scale(url: str, kind: str = "account") -> pr.RailwayScale:
+    return pr.railway_scale(url=url, token="tok-123456", token_kind=kind, service_id="s", environment_id="e",
+                            timeout_s=2)
+
+
+def test_railway_project_token_header(stub) -> None:  # type: ignore[no-untyped-def]
+    handler, url = stub
+    handler.body = {"data": {"serviceInstance": {"serviceName": "julia-scheduler", "numReplicas": 1,
+                                                 "latestDeployment": {"status": "SUCCESS", "meta": json.dumps(
+                                                     {"serviceManifest": {"deploy": {"multiRegionConfig": {
+                                                         "us-west2": {"numReplicas": 3}}}}})}}}}
+    scale = _scale(url, "project")
+    assert scale.replicas == 3 and scale.by_region == {"us-west2": 3}  # the manifest wins over numReplicas
+    assert handler.seen[0]["Project-Access-Token"] == "tok-123456" and "Authorization" not in handler.seen[0]
+
+
+@pytest.mark.parametrize(("status", "body", "says"), [
+    (500, "oops", "answered HTTP 500"),
+    (200, "<html>", "answered non-JSON"),
+    (200, {"errors": [{"message": "Problem processing request"}]}, "Problem processing request"),
+    (200, {"data": {"serviceInstance": None}}, "no serviceInstance for service s in environment e"),
+    (200, {"data": {"serviceInstance": {"serviceName": "x"}}}, "carries no replica count"),
+], ids=["http-500", "html", "graphql-error", "unknown-service", "no-count"])
+def test_railway_answers_that_cannot_decide(stub, status: int, body: Any, says: str) -> None:  # type: ignore[no-untyped-def]
+    handler, url = stub
+    handler.status, handler.body = status, body
+    with pytest.raises(Undecidable, match=says):
+        _scale(url)
+
+
+def test_railway_unknown_token_kind() -> None:
+    with pytest.raises(Undecidable, match="railway_token_kind 'oauth'"):
+        _scale("http://127.0.0.1:9/", "oauth")
