@@ -262,10 +262,12 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
     "(`DROP INDEX CONCURRENTLY <index>;`); if it is new, wait for the next run.",
 )
 def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
-                               index_defs: list[pm.IndexDef]) -> None:
-    """A warning, never a blocker: an unused index costs every write and its disk. Indices
-    that enforce a constraint (primary key, unique) or cover a foreign key are not counted:
-    dropping them would break the constraint or JC-MAINT-01."""
+                               index_defs: list[pm.IndexDef], warn) -> None:  # type: ignore[no-untyped-def]
+    """A warning, never a blocker (the issue's words): an unused index costs every write
+    and its disk, but dropping one is a judgement, not an incident. The check passes and
+    the certificate row, the terminal and the Allure result carry the warning with sizes.
+    Indices that enforce a constraint (primary key, unique) or cover a foreign key are not
+    counted: dropping them would break the constraint or JC-MAINT-01."""
     usage, reset = pm.index_usage(db, [runbook.schema])
     scans = {(u.table, u.name): u.scans for u in usage}
     fks = pm.foreign_keys(db, [runbook.schema])
@@ -284,11 +286,9 @@ def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: Main
             f"{scans.get((i.table, i.name), 0)} scans"
             for i in sorted(unused, key=lambda i: -i.size_bytes)
         ]
-        raise violated(
-            f"warning: {len(unused)} index(es) over {pm.pretty_bytes(maintenance.unused_index_min_bytes)} "
-            f"with fewer than {maintenance.unused_index_max_scans} scans {since}: " + "; ".join(lines),
-            evidence=[{"index": i.name, "table": i.table, "size_bytes": i.size_bytes,
-                       "scans": scans.get((i.table, i.name), 0), "definition": i.definition} for i in unused],
+        warn(
+            f"{len(unused)} index(es) over {pm.pretty_bytes(maintenance.unused_index_min_bytes)} "
+            f"with fewer than {maintenance.unused_index_max_scans} scans {since}: " + "; ".join(lines)
         )
 
 

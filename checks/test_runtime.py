@@ -173,6 +173,18 @@ def _railway_option(ctx: RunContext, key: str) -> str:
 @pytest.mark.postdeploy
 def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeContract) -> None:
     token = ctx.target.secret("railway_token_env")
+    local_platform = getattr(ctx.stack, "railway_api_url", None) if ctx.target.local else None
+    if not token and local_platform:
+        # The local stack's platform answers Railway's query with the schedulers it runs.
+        from fixtures.stack import platform
+
+        scale = pr.railway_scale(
+            url=local_platform, token=platform.LOCAL_TOKEN, token_kind="account",
+            service_id=platform.LOCAL_SCHEDULER_SERVICE_ID, environment_id=platform.LOCAL_ENVIRONMENT_ID,
+            timeout_s=runbook.http.read_timeout_s,
+        )
+        _judge_scale(scale, runtime)
+        return
     if not token:
         var = ctx.target.options.get("railway_token_env")
         where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
@@ -186,6 +198,10 @@ def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeCont
         environment_id=_railway_option(ctx, "railway_environment_id"),
         timeout_s=runbook.http.read_timeout_s,
     )
+    _judge_scale(scale, runtime)
+
+
+def _judge_scale(scale: pr.RailwayScale, runtime: RuntimeContract) -> None:
     if scale.replicas != 1:
         where = f" ({', '.join(f'{r}: {n}' for r, n in scale.by_region.items())})" if scale.by_region else ""
         raise violated(

@@ -139,14 +139,14 @@ def test_table_bloat(healthy: NativeStack, sql, area) -> None:  # type: ignore[n
 def test_large_index_never_used(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
     sql("CREATE INDEX idx_business_events_evento_payload ON business_events (evento, payload)")
     run = area(paths=MAINT)
-    assert run.exitcode == 1
-    assert run.not_passed() == {"JC-MAINT-05"}
-    msg = run.message("JC-MAINT-05")
-    assert msg.startswith("warning:")
-    assert re.search(r"public\.idx_business_events_evento_payload on business_events \(evento, payload\): "
-                     r"1\.\d MB, 0 scans", msg), msg
+    # A warning-level finding, never a blocker: the check passes and carries the warning.
+    assert run.not_passed() == set(), run.output[-2000:]
     row = next(r for r in run.certificate["invariants"] if r["id"] == "JC-MAINT-05")
     assert row["severity"] == "minor"
+    msg = " ".join(row.get("warnings", []))
+    assert re.search(r"public\.idx_business_events_evento_payload on business_events \(evento, payload\): "
+                     r"1\.\d MB, 0 scans", msg), msg
+    assert "warning JC-MAINT-05" in run.output
 
 
 def test_slow_statement(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]

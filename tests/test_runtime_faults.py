@@ -63,10 +63,8 @@ def runtime_suite(suite, *args: str, **kwargs: Any):  # type: ignore[no-untyped-
 def test_healthy_stack_passes_runtime_checks(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
     run = suite(paths=RUNTIME)
     assert set(run.outcomes()) == RUNTIME_IDS | {"JC-SCHED-04"}, run.output[-3000:]
-    # Without a Railway token the replica count is not judged, and says why.
-    assert run.not_passed() == {"JC-SCHED-04"}, run.output[-3000:]
-    assert run.outcomes()["JC-SCHED-04"] == "skipped"
-    assert "no Railway API token" in run.message("JC-SCHED-04")
+    # Locally the replica count comes from the stack's own platform stand-in: one scheduler.
+    assert run.not_passed() == set(), run.output[-3000:]
 
 
 def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
@@ -80,10 +78,12 @@ def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[
             "SELECT job_name FROM job_executions WHERE job_name = ANY (%s) AND started_at >= %s"
             " GROUP BY job_name, date_trunc('minute', started_at) HAVING count(DISTINCT scheduler_instance) > 1",
             (PER_MINUTE, since)), timeout_s=130)
-        run = runtime_suite(suite)
+        run = suite(paths=RUNTIME)
     finally:
         extra.stop()
-    assert run.not_passed() == {"JC-SCHED-01", "JC-SCHED-02"}, run.output[-3000:]
+    # The local platform counts both scheduler processes, as Railway would count replicas.
+    assert run.not_passed() == {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-04"}, run.output[-3000:]
+    assert "Railway reports 2" in run.message("JC-SCHED-04")
     dup = run.message("JC-SCHED-01")
     assert "processar-mensagens-agendadas @ " in dup and "2 runs by julia-scheduler-1, julia-scheduler-2" in dup
     beats = run.message("JC-SCHED-02")
