@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from plugins.target import RunContext
+
 from fixtures import probes_security as ps
 from fixtures.clients import Database
 from plugins.config import Runbook
@@ -128,8 +130,17 @@ def test_settings_not_readable_by_anon(db: Database, runbook: Runbook, security:
     "production, revoke the old key after 24 h), then record the date in runbook.toml "
     "(security.secret_rotation) as step 9 asks.",
 )
-def test_secrets_rotated_on_schedule(security: SecurityContract) -> None:
-    """Compared with today's date (UTC). Names and dates only: this check never sees a value."""
+def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext, pytestconfig: pytest.Config,
+                                     warn) -> None:  # type: ignore[no-untyped-def]
+    """Compared with today's date (UTC). Names and dates only: this check never sees a value.
+
+    The schedule is the production deployment's record; a profile whose secrets are
+    throwaway (`judge_secret_rotation = false`: the local stack) passes with a visible
+    warning rather than inventing dates or failing on production's record."""
+    if ctx.target.options.get("judge_secret_rotation") is False and not pytestconfig.getoption("--judge-secret-rotation"):
+        warn(f"rotation schedule not judged on target {ctx.target.name} (judge_secret_rotation = false: "
+             "its secrets are throwaway); production runs judge it")
+        return
     if not security.secret_rotation:
         pytest.skip("runbook.toml has no secret rotation schedule")
     today = dt.datetime.now(dt.UTC).date()

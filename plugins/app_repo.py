@@ -28,6 +28,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(code and .env files); default: the profile's `app_repo`; locally the reference app; "
         "else JC-SEC-05 is skipped",
     )
+    group.addoption(
+        "--judge-secret-rotation", action="store_true", default=False,
+        help="judge the rotation schedule (JC-SEC-04) even on a profile with "
+        "judge_secret_rotation = false (the local one)",
+    )
 
 
 def app_repo_path(config: pytest.Config) -> tuple[Path | None, str]:

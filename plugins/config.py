@@ -423,6 +423,7 @@ _TARGET_SPEC: _Spec = {
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "migrations_dir": str, "schema_baseline": str,  # plugins.schema_options (relative to targets.toml)
     "app_env_vars": list,  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
+    "judge_secret_rotation": bool,  # JC-SEC-04 judges the schedule (false: throwaway local secrets)
     "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
     "signing_key_env": str,
     "slack_webhook_env": str,

@@ -54,6 +54,6 @@ def area(suite, tmp_path: Path, clean_app_repo: Path):  # type: ignore[no-untype
             app_repo: Path | None = clean_app_repo):
         rb = runbook_copy(tmp_path, *edits)
         repo = ("--app-repo", str(app_repo)) if app_repo is not None else ()
-        return suite("--runbook", str(rb), *repo, *args, paths=paths)
+        return suite("--runbook", str(rb), "--judge-secret-rotation", *repo, *args, paths=paths)
 
     return run
