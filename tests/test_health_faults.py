@@ -83,12 +83,16 @@ def test_critical_view_dropped(healthy: NativeStack, suite, sql) -> None:  # typ
 
 
 def test_migration_row_removed(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    sql("DELETE FROM _migrations WHERE version = (SELECT max(version) FROM _migrations)")
+    from fixtures.stack import dbsetup
+
+    versions = [m.version for m in dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)]  # oldest first
+    newest, previous = versions[-1], versions[-2]
+    sql("DELETE FROM _migrations WHERE version = %s", (newest,))
     run = suite(paths=AREA)
     expect(run, failed={"JC-DEEP-01", "JC-DEEP-06", "JC-HEALTH-04"})
     assert "Case 4" in run.message("JC-DEEP-06") and "'outdated'" in run.message("JC-DEEP-06")
     msg = run.message("JC-HEALTH-04")
-    assert "reports version '20260126'" in msg and "app_settings.schema_version is '20260202'" in msg
+    assert f"reports version '{previous}'" in msg and f"app_settings.schema_version is '{newest}'" in msg
     assert "app_settings.schema_version is ahead" in msg
 
 
