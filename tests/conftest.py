@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 
 from fixtures.stack.launcher import NativeStack, new_run_id
 
@@ -85,22 +84,20 @@ def stack_json(stack: NativeStack) -> Path:
 def healthy(stack: NativeStack) -> Iterator[NativeStack]:
     """The stack, guaranteed back to its healthy state after the test.
 
-    The worker and the scheduler are restarted around the reset: Redis is flushed under
-    them (their keys go with it), and the scheduler must not run while the reset fills the
-    job history up to now (it would race the fill for a cron slot).
+    Extra schedulers are stopped, stopped processes restarted (julia-worker and
+    julia-scheduler boot while the database is reset), the database cloned from its
+    template with the job history carried up to now, and Redis flushed except for the
+    liveness keys of the worker and scheduler that kept running.
     """
     yield stack
     stack.stop_extra_schedulers()
-    for name in ("scheduler", "worker"):
-        if stack.executors[name].running():
-            stack.stop_service(name)
     for name in ("postgres", "redis", "api"):
         if not stack.executors[name].running():
             stack.start_service(name)
+    stack.flush_redis()
+    booting = stack.spawn_runtime("worker", "scheduler")
     stack.reset_database()
-    assert stack.info is not None
-    redis.Redis.from_url(stack.info.redis_url).flushall()
-    stack.start_runtime()
+    stack.await_runtime(booting)
 
 
 @pytest.fixture
