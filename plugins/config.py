@@ -361,7 +361,7 @@ _TARGET_SPEC: _Spec = {
 EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).
     "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
-    "railway_project_id": str, "railway_environment_id": str, "railway_scheduler_service_id": str,
+    "railway_environment_id": str, "railway_scheduler_service_id": str,
 }
 
 
