@@ -431,7 +431,7 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
     # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).
     "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
-    "railway_project_id": str, "railway_environment_id": str, "railway_scheduler_service_id": str,
+    "railway_environment_id": str, "railway_scheduler_service_id": str,
 }
 
 

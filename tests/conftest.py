@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 import pytest
-import redis
 
 from fixtures.stack.launcher import NativeStack, new_run_id
 
@@ -156,26 +155,30 @@ def stack_json(stack: LocalStack) -> Path:
 def healthy(stack: LocalStack) -> Iterator[LocalStack]:
     """The stack, guaranteed back to its healthy state after the test.
 
-    The worker and the scheduler (where the backend runs them) are stopped around the
-    reset: Redis is flushed under them (their keys go with it), and the scheduler must not
-    run while the reset fills the job history up to now (it would race the fill for a slot).
+    Extra schedulers are stopped, stopped processes restarted (julia-worker and
+    julia-scheduler boot while the database is reset), the database cloned from its
+    template with the job history carried up to now, and Redis flushed except for the
+    liveness keys of the worker and scheduler that kept running. A backend without the
+    runtime processes (containers, for now) restarts what it runs and flushes Redis.
     """
     yield stack
     assert stack.info is not None
     runtime = ("worker", "scheduler")
-    has_runtime = hasattr(stack, "start_runtime")
-    if has_runtime:
+    if hasattr(stack, "spawn_runtime"):
         stack.stop_extra_schedulers()
-        for name in runtime:
-            if stack.running(name):
-                stack.stop_service(name)
+        for name in ("postgres", "redis", "api"):
+            if not stack.running(name):
+                stack.start_service(name)
+        stack.flush_redis()
+        booting = stack.spawn_runtime(*runtime)
+        stack.reset_database()
+        stack.await_runtime(booting)
+        return
     for name in stack.info.services:  # in start order: the database first
         if name not in runtime and not stack.running(name):
             stack.start_service(name)
     stack.reset_database()
     redis.Redis.from_url(stack.info.redis_url).flushall()
-    if has_runtime:
-        stack.start_runtime()
 
 
 @pytest.fixture

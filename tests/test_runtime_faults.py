@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
@@ -23,7 +23,7 @@ import psycopg
 import pytest
 import redis
 
-from fixtures.stack.dbsetup import WORKER_JOB
+from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
 from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract_runtime import load
@@ -65,6 +65,25 @@ def test_healthy_stack_passes_runtime_checks(healthy: NativeStack, suite) -> Non
     assert set(run.outcomes()) == RUNTIME_IDS | {"JC-SCHED-04"}, run.output[-3000:]
     # Locally the replica count comes from the stack's own platform stand-in: one scheduler.
     assert run.not_passed() == set(), run.output[-3000:]
+
+
+def test_reset_carries_the_job_history_up_to_now(healthy: NativeStack) -> None:
+    """Between fault tests the database goes back to its seeded template; the runs the
+    scheduler made since are filled in (it keeps running), so a reset never reads as a
+    scheduler outage — and never as a second scheduler: one run per slot, around the reset
+    too (the last minute before it is left to the live scheduler, so it may be empty)."""
+    healthy.reset_database()
+    reset_at = datetime.now(UTC)
+    time.sleep(1)  # a run the live scheduler started at the reset lands in the new database
+    (first,), = rows(healthy, "SELECT min(started_at) FROM job_executions WHERE job_name = %s", (PER_MINUTE[0],))
+    since = max(first, reset_at - timedelta(minutes=15))
+    slots = rows(healthy,
+        "SELECT date_trunc('minute', started_at) AS slot, count(*) FROM job_executions"
+        " WHERE job_name = %s AND started_at >= %s GROUP BY 1 ORDER BY 1", (PER_MINUTE[0], since))
+    assert all(n == 1 for _, n in slots), slots
+    filled = [slot for slot, _ in slots if slot <= reset_at - FILL_MARGIN - timedelta(minutes=1)]
+    assert filled and filled[-1] >= reset_at - FILL_MARGIN - timedelta(minutes=2)
+    assert all(b - a == timedelta(minutes=1) for a, b in zip(filled, filled[1:])), filled
 
 
 def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]

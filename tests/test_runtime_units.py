@@ -258,3 +258,19 @@ def test_railway_answers_that_cannot_decide(stub, status: int, body: Any, says: 
 def test_railway_unknown_token_kind() -> None:
     with pytest.raises(Undecidable, match="railway_token_kind 'oauth'"):
         _scale("http://127.0.0.1:9/", "oauth")
+
+
+# --- the reference app's runtime modes: bad configuration is one line, exit code 2 --------
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"RUN_MODE": "worker", "WORKER_POLL_SECONDS": "7"}, "WORKER_POLL_SECONDS=7 must divide 60"),
+    ({"RUN_MODE": "scheduler", "JC_RUNBOOK": "/nonexistent/runbook.toml"}, "cannot read runbook /nonexistent/runbook.toml"),
+], ids=["worker-poll", "scheduler-runbook"])
+def test_runtime_modes_reject_bad_configuration(env: dict[str, str], says: str) -> None:
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "DATABASE_URL": "postgresql://u@127.0.0.1:1/x",
+            "REDIS_URL": "redis://127.0.0.1:1/0", "APP_ENV": "local", "SUPABASE_PROJECT_REF": "ref"}
+    proc = subprocess.run([sys.executable, "-m", "fixtures.stack.refapp"], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
