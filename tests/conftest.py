@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,6 +82,14 @@ def skip_without_containers() -> None:
         if os.environ.get(REQUIRE_CONTAINERS_ENV):
             pytest.fail(f"{REQUIRE_CONTAINERS_ENV} is set but the containers backend cannot run: {reason}")
         pytest.skip(f"containers backend: {reason}")
+
+
+def targets_text() -> str:
+    """targets.toml's text, ready to be written anywhere: the profile keys that name files
+    relative to targets.toml (migrations_dir, schema_baseline, app_repo) made absolute."""
+    text = (ROOT / "targets.toml").read_text()
+    return re.sub(r'(?m)^(migrations_dir|schema_baseline|app_repo) = "(?!/)([^"]+)"',
+                  lambda m: f'{m.group(1)} = "{ROOT / m.group(2)}"', text)
 
 
 @dataclass

@@ -19,11 +19,11 @@ import pytest
 
 from fixtures.stack.launcher import NativeStack
 from plugins import verify
-from tests.conftest import ROOT, SuiteRun, run_suite
+from tests.conftest import targets_text, ROOT, SuiteRun, run_suite
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 RUNBOOK = (ROOT / "runbook.toml").read_text()
-TARGETS = (ROOT / "targets.toml").read_text()
+TARGETS = targets_text()
 _LOCAL_REDIS_LINE = 'redis_url_env = "JC_LOCAL_REDIS_URL"\n'
 
 

@@ -20,7 +20,7 @@ import pytest
 from fixtures.runbook_doc import parse_runbook
 from fixtures.stack.launcher import NativeStack
 from plugins.config import load_runbook
-from tests.conftest import ROOT, SuiteRun
+from tests.conftest import targets_text, ROOT, SuiteRun
 
 DATA = Path(__file__).resolve().parent / "data" / "runbook_lint"
 KNOWN = DATA / "known_lines.md"
@@ -35,7 +35,7 @@ APP_VARS = ["APP_ENV", "SUPABASE_PROJECT_REF", "SUPABASE_URL", "CHATWOOT_URL", "
 
 
 def _targets(tmp_path: Path, app_vars: object = APP_VARS) -> Path:
-    text = (ROOT / "targets.toml").read_text()
+    text = targets_text()
     anchor = 'redis_url_env = "JC_LOCAL_REDIS_URL"\n'
     assert anchor in text
     path = tmp_path / "targets.toml"

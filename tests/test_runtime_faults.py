@@ -27,7 +27,7 @@ from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
 from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract_runtime import load
-from tests.conftest import ROOT
+from tests.conftest import targets_text, ROOT
 
 RUNTIME = ("checks/test_runtime.py",)
 NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
@@ -241,7 +241,7 @@ def railway(tmp_path: Path) -> Iterator[tuple[type[_RailwayStub], Path]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), stub)
     Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/graphql/v2"
-    targets = (ROOT / "targets.toml").read_text().replace(
+    targets = targets_text().replace(
         'redis_url_env = "JC_LOCAL_REDIS_URL"\n',
         'redis_url_env = "JC_LOCAL_REDIS_URL"\nrailway_token_env = "JC_TEST_RAILWAY_TOKEN"\n'
         f'railway_api_url = "{url}"\nrailway_environment_id = "env-prod-1"\n'
