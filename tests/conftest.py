@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 import pytest
+import redis
 
 from fixtures.stack.launcher import NativeStack, new_run_id
 
