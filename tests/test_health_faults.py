@@ -225,8 +225,11 @@ def test_api_answering_after_the_timeout(healthy: NativeStack, remote: RemoteRun
     assert "no answer within the read timeout (0.5 s, runbook.toml http.read_timeout_s)" in run.message("JC-HEALTH-01")
     assert "Scenario 1" in run.message("JC-HEALTH-01")
     assert "read timeout" in run.message("JC-RATE-01")
-    assert sorted(served) == sorted(["/health", "/health/ready", "/health/deep", "/health/schema",
-                                     "/health/rate", "/health/circuit"])
+    # Each endpoint at most once (memoised), and after two read timeouts in a row the client
+    # stops asking (the run's bound): never a request per check.
+    assert len(served) == len(set(served)) and "/health" in served, served
+    assert set(served) <= {"/health", "/health/ready", "/health/deep", "/health/schema",
+                           "/health/rate", "/health/circuit"}, served
     assert run.certificate is not None and run.certificate["verdict"] == "not-certified"
 
 
