@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,40 @@ def _password_of(url: str) -> str | None:
 
 def _terminate_gracefully(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _repair_traceback(tb: Any) -> Any:
+    """A signal can land on a bytecode instruction that has no line number (CPython 3.11),
+    leaving a traceback entry whose ``tb_lineno`` is None; pytest's interrupt report then
+    crashes with a TypeError and the run exits 1 instead of 2 (interrupted). Rebuild such a
+    chain with the frame's current line so the report, and the teardown after it, go on."""
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    if all(e.tb_lineno is not None for e in entries):
+        return entries[0] if entries else None
+    rebuilt = None
+    for e in reversed(entries):
+        lineno, lasti = e.tb_lineno, e.tb_lasti
+        if lineno is None:
+            # no position either: -1 tells the traceback module not to look one up
+            lineno, lasti = e.tb_frame.f_lineno or e.tb_frame.f_code.co_firstlineno, -1
+        rebuilt = types.TracebackType(rebuilt, e.tb_frame, lasti, lineno)
+    return rebuilt
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    seen: set[int] = set()
+    exc: BaseException | None = excinfo.value
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = _repair_traceback(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+    value = excinfo.value
+    excinfo._excinfo = (type(value), value, value.__traceback__)  # noqa: SLF001 — see above
+    excinfo._traceback = None  # noqa: SLF001
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -86,3 +86,17 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_interrupt_on_a_line_less_instruction_still_reports_interrupted(tmp_path: Path) -> None:
+    """CPython 3.11 can leave a traceback entry without a line number when a signal lands
+    between lines; pytest's interrupt report used to crash on it (exit 1, a TypeError)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/probes/probe_interrupt_noline.py", "-q",
+         "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "TypeError" not in out, out[-3000:]
+    assert "KeyboardInterrupt" in out
