@@ -39,3 +39,15 @@ def test_installed_namesakes_do_not_shadow(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_conformance_run_does_not_import_hypothesis() -> None:
+    """The checks never use hypothesis; its pytest plugin would import all of it (about half
+    a second of a post-deploy gate) — the target plugin blocks it for conformance runs."""
+    code = (
+        "import sys, pytest\n"
+        "rc = pytest.main(['checks', '--collect-only', '-q', '-p', 'no:cacheprovider'])\n"
+        "print('HYPOTHESIS-LOADED' if 'hypothesis' in sys.modules else 'HYPOTHESIS-ABSENT', rc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "HYPOTHESIS-ABSENT 0" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
