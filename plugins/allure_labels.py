@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from plugins.contract_report import ReportContract
-from plugins.invariants import Invariant, Undecidable, Violation, invariant_of, report_warnings
+from plugins.invariants import Invariant, Undecidable, Violation, invariant_of, report_retries, report_warnings
 from plugins.target import redactor, run_context
 
 TIERS = ("postdeploy", "nightly", "premerge", "mutates")
@@ -104,6 +104,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             allure.dynamic.tag("warning")
             allure.dynamic.label("warning", "; ".join(warnings))
             allure.attach(redactor(item.config).scrub("\n".join(warnings)), name="warnings",
+                          attachment_type=allure.attachment_type.TEXT)
+        except Exception:  # noqa: BLE001 - a reporting hiccup must never change a verdict
+            pass
+    retries = report_retries(report)
+    if retries and invariant_of(item) is not None:
+        # A read that needed a second try: shown, never hidden behind a pass.
+        try:
+            allure.dynamic.tag("retried")
+            allure.attach(redactor(item.config).scrub("\n".join(retries)), name="retries",
                           attachment_type=allure.attachment_type.TEXT)
         except Exception:  # noqa: BLE001 - a reporting hiccup must never change a verdict
             pass

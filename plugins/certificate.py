@@ -28,7 +28,7 @@ from plugins import signing
 from plugins.certificate_doc import blockers, compare, render_markdown, slack_text, valid_until
 from plugins.config import ConfigError
 from plugins.contract_report import ReportContract
-from plugins.invariants import report_invariant, report_outcome, report_warnings
+from plugins.invariants import report_invariant, report_outcome, report_retries, report_warnings
 from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
@@ -50,6 +50,8 @@ class Row:
     decided: bool = False
     # An invariant that holds but wants attention (e.g. a circuit half_open).
     warnings: list[str] = field(default_factory=list)
+    # Idempotent reads the clients had to retry for this check (bounded; see note_retry).
+    retries: list[str] = field(default_factory=list)
 
     def merge(self, outcome: str, message: str) -> None:
         self.decided = True
@@ -124,6 +126,7 @@ class CertificatePlugin:
         if result is not None:
             row.merge(*result)
         row.warnings.extend(w for w in report_warnings(report) if w not in row.warnings)
+        row.retries.extend(report_retries(report))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # Deselected items are not part of the run; selected ones that never report (an
@@ -178,6 +181,7 @@ class CertificatePlugin:
                 "section": row.section, "outcome": outcome,
                 "message": red.scrub(" | ".join(messages)),
                 **({"warnings": [red.scrub(w) for w in row.warnings]} if row.warnings else {}),
+                **({"retries": [red.scrub(r) for r in row.retries]} if row.retries else {}),
                 "remedy": red.scrub(row.remedy),
             })
         certified = bool(rows) and all(r["outcome"] in ("passed", "waived") for r in rows) and not interrupted
@@ -210,6 +214,7 @@ class CertificatePlugin:
             "suite_version": suite.get("version"),
             "suite": suite,
             "counts": {k: sum(1 for r in rows if r["outcome"] == k) for k in _RANK},
+            "retries": sum(len(r.get("retries", ())) for r in rows),
             "blockers": [r["id"] for r in blockers(rows)],
             "waivers": self._waivers(rows),
             "comparison": compare(self.previous, rows) if self.previous is not None else None,
@@ -299,6 +304,8 @@ class CertificatePlugin:
         for row in sorted(self.rows.values(), key=lambda r: r.id):
             for warning in row.warnings:
                 terminalreporter.write_line(f"julia-conformance: warning {row.id}: {red.scrub(warning)}", yellow=True)
+            for retry in row.retries:
+                terminalreporter.write_line(f"julia-conformance: retry {row.id}: {red.scrub(retry)}", yellow=True)
         verdict = self.cert["verdict"]
         rel = os.path.relpath(self.path, Path.cwd())
         sig = self.cert["signature"]

@@ -129,6 +129,18 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
             out.append(f"| {_cell(w.get('id'))} | {_cell(w.get('status'))} | {_cell(w.get('expires'))} | {_cell(w.get('reason'))} |")
         out.append("")
 
+    retried = [r for r in rows if r.get("retries")]
+    if retried:
+        out.append(f"## Retried reads ({sum(len(r['retries']) for r in retried)})")
+        out.append("")
+        out.append("Idempotent reads whose connection dropped mid-answer, retried once each (bounded "
+                   "by runbook.toml `http.retries` / `database_session.retries`):")
+        out.append("")
+        for row in retried:
+            for retry in row["retries"]:
+                out.append(f"- **{row['id']}**: {retry}")
+        out.append("")
+
     out.append("## All invariants")
     out.append("")
     out.append("| id | outcome | severity | title | message |")

@@ -123,6 +123,8 @@ class HttpPolicy:
     connect_timeout_s: float
     read_timeout_s: float
     liveness_budget_ms: int
+    # Retries of an idempotent read whose connection dropped mid-answer (0 = none).
+    retries: int = 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class DbSessionPolicy:
     lock_timeout_ms: int
     connect_timeout_s: int
     application_name: str
+    # Retries of a READ ONLY statement whose (previously working) connection dropped.
+    retries: int = 1
 
 
 @dataclass(frozen=True)
@@ -216,13 +220,16 @@ _HTTP_SPEC: _Spec = {
     "connect_timeout_s": ((int, float), True),
     "read_timeout_s": ((int, float), True),
     "liveness_budget_ms": (int, True),
+    "retries": (int, False),
 }
 _DB_SESSION_SPEC: _Spec = {
     "statement_timeout_ms": (int, True),
     "lock_timeout_ms": (int, True),
     "connect_timeout_s": (int, True),
     "application_name": (str, True),
+    "retries": (int, False),
 }
+MAX_RETRIES = 3
 
 
 def _positive(path: Path, key: str, value: float) -> None:
@@ -330,6 +337,10 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
         _positive(path, f"http.{key}", http[key])
     for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
         _positive(path, f"database_session.{key}", dbs[key])
+    for section, table in (("http", http), ("database_session", dbs)):
+        retries = table.get("retries", 1)
+        if not 0 <= retries <= MAX_RETRIES:
+            raise ConfigError(f"{path}: {section}.retries: must be between 0 and {MAX_RETRIES}, got {retries!r}")
 
     digest = hashlib.sha256(path_real.read_bytes())
     if drift:
@@ -363,6 +374,7 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
             connect_timeout_s=float(http["connect_timeout_s"]),
             read_timeout_s=float(http["read_timeout_s"]),
             liveness_budget_ms=int(http["liveness_budget_ms"]),
+            retries=int(http.get("retries", 1)),
         ),
         thresholds=thresholds,
         db_session=DbSessionPolicy(**dbs),

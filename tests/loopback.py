@@ -120,3 +120,56 @@ class LoopbackApi:
                 return
 
         return Handler
+
+
+class DroppingApi:
+    """A real HTTP server on 127.0.0.1:0 that drops the first ``drops`` connections after
+    reading their request (no answer: the client sees the link close mid-answer, as with a
+    reset or a keep-alive the server had closed), then answers every GET with ``body``."""
+
+    def __init__(self, drops: int, body: Any = None) -> None:
+        import socket
+
+        self.drops = drops
+        self.body = json.dumps(body if body is not None else {"status": "ok"}).encode()
+        self.connections = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        host, port = self._sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="dropping-api", daemon=True)
+
+    def _serve(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    continue
+                self.connections += 1
+                if self.connections <= self.drops:
+                    continue  # closed without a byte of answer
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                             + f"Content-Length: {len(self.body)}\r\n\r\n".encode() + self.body)
+
+    def __enter__(self) -> DroppingApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()

@@ -66,8 +66,9 @@ def test_bad_targets_file_exits_4(tmp_path: Path, targets: str, args: tuple[str,
         (lambda s: s.replace('health = ["/health"]', 'health = ["health"]'), "endpoints.health[0]: path must start with '/'"),
         (lambda s: s.replace('hard_guards = "hard_guards"\n', ""), "deep.parts.hard_guards: missing required key"),
         (lambda s: s.replace("statement_timeout_ms = 5000", "statement_timeout_ms = 0"), "database_session.statement_timeout_ms: must be greater than 0"),
+        (lambda s: s.replace("\nretries = 1\n", "\nretries = 9\n", 1), "http.retries: must be between 0 and 3"),
     ],
-    ids=["unknown-key", "wrong-type", "bad-path", "missing-key", "non-positive"],
+    ids=["unknown-key", "wrong-type", "bad-path", "missing-key", "non-positive", "unbounded-retries"],
 )
 def test_bad_runbook_file_exits_4(tmp_path: Path, edit, expect: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "runbook.toml"

@@ -73,10 +73,11 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
     run = run_suite("--runbook", str(runbook), paths=("tests/probes/probe_report.py",), reports=tmp_path / "reports")
     assert run.exitcode == 1, run.output[-3000:]
     assert run.outcomes() == {"JC-REPORT-01": "failed", "JC-REPORT-02": "error", "JC-REPORT-03": "waived",
-                              "JC-REPORT-04": "failed", "JC-REPORT-05": "passed"}
+                              "JC-REPORT-04": "failed", "JC-REPORT-05": "passed", "JC-REPORT-06": "passed"}
     results = allure_results(run)
     expect = {"JC-REPORT-01": ["evidence", "remedy"], "JC-REPORT-02": ["evidence", "remedy"],
-              "JC-REPORT-03": ["waiver", "evidence", "remedy"], "JC-REPORT-04": ["remedy"], "JC-REPORT-05": []}
+              "JC-REPORT-03": ["waiver", "evidence", "remedy"], "JC-REPORT-04": ["remedy"], "JC-REPORT-05": [],
+              "JC-REPORT-06": ["retries"]}
     for inv, names in expect.items():
         assert [a["name"] for a in results[inv].get("attachments", [])] == names, inv
     assert json.loads(attachment(run, results["JC-REPORT-02"], "evidence")) == {"tried": ["/health/rate"]}
@@ -85,6 +86,16 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
         "[JC-REPORT-02] UNDECIDED: endpoint rate missing: every path answered 404")
     assert results["JC-REPORT-03"]["status"] == "skipped"
     assert run.certificate["blockers"] == ["JC-REPORT-01", "JC-REPORT-04", "JC-REPORT-02"]
+    # a passing check that needed a retry is visibly not clean: certificate, page, terminal, Allure
+    retried = next(r for r in run.certificate["invariants"] if r["id"] == "JC-REPORT-06")
+    assert len(retried["retries"]) == 1 and retried["retries"][0].startswith("GET http://127.0.0.1:")
+    assert "retried (1/1) after: " in retried["retries"][0]
+    assert run.certificate["retries"] == 1
+    assert "julia-conformance: retry JC-REPORT-06: GET http://127.0.0.1:" in run.output
+    assert run.run_dir is not None
+    assert "## Retried reads (1)" in (run.run_dir / "certificate.md").read_text()
+    assert "retried" in labels(results["JC-REPORT-06"], "tag")
+    assert "retried (1/1)" in attachment(run, results["JC-REPORT-06"], "retries")
 
 
 def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]

@@ -72,3 +72,22 @@ def test_expired_waiver() -> None:
 )
 def test_passes() -> None:
     pass
+
+
+@invariant(
+    "JC-REPORT-06",
+    title="passes after a retried read",
+    severity="normal",
+    section="Health Checks › /health (Liveness Probe)",
+    remedy="Nothing to do; look at the network if retries recur.",
+)
+def test_passes_after_a_retry() -> None:
+    from fixtures.clients import Api
+    from plugins.config import HttpPolicy
+    from plugins.redaction import Redactor
+    from tests.loopback import DroppingApi
+
+    with DroppingApi(drops=1) as server:
+        api = Api(server.url, HttpPolicy(2.0, 5.0, 1000, retries=1), {}, Redactor())
+        assert api.get("/health").status == 200
+        api.close()
