@@ -52,7 +52,10 @@ class Figures:
 
 
 def _suite(stack_json: Path, *args: str, reports: Path) -> tuple[float, int]:
-    """Wall time of one suite run, process start to exit (the certificate is its last write)."""
+    """Wall time of one suite run, process start to exit (the HTML report is built after the
+    certificate; see _to_certificate for the certificate's own moment)."""
+    global _LAST_CERT_S
+    wall = time.time()
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "checks", "-q", "-p", "no:cacheprovider",
@@ -63,7 +66,18 @@ def _suite(stack_json: Path, *args: str, reports: Path) -> tuple[float, int]:
     cert = reports / "latest" / "certificate.json"
     if not cert.exists():
         raise SystemExit(f"bench: the suite wrote no certificate (exit {proc.returncode}): {proc.stdout[-800:]}")
+    _LAST_CERT_S = cert.resolve().stat().st_mtime - wall
     return elapsed, proc.returncode
+
+
+# Seconds from process start to certificate.json written, of the last _suite run.
+_LAST_CERT_S = 0.0
+
+
+def _gate_once(stack_json: Path, reports: Path) -> tuple[float, float]:
+    """(to certificate written, to process exit) of one post-deploy gate run."""
+    elapsed, _ = _suite(stack_json, "-m", "postdeploy", reports=reports)
+    return _LAST_CERT_S, elapsed
 
 
 def _bench_stack_json(stack: NativeStack, workdir: Path) -> Path:
@@ -91,7 +105,9 @@ def bench_gate(fig: Figures, reps: int, workdir: Path) -> None:
         assert stack.tmpdir is not None and stack.info is not None
         stack_json = stack.tmpdir / "stack.json"
         _suite(stack_json, "-m", "postdeploy", reports=workdir / "warmup")  # imports warm
-        gates = [_suite(stack_json, "-m", "postdeploy", reports=workdir / f"gate{i}")[0] for i in range(reps)]
+        runs = [_gate_once(stack_json, workdir / f"gate{i}") for i in range(reps)]
+        gates = [r[0] for r in runs]
+        exits = [r[1] for r in runs]
         gets = []
         with httpx.Client() as client:
             for _ in range(reps):
@@ -100,8 +116,10 @@ def bench_gate(fig: Figures, reps: int, workdir: Path) -> None:
                 gets.append(time.perf_counter() - t)
         g, h = _median(gates), _median(gets)
         verdict = "within" if g <= GATE_BUDGET_S else "OVER"
-        fig.say(f"1. gate (-m postdeploy): median {g:.2f} s over {reps} runs "
-                f"(min {min(gates):.2f}, max {max(gates):.2f}) — {verdict} the {GATE_BUDGET_S:.0f} s budget")
+        fig.say(f"1. gate (-m postdeploy), process start to certificate written: median {g:.2f} s over "
+                f"{reps} runs (min {min(gates):.2f}, max {max(gates):.2f}) — {verdict} the {GATE_BUDGET_S:.0f} s budget")
+        fig.say(f"   to process exit, incl. the HTML report built after the certificate: median "
+                f"{_median(exits):.2f} s")
         fig.say(f"   one GET /health/deep: median {h * 1000:.1f} ms; ratio gate/GET = {g / h:.0f}×")
     finally:
         stack.stop()
