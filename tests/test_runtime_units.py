@@ -275,3 +275,59 @@ def test_runtime_modes_reject_bad_configuration(env: dict[str, str], says: str) 
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- cron-slot duplicate detection, against a real database -------------------------------
+
+_PROP_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@settings(max_examples=25, deadline=None)
+@given(cron=_crons, tz=_zones, offsets=st.lists(st.integers(0, 2 * 24 * 3600 - 1), max_size=12),
+       repeat=st.lists(st.integers(0, 11), max_size=4), at_fire=st.lists(st.integers(0, 60), max_size=3))
+def test_duplicate_slots_match_an_oracle(stack, cron: str, tz: str, offsets: list[int],  # type: ignore[no-untyped-def]
+                                         repeat: list[int], at_fire: list[int]) -> None:
+    """Property: the one SQL query behind JC-SCHED-01 finds exactly the cron slots that hold
+    more than one run of their job — the slot of a run being the latest firing at or before
+    it — as a plain Python count over the same runs says (runs before the window's first
+    firing belong to no slot in the window)."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql as pgsql
+
+    from fixtures.clients import Database
+    from plugins.redaction import Redactor
+
+    rb = load_runbook(ROOT / "runbook.toml")
+    ex = pr.contract_of(rb).executions
+    job = Job(name=f"prop-{uuid.uuid4().hex[:10]}", cron=cron, timezone=tz, grace=timedelta(minutes=2), if_fails="x")
+    start = _PROP_NOW - timedelta(days=2)
+    runs = [start + timedelta(seconds=s) for s in offsets]
+    runs += [runs[i] + timedelta(seconds=1) for i in repeat if i < len(runs)]  # near-duplicates
+    fires = job.fires_between(start, _PROP_NOW)
+    end = job.next_fire(_PROP_NOW)
+    runs += [fires[i] for i in at_fire if i < len(fires)]  # a run exactly on a firing opens its slot
+
+    expected: dict[datetime, int] = {}
+    for t in runs:
+        slot = max((f for f in fires if f <= t), default=None)
+        if slot is not None:
+            expected[slot] = expected.get(slot, 0) + 1
+    expected = {slot: n for slot, n in expected.items() if n > 1}
+
+    table = pgsql.Identifier(rb.schema, ex.table)
+    with psycopg.connect(stack.info.database_url, autocommit=True) as conn:
+        with conn.cursor() as cur:
+            cur.executemany(pgsql.SQL("INSERT INTO {} ({}, {}, {}) VALUES (%s, %s, 'prop')").format(
+                table, pgsql.Identifier(ex.job), pgsql.Identifier(ex.started_at), pgsql.Identifier(ex.instance)),
+                [(job.name, t) for t in runs])
+        try:
+            db = Database(stack.info.database_url, rb.db_session, Redactor(), read_only=True)
+            found = pr.duplicate_slots(db, rb, {job.name: fires}, {job.name: end})
+            db.close()
+        finally:
+            conn.execute(pgsql.SQL("DELETE FROM {} WHERE {} = %s").format(table, pgsql.Identifier(ex.job)),
+                         (job.name,))
+    assert {d.slot: d.runs for d in found} == expected
+    assert all(d.job == job.name and d.instances == ("prop",) and len(d.run_ids) == d.runs for d in found)
