@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from fixtures import probes_maintenance as pm
@@ -345,19 +347,34 @@ def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
 
 @invariant(
     "JC-MAINT-07",
-    title="sizes of the largest tables recorded (growth evidence)",
+    title="High-volume tables grow within the runbook's Rows/Day (sizes recorded as growth evidence)",
     severity="minor",
-    section=f"{_SECTION} › Weekly Maintenance",
-    remedy="If a table grows faster than the runbook's rows/day, archive old rows (Monthly "
-    "Maintenance step 3: job_executions older than 90 days).",
+    section=f"{_SECTION} › High-Volume Tables",
+    remedy="Find what writes the table this fast (a job firing in a loop, a second scheduler — rule 4 — or "
+    "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
+    "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
 )
-def test_table_growth_recorded(db: Database, runbook: Runbook, maintenance: MaintenanceContract, ctx: RunContext,
-                               record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
+def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
+                                     ctx: RunContext, record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
     """The runbook's weekly "check table sizes" query, kept as evidence (table names and
-    sizes only: nothing a certificate may not carry) and compared with the last run."""
+    sizes only: nothing a certificate may not carry) and compared with the last run; and
+    each high-volume table's last 24 hours of rows against growth_max_factor × its Rows/Day."""
     taken_at, sizes = pm.table_sizes(db, [runbook.schema], maintenance.growth_top_tables)
     previous = _previous_growth(ctx.run_dir, ctx.target.name)
     before = {t["table"]: t["total_bytes"] for t in (previous or {}).get("tables", [])}
+    factor = maintenance.growth_max_factor
+    last_day: list[dict[str, Any]] = []
+    for hv in maintenance.high_volume_tables:
+        if hv.rows_per_day is None or hv.time_column is None:
+            continue
+        cap = math.ceil(hv.rows_per_day * factor)
+        try:
+            rows = pm.rows_last_day(db, runbook.schema, hv.table, hv.time_column, cap)
+        except psycopg.Error as exc:
+            raise Undecidable(f"cannot count {hv.table}'s last day by {hv.time_column}: "
+                              f"{' '.join(str(exc).split())[:200]}") from None
+        last_day.append({"table": hv.table, "rows_last_24h": rows, "capped": rows > cap,
+                         "runbook_rows_per_day": hv.rows_per_day, "limit": cap})
     record_evidence(GROWTH_EVIDENCE, {
         "target": ctx.target.name,
         "taken_at": taken_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
@@ -369,4 +386,13 @@ def test_table_growth_recorded(db: Database, runbook: Runbook, maintenance: Main
              "growth_bytes": (t.total_bytes - before[t.table]) if t.table in before else None}
             for t in sizes
         ],
+        "last_day": last_day,
     })
+    over = [d for d in last_day if d["capped"]]
+    if over:
+        raise violated(
+            f"expected each high-volume table's last 24 h within {factor:g}× the runbook's Rows/Day, found: "
+            + "; ".join(f"{d['table']}: more than {d['limit']:,} rows (runbook ~{d['runbook_rows_per_day']:,.0f}/day)"
+                        for d in over),
+            evidence=over,
+        )

@@ -31,6 +31,10 @@ class HighVolumeTable:
     table: str
     vacuum_within_days: int | None
     analyze_within_days: int | None
+    # The runbook's "Rows/Day" and the indexed column that dates a row; a table with both
+    # is judged on its last day's rows (JC-MAINT-07).
+    rows_per_day: float | None = None
+    time_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class MaintenanceContract:
     slow_query_min_calls: int
     growth_top_tables: int
     required_indices: tuple[RequiredIndex, ...]
+    growth_max_factor: float = 3.0
 
 
 _SPEC: _Spec = {
@@ -74,12 +79,15 @@ _SPEC: _Spec = {
     "slow_query_mean_ms": ((int, float), True),
     "slow_query_min_calls": (int, True),
     "growth_top_tables": (int, True),
+    "growth_max_factor": ((int, float), False),
     "required_indices": (list, True),
 }
 _TABLE_SPEC: _Spec = {
     "table": (str, True),
     "vacuum_within_days": (int, False),
     "analyze_within_days": (int, False),
+    "rows_per_day": ((int, float), False),
+    "time_column": (str, False),
 }
 _INDEX_SPEC: _Spec = {"name": (str, True), "table": (str, True), "columns": (list, True)}
 
@@ -116,7 +124,15 @@ def parse(path: Path, table: dict[str, Any]) -> MaintenanceContract:
         for window in ("vacuum_within_days", "analyze_within_days"):
             if window in entry and entry[window] <= 0:
                 raise ConfigError(f"{path}: {key}.{window}: must be greater than 0, got {entry[window]!r}")
-        tables.append(HighVolumeTable(name, entry.get("vacuum_within_days"), entry.get("analyze_within_days")))
+        if ("rows_per_day" in entry) != ("time_column" in entry):
+            raise ConfigError(f"{path}: {key}: rows_per_day and time_column go together (the last day's rows "
+                              "are counted on the column that dates them)")
+        if "rows_per_day" in entry and entry["rows_per_day"] <= 0:
+            raise ConfigError(f"{path}: {key}.rows_per_day: must be greater than 0, got {entry['rows_per_day']!r}")
+        time_column = _name(path, f"{key}.time_column", entry["time_column"]) if "time_column" in entry else None
+        tables.append(HighVolumeTable(name, entry.get("vacuum_within_days"), entry.get("analyze_within_days"),
+                                      float(entry["rows_per_day"]) if "rows_per_day" in entry else None,
+                                      time_column))
     if not tables:
         raise ConfigError(f"{path}: {SECTION}.high_volume_tables: must not be empty")
 
@@ -159,7 +175,14 @@ def parse(path: Path, table: dict[str, Any]) -> MaintenanceContract:
         slow_query_min_calls=data["slow_query_min_calls"],
         growth_top_tables=data["growth_top_tables"],
         required_indices=tuple(indices),
+        growth_max_factor=_growth_factor(path, data.get("growth_max_factor", 3.0)),
     )
+
+
+def _growth_factor(path: Path, value: float) -> float:
+    if value < 1:
+        raise ConfigError(f"{path}: {SECTION}.growth_max_factor: must be at least 1, got {value!r}")
+    return float(value)
 
 
 # PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.

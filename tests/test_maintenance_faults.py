@@ -186,3 +186,21 @@ def test_table_growth_is_recorded_and_compared(healthy: NativeStack, sql, area) 
     growth = {t["table"]: t["growth_bytes"] for t in after["tables"]}
     assert growth["business_events"] > 1_000_000
     assert growth["job_executions"] == 0
+
+
+def test_a_runaway_writer_breaks_the_daily_volume(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """A job firing in a loop: job_executions gets 4× the runbook's ~10,000 rows in a day."""
+    sql("INSERT INTO job_executions (job_name, status, started_at, ended_at, scheduler_instance)"
+        " SELECT 'verificar-whatsapp', 'sucesso', now() - (i * interval '2 seconds'),"
+        " now() - (i * interval '2 seconds') + interval '1 second', 'runaway'"
+        " FROM generate_series(1, 40000) AS i")
+    run = area(paths=MAINT)
+    assert run.exitcode == 1, run.output[-3000:]
+    assert run.not_passed() == {"JC-MAINT-07"}
+    msg = run.message("JC-MAINT-07")
+    assert "job_executions: more than 30,000 rows (runbook ~10,000/day)" in msg
+    assert "business_events" not in msg
+    assert run.run_dir is not None
+    growth = json.loads((run.run_dir / "evidence" / "table-growth.json").read_text())
+    over = {d["table"]: d for d in growth["last_day"]}
+    assert over["job_executions"]["capped"] is True and over["interacoes"]["capped"] is False
