@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from plugins.drift import drift_markdown
+
 SEVERITY_ORDER = ("blocker", "critical", "normal", "minor")
 OK_OUTCOMES = ("passed", "waived")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -128,6 +130,8 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
         for w in waivers:
             out.append(f"| {_cell(w.get('id'))} | {_cell(w.get('status'))} | {_cell(w.get('expires'))} | {_cell(w.get('reason'))} |")
         out.append("")
+
+    out += drift_markdown(cert)  # plugins.drift: the runbook's to-do list
 
     out.append("## All invariants")
     out.append("")
