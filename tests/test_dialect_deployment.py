@@ -12,7 +12,6 @@ says "drift" and cannot decide) — never as an outage.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,7 +64,8 @@ class Deployed:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute(statement)  # type: ignore[arg-type]
 
-    def run(self, dialect: str | None, *args: str, paths: tuple[str, ...] = AREA) -> SuiteRun:
+    def run(self, dialect: str | None, *args: str, paths: tuple[str, ...] = AREA,
+            app_env_vars: list[str] | None = None) -> SuiteRun:
         """The suite against the deployment, read-only as against production."""
         targets = self.tmp_path / f"targets-{dialect or 'runbook'}.toml"
         targets.write_text(
@@ -74,6 +74,7 @@ class Deployed:
             'database_url_env = "JC_DEPLOYED_DB"\nredis_url_env = "JC_DEPLOYED_REDIS"\n'
             f'migrations_dir = "{MIGRATIONS_DIR}"\n'
             + (f'dialect = "{dialect}"\n' if dialect else "")
+            + (f"app_env_vars = {json.dumps(app_env_vars)}\n" if app_env_vars is not None else "")
         )
         return run_suite("--target-file", str(targets), "--target", "deployed", *args, paths=paths,
                          reports=self.tmp_path / "reports",
@@ -260,22 +261,26 @@ def test_deployment_dialect_missing_table_and_schema_behind(deployed: Deployed) 
     assert "the newest applied is 20260120" in run.message("JC-MIG-04")
 
 
-SHARED_RUNBOOK = Path(os.environ.get("JC_SHARED_RUNBOOK") or ROOT.parent / "shared" / "RUNBOOK.md")
+# The deployment's variable names as the loopback deployment plays them: the ones the runbook
+# names, but the app reads CHATWOOT_URL where the runbook says CHATWOOT_API_URL.
+DEPLOYMENT_ENV_VARS = ["APP_ENV", "SUPABASE_URL", "SUPABASE_PROJECT_REF", "SUPABASE_SERVICE_KEY", "REDIS_URL",
+                       "EVOLUTION_API_URL", "EVOLUTION_API_KEY", "CHATWOOT_URL", "ANTHROPIC_API_KEY",
+                       "VOYAGE_API_KEY", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "GOOGLE_SERVICE_ACCOUNT"]
 
 
-@pytest.mark.skipif(not SHARED_RUNBOOK.exists(), reason=f"{SHARED_RUNBOOK} is not beside the clone")
-def test_runbook_lint_against_the_deployment(deployed: Deployed) -> None:
+def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Deployed) -> None:
     """The runbook's own commands against the deployment's schema and routes: besides the
     FK audit and the pre-13 pg_stat_statements columns (wrong everywhere), every statement
     naming a column the deployment's job_executions lacks (the kill-stuck-job UPDATE's
     ended_at / erro / job_id …), fila_mensagens.processada and _migrations is flagged with
     the database's error; the curls of /health/rate, /health/circuit and /health/schema
-    answer 404, and `.supabase` is not a key of the deployment's deep report."""
+    answer 404, `.supabase` is not a key of the deployment's deep report, and the
+    runbook's CHATWOOT_API_URL is not one of the app's variables (it reads CHATWOOT_URL)."""
     from fixtures.runbook_doc import parse_runbook
     from plugins.config import load_runbook
 
     contract = load_runbook(ROOT / "runbook.toml").section("runbook_lint")
-    doc = parse_runbook(SHARED_RUNBOOK.read_text(), SHARED_RUNBOOK, production_urls=contract.production_urls,
+    doc = parse_runbook(shared_runbook.read_text(), shared_runbook, production_urls=contract.production_urls,
                         env_table_columns=contract.env_table_columns)
     text = {s.line: s.text for s in doc.statements}
     fk = {n for n, t in text.items() if "information_schema.tables t" in t and "t.tablename" in t}
@@ -289,11 +294,13 @@ def test_runbook_lint_against_the_deployment(deployed: Deployed) -> None:
     routes = {c.line for c in doc.curls if c.path in ("/health/rate", "/health/circuit", "/health/schema")}
     supabase = {c.line for c in doc.curls if c.jq == ".supabase"}
     assert len(supabase) == 1
+    chatwoot = set(doc.env_var_lines()["CHATWOOT_API_URL"])
+    assert len(chatwoot) == 1 and set(doc.env_var_lines()) - set(DEPLOYMENT_ENV_VARS) == {"CHATWOOT_API_URL"}
 
-    run = deployed.run("deployment", "-m", "runbook", "--runbook-doc", str(SHARED_RUNBOOK),
-                       paths=("checks/test_runbook_lint.py",))
+    run = deployed.run("deployment", "-m", "runbook", "--runbook-doc", str(shared_runbook),
+                       paths=("checks/test_runbook_lint.py",), app_env_vars=DEPLOYMENT_ENV_VARS)
     assert run.outcomes() == {"JC-RUNBOOK-01": "failed", "JC-RUNBOOK-02": "failed",
-                              "JC-RUNBOOK-03": "failed", "JC-RUNBOOK-04": "skipped"}, run.output[-3000:]
+                              "JC-RUNBOOK-03": "failed", "JC-RUNBOOK-04": "failed"}, run.output[-3000:]
     assert lint_flagged(run, "JC-RUNBOOK-01") == fk | pgss | jobs | queue | log
     rows = {r["line"]: r for r in lint_rows(run, "JC-RUNBOOK-01")}
     [kill_line] = kill
@@ -301,6 +308,14 @@ def test_runbook_lint_against_the_deployment(deployed: Deployed) -> None:
     assert 'relation "public._migrations" does not exist' in str(rows[min(log)]["detail"])
     assert lint_flagged(run, "JC-RUNBOOK-02") == routes
     assert lint_flagged(run, "JC-RUNBOOK-03") == supabase
+    assert lint_flagged(run, "JC-RUNBOOK-04") == chatwoot
+    # Each broken command is reported with its runbook line, in the certificate's message too.
+    [chatwoot_line] = chatwoot
+    assert f"line {chatwoot_line}: CHATWOOT_API_URL is not the app's, the app has CHATWOOT_URL" \
+        in run.message("JC-RUNBOOK-04")
+    assert f"(lines {', '.join(map(str, sorted(routes)))})" in run.message("JC-RUNBOOK-02")
+    assert f"line {min(routes)}: " in run.message("JC-RUNBOOK-02") and "404" in run.message("JC-RUNBOOK-02")
+    assert f"line {min(supabase)}: " in run.message("JC-RUNBOOK-03")
 
 
 def lint_rows(run: SuiteRun, inv_id: str) -> list[dict[str, object]]:
