@@ -55,6 +55,15 @@ def apply_schema_variant(database_url: str) -> None:
             conn.execute(SCHEMA_VARIANT.read_text(encoding="utf-8"))  # type: ignore[arg-type]
 
 
+def compact(database_url: str, tables: tuple[str, ...] = ("job_executions", "fila_mensagens")) -> None:
+    """Rewrite the tables the variant converted (and the history refill replaced), so their
+    dead rows are not read as bloat by the maintenance checks: a deployment's autovacuum
+    would have reclaimed them long ago."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(table)))
+
+
 def fill_job_history(database_url: str, contract: RuntimeContract, now: datetime, *,
                      since: datetime | None = None, replace: tuple[str, ...] = ()) -> int:
     """The runs the deployment's scheduler would have recorded, in the contract's own names.

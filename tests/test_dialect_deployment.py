@@ -28,10 +28,11 @@ from fixtures.stack.launcher import TEMPLATE_DB, NativeStack, clone_database
 from plugins import contract_runtime
 from plugins.config import load_runbook
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite
-from tests.deployment_app import DeploymentApi, DeploymentApp, apply_schema_variant, fill_job_history
+from tests.deployment_app import DeploymentApi, DeploymentApp, apply_schema_variant, compact, fill_job_history
 
 AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py",
-        "checks/test_schema.py", "checks/test_runtime.py", "checks/test_drift.py")
+        "checks/test_schema.py", "checks/test_runtime.py", "checks/test_maintenance.py",
+        "checks/test_security.py", "checks/test_drift.py")
 DEPLOYMENT_RUNTIME = load_runbook(ROOT / "runbook.toml", "deployment").section("runtime")
 VARIANT_TEMPLATE = "julia_deployment_template"
 VARIANT_DB = "julia_deployment"
@@ -40,7 +41,8 @@ MIGRATION_LOG_READERS = {"JC-MIG-01", "JC-MIG-03", "JC-MIG-04", "JC-MIG-05", "JC
 # Read the job history (executions) and the queue in the dialect in force.
 HISTORY_READERS = {"JC-SCHED-01", "JC-SCHED-03", "JC-JOBS-01", "JC-JOBS-02"}
 QUEUE_READERS = {"JC-QUEUE-01", "JC-PAUSE-02"}
-SKIPPED = {"JC-SCHEMA-03": "skipped", "JC-SCHED-04": "skipped"}
+# No schema baseline given; no Railway token for the replica count; no app checkout to scan.
+SKIPPED = {"JC-SCHEMA-03": "skipped", "JC-SCHED-04": "skipped", "JC-SEC-05": "skipped"}
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -73,6 +75,8 @@ class Deployed:
             f'api_url = "{self.api.url}"\nenvironment = "{LOCAL_ENV}"\nproject_ref = "{LOCAL_REF}"\n'
             'database_url_env = "JC_DEPLOYED_DB"\nredis_url_env = "JC_DEPLOYED_REDIS"\n'
             f'migrations_dir = "{MIGRATIONS_DIR}"\n'
+            # the loopback deployment's secrets are throwaway, as the local stack's
+            "judge_secret_rotation = false\n"
             + (f'dialect = "{dialect}"\n' if dialect else "")
             + (f"app_env_vars = {json.dumps(app_env_vars)}\n" if app_env_vars is not None else "")
         )
@@ -92,6 +96,7 @@ def variant_template(stack: NativeStack) -> str:
     renamed = tuple(job.name.replace("-", "_") for job in contract_runtime.load(dialect="").jobs)
     now = datetime.now(UTC)
     fill_job_history(url, DEPLOYMENT_RUNTIME, now, since=now - timedelta(hours=26), replace=renamed)
+    compact(url)
     return VARIANT_TEMPLATE
 
 
@@ -122,7 +127,6 @@ def warnings(run: SuiteRun, inv: str) -> list[str]:
 
 def test_deployment_dialect_passes_on_the_deployment(deployed: Deployed) -> None:
     run = deployed.run("deployment")
-    # skipped: no schema baseline given; no Railway token for the replica count
     assert not_passed(run) == SKIPPED, run.output[-4000:]
     cert = run.certificate
     assert cert is not None and cert["dialect"] == "deployment"

@@ -78,4 +78,20 @@ CREATE INDEX idx_fila_mensagens_status_created_at ON fila_mensagens (status, cre
 -- julia_status.status in ativo|pausado|manutencao|erro.
 UPDATE julia_status SET status = 'erro' WHERE status = 'error';
 
+-- Supabase: row-level security on every table of public, the ones this variant created
+-- included (as the reference's RLS migration does for its own).
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT c.relname FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
+    LOOP
+        EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t.relname);
+    END LOOP;
+END
+$$;
+
 ANALYZE;
