@@ -29,10 +29,11 @@ from typing import Any
 import pytest
 
 from plugins.config import RUNBOOK_DIALECT, ConfigError, Runbook, _load_toml, _overlay, dialect_path
-from plugins.invariants import Undecidable, Violation, one_line
+from plugins.invariants import Undecidable, Violation, invariant_of, one_line
 from plugins.target import redactor, run_context
 
 DRIFT_PROP = "jc_drift"
+DRIFT_CHECK = "JC-DRIFT-01"  # checks/test_drift.py: its Allure result carries the drift section
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             report.user_properties.append((DRIFT_PROP, json.dumps(f.entry(), ensure_ascii=False, default=str)))
     if report.when == "call" and any(k == DRIFT_PROP for k, _ in report.user_properties):
         _allure_tag(item)
+    if report.when == "call":
+        _allure_section(item, report)
     return report
 
 
@@ -257,6 +260,31 @@ def _allure_tag(item: pytest.Item) -> None:
         allure.dynamic.tag("drift")
     except Exception:  # noqa: BLE001 - a reporting hiccup must never change a verdict
         pass
+
+
+def _allure_section(item: pytest.Item, report: pytest.TestReport) -> None:
+    """The drift section in the HTML report too: attached to JC-DRIFT-01, which observes the
+    whole deployment, as the declared respellings plus what it saw — both sides quoted."""
+    inv = invariant_of(item)
+    if inv is None or inv.id != DRIFT_CHECK or not getattr(item.config.option, "allure_report_dir", None):
+        return
+    try:
+        import allure
+
+        rb = run_context(item.config).runbook
+        observed = [json.loads(v) for k, v in report.user_properties if k == DRIFT_PROP]
+        entries = declared_entries(rb) + sorted(observed, key=lambda e: (e["key"], e.get("observed", "")))
+        text = "\n".join(drift_markdown({"dialect": rb.dialect, "drift": entries}))
+        allure.attach(redactor(item.config).scrub(text), name="drift section",
+                      attachment_type=allure.attachment_type.TEXT)
+    except Exception:  # noqa: BLE001 - a reporting hiccup must never change a verdict
+        pass
+
+
+def declared_entries(rb: Runbook) -> list[dict[str, Any]]:
+    """The dialect file's respellings, as drift entries (``declared_in`` the file)."""
+    source = f"dialects/{rb.dialect}.toml"
+    return [{**DriftFinding(d.key, d.runbook, d.deployment).entry(), "declared_in": source} for d in rb.drift]
 
 
 class DriftCollector:
@@ -283,9 +311,7 @@ class DriftCollector:
         """``{"dialect": …, "drift": [{"key", "runbook", "deployment", …}]}`` — declared
         respellings of the dialect file first, then what the run observed."""
         rb = run_context(self.config).runbook
-        source = f"dialects/{rb.dialect}.toml"
-        declared = [{**DriftFinding(d.key, d.runbook, d.deployment).entry(), "declared_in": source}
-                    for d in rb.drift]
+        declared = declared_entries(rb)
         observed = sorted(self.observed.values(), key=lambda e: (e["key"], e.get("observed", "")))
         return {"dialect": rb.dialect, "drift": declared + observed}
 

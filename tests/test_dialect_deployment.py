@@ -138,6 +138,20 @@ def test_deployment_dialect_passes_on_the_deployment(deployed: Deployed) -> None
         "declared_in": "dialects/deployment.toml"}
     assert all("declared_in" in d for d in cert["drift"])  # nothing undeclared observed
     assert "respelling(s) of the runbook declared in dialects/deployment.toml" in warnings(run, "JC-DRIFT-01")[0]
+    # the HTML report carries the section too, on JC-DRIFT-01
+    section = drift_attachment(run)
+    assert "## Drift between the runbook and the deployment" in section and "### Observed" not in section
+    assert "| `endpoints.rate` | [\"/health/rate\", \"/health/rate-limit\"] | [\"/health/rate-limit\"] |" in section
+
+
+def drift_attachment(run: SuiteRun) -> str:
+    """The "drift section" attached to JC-DRIFT-01's Allure result (the HTML report's)."""
+    assert run.run_dir is not None
+    results = run.run_dir / "allure-results"
+    [result] = [r for r in (json.loads(p.read_text()) for p in results.glob("*-result.json"))
+                if {"name": "invariant", "value": "JC-DRIFT-01"} in r["labels"]]
+    [source] = [a["source"] for a in result.get("attachments", []) if a["name"] == "drift section"]
+    return (results / source).read_text()
 
 
 def drift_entries(run: SuiteRun) -> list[dict[str, object]]:
@@ -199,6 +213,9 @@ def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
     assert {"JC-RATE-01", "JC-SCHEMA-02", "JC-DRIFT-01", "JC-HEALTH-03"} <= tagged
     env = (run.run_dir / "allure-results" / "environment.properties").read_text()
     assert "dialect=runbook" in env
+    section = drift_attachment(run)
+    assert "### Observed (undeclared)" in section
+    assert "| `endpoints.rate` | '/health/rate' | '/health/rate-limit' |" in section
 
 
 def test_runbook_dialect_does_not_hide_an_outage_behind_drift(deployed: Deployed) -> None:
