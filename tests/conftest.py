@@ -96,8 +96,7 @@ def shared_runbook_path() -> Path:
     return Path(os.environ.get(SHARED_RUNBOOK_ENV) or ROOT.parent / "shared" / "RUNBOOK.md")
 
 
-@pytest.fixture
-def shared_runbook() -> Path:
+def require_shared_runbook() -> Path:
     """The runbook markdown the lint reads in CI; skips (fails under
     JC_REQUIRE_SHARED_RUNBOOK) when it is not there."""
     path = shared_runbook_path()
@@ -107,6 +106,11 @@ def shared_runbook() -> Path:
             pytest.fail(f"{REQUIRE_SHARED_RUNBOOK_ENV} is set but {reason}")
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture
+def shared_runbook() -> Path:
+    return require_shared_runbook()
 
 
 def targets_text() -> str:
