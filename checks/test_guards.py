@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import probes
+from fixtures import probes, probes_drift
 from fixtures.probes_health import HealthEndpoints, Reported, odd_one_out
 from plugins.config import Runbook
+from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
@@ -104,7 +105,8 @@ def test_project_ref_matches_app_settings(
     "variables of this service (Rule 2) and redeploy; roll back first if it serves traffic.",
 )
 def test_app_reports_target_identity(
-    request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, trusted_deep: probes.DeepReport
+    request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, trusted_deep: probes.DeepReport,
+    health: HealthEndpoints, dialects: Dialects,
 ) -> None:
     wrong = []
     db: probes.AppSettings | None
@@ -125,8 +127,15 @@ def test_app_reports_target_identity(
             side = odd_one_out(expected, in_db, reported) if db is not None else "app_settings unreadable"
             wrong.append(f"{label} {reported!r} (expected {expected!r}; app_settings {in_db!r} — {side})")
     if wrong:
-        raise violated(f"GET {trusted_deep.path} reports " + " and ".join(wrong), evidence={
+        fault = violated(f"GET {trusted_deep.path} reports " + " and ".join(wrong), evidence={
             "environment": trusted_deep.environment, "project_ref": trusted_deep.project_ref})
+        if trusted_deep.environment is None or trusted_deep.project_ref is None:
+            # the fields are not where the dialect in force looks: drift if another finds them
+            raise probes_drift.unreadable(
+                dialects, health, "deep", probes_drift.read_identity, probes_drift.KEYS["identity"],
+                f"GET {trusted_deep.path} reports " + " and ".join(wrong), fault,
+                probes_drift.judge_identity(ctx.target.environment, ctx.target.project_ref))
+        raise fault
 
 
 @invariant(

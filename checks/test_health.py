@@ -8,7 +8,8 @@ app's report, so the report is also judged against itself (JC-DEEP-08): a top-le
 
 Each endpoint is fetched once per run (``health`` fixture). The check that *is* an
 endpoint's contract fails on a bad answer (non-200, HTML, redirect, missing field, wrong
-type); checks that only read it say why they cannot decide.
+type); checks that only read it say why they cannot decide. An answer the dialect in force
+cannot read but another known dialect can is drift (plugins.drift), never an outage.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import probes_health
+from fixtures import probes_drift, probes_health
 from fixtures.probes_health import BadAnswer, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.config import Runbook
+from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
 from plugins.invariants import Undecidable, invariant, violated
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
@@ -57,7 +59,7 @@ def test_liveness(health: HealthEndpoints, runbook: Runbook) -> None:
     remedy="Scenario 2 · Case 1: check Redis (`railway logs -n 50 | grep -i redis`), restart the "
     "Redis service in the Railway dashboard, then `railway restart` the API.",
 )
-def test_readiness(health: HealthEndpoints) -> None:
+def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
     contract = health.contract
     resp = health.answer("ready")
     try:
@@ -75,11 +77,16 @@ def test_readiness(health: HealthEndpoints) -> None:
             evidence=body,
         )
     if redis_status not in contract.ready_ok:
-        raise violated(
+        fault = violated(
             f"GET {resp.path} is 200 but Redis ('{contract.ready_redis_path}') is {redis_status!r}, "
             f"expected {'/'.join(contract.ready_ok)}",
             evidence=body,
         )
+        if redis_status is None:  # the field is not there: another dialect may say where it is
+            raise probes_drift.unreadable(dialects, health, "ready", probes_drift.read_ready,
+                                          probes_drift.KEYS["ready"], f"GET {resp.path} has no "
+                                          f"'{contract.ready_redis_path}'", fault, probes_drift.judge_ready)
+        raise fault
 
 
 @invariant(
@@ -91,23 +98,38 @@ def test_readiness(health: HealthEndpoints) -> None:
     "(a 404 on every alias means a rollback target or a proxy rule dropped it); add the path the "
     "app really serves to runbook.toml [endpoints] if it was renamed.",
 )
-def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Callable[[str], None]) -> None:
+def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Callable[[str], None],
+                          dialects: Dialects, drift: Callable[[list[DriftFinding]], None]) -> None:
+    """A route answered only on an alias passes with a warning and is recorded as drift (the
+    runbook's path is gone); a route missing on every alias while another dialect's route
+    serves the same facts is drift, not a missing endpoint."""
     missing: list[str] = []
     unanswered: list[str] = []
+    drifted: list[tuple[str, probes_drift.Recognition]] = []
     for name in runbook.endpoints:
         try:
             resp = health.answer(name)
         except probes_health.EndpointMissing as exc:
-            missing.append(exc.message)
+            reader = probes_drift.READERS.get(name, probes_drift.read_json)
+            found = probes_drift.recognize_endpoint(dialects, health, name, reader, ())
+            if found is None:
+                missing.append(exc.message)
+            else:
+                drifted.append((exc.message, found))
         except NoAnswer as exc:
             unanswered.append(f"{name}: {exc.message}")
         else:
             if (note := alias_note(resp)) is not None:
                 warn(note)
+                drift([f for f in [probes_drift.alias_finding(dialects, resp)] if f is not None])
     if missing:
-        raise violated("; ".join(missing))
+        raise violated("; ".join(missing) + "".join(f" (drift: {m})" for m, _ in drifted))
     if unanswered:
         raise Undecidable("cannot tell which endpoints exist: " + "; ".join(unanswered))
+    if drifted:
+        findings = [f for _, r in drifted for f in r.findings]
+        raise DriftUndecidable(drift_message("; ".join(m for m, _ in drifted), drifted[0][1].dialect.name,
+                                             findings), findings)
 
 
 @invariant(
@@ -191,13 +213,19 @@ def _deep_part_check(part: str) -> object:
         section=f"Incident Response Scenarios › Scenario 2 › {case}",
         remedy=remedy,
     )
-    def check(trusted_deep: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints) -> None:
+    def check(trusted_deep: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints,
+              dialects: Dialects, warn: Callable[[str], None]) -> None:
         p = trusted_deep.parts[part]
         if not p.present:
-            raise violated(
-                f"GET {trusted_deep.path} has no '{p.path}' part ({case}: {what} cannot be judged)",
-                evidence=trusted_deep.body,
-            )
+            found = probes_drift.part_drift(dialects, health, part)
+            message = f"GET {trusted_deep.path} has no '{p.path}' part"
+            if found is not None:  # drift, or the part's fault read in the deployment's words
+                raise found.verdict(message, probes_drift.judge_part(part))
+            raise violated(f"{message} ({case}: {what} cannot be judged)", evidence=trusted_deep.body)
+        if p.status in runbook.deep.part_warning and p.ok(runbook.deep.part_fine):
+            warn(f"GET {trusted_deep.path} {part} is {p.status!r} (deep.part_warning): it holds, but look at "
+                 f"{p.path} ({case})")
+            return
         if p.unknown(health.contract.part_unknown):
             others = [q.describe() for q in trusted_deep.failing_parts(runbook.deep)
                       if q.name != part and not q.unknown(health.contract.part_unknown)]
@@ -209,8 +237,13 @@ def _deep_part_check(part: str) -> object:
         if not p.ok(runbook.deep.part_ok):
             detail = f"; missing: {', '.join(p.missing)}" if p.missing else ""
             extra = {k: v for k, v in p.detail.items() if k in ("error", "mismatches")}
+            found = probes_drift.part_drift(dialects, health, part, fine=True)
+            if found is not None and not p.missing:  # a word another dialect reads as holding
+                raise found.undecidable(f"GET {trusted_deep.path} {part} is {p.status!r}, not a word of "
+                                        f"deep.part_ok")
+            where = f" ({p.path})" if p.path != part else ""
             raise violated(
-                f"GET {trusted_deep.path} {part} is {p.status!r} ({case}: {what}){detail}"
+                f"GET {trusted_deep.path} {part}{where} is {p.status!r} ({case}: {what}){detail}"
                 + (f"; {extra}" if extra else ""),
                 evidence=p.detail,
             )

@@ -3,7 +3,8 @@
 /health/schema is what rule 5 says to look at after applying a migration, so it must agree
 with the database it describes. /health/rate and /health/circuit are the early warnings of
 Scenarios 4 and 5: a namespace near its limit is about to drop messages, and an open circuit
-means an integration's requests are being rejected right now.
+means an integration's requests are being rejected right now. An answer in another known
+dialect's words is drift (plugins.drift): reported with both sides, not judged as a fault.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from fixtures import probes
+from fixtures import probes, probes_drift
 from fixtures.clients import Database, EndpointResponse
-from fixtures.probes_health import BadAnswer, HealthEndpoints, parse_circuits, parse_rate, parse_schema
+from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, parse_circuits, parse_rate, parse_schema
 from plugins.config import Runbook
+from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 
 pytestmark = [pytest.mark.nightly]
@@ -34,6 +36,26 @@ def _same_version(a: str | None, b: str | None) -> bool:
     return a.ljust(14, "0") == b.ljust(14, "0")
 
 
+def _read(health: HealthEndpoints, dialects: Dialects, name: str,
+          judge: probes_drift.Judge | None = None) -> EndpointResponse:
+    """The endpoint's answer; a route missing on every alias while another dialect's route
+    answers in that dialect's words is drift (or, when ``judge`` finds the invariant broken
+    in that reading, the fault)."""
+    try:
+        return health.answer(name)
+    except EndpointMissing as exc:
+        raise probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name],
+                                      probes_drift.KEYS[name], exc.message, exc, judge) from None
+
+
+def _parsed(health: HealthEndpoints, dialects: Dialects, name: str, exc: BadAnswer,
+            judge: probes_drift.Judge | None = None) -> Exception:
+    """A body the dialect in force cannot read: drift when another dialect reads it (or the
+    fault ``judge`` finds in that reading)."""
+    return probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name], probes_drift.KEYS[name],
+                                   exc.message, violated(exc.message), judge)
+
+
 @invariant(
     "JC-HEALTH-04",
     title="/health/schema reports the newest _migrations row, equal to app_settings.schema_version",
@@ -45,21 +67,31 @@ def _same_version(a: str | None, b: str | None) -> bool:
 )
 @pytest.mark.postdeploy
 def test_schema_endpoint_matches_database(
-    health: HealthEndpoints, db: Database, runbook: Runbook, settings: probes.AppSettings
+    health: HealthEndpoints, db: Database, runbook: Runbook, settings: probes.AppSettings, dialects: Dialects
 ) -> None:
-    resp = health.answer("schema")
+    """With no migration log (database.migrations_source = "settings") the newest applied
+    version *is* app_settings.schema_version: the endpoint must report that."""
+    resp = _read(health, dialects, "schema")
+    if resp.status != 200 and resp.path in runbook.endpoints.get("deep", ()):
+        # A deployment reporting its schema version inside /health/deep: its 503 is the deep
+        # gate's verdict (JC-DEEP-01), not this endpoint's.
+        raise Undecidable(f"GET {resp.path} answered HTTP {resp.status}: the schema version rides in the deep "
+                          "report, which is not healthy (JC-DEEP-01 judges it)")
     _expect_200(resp, "the migration history")
     try:
         answer = parse_schema(resp, health.contract.schema)
     except BadAnswer as exc:
-        raise violated(exc.message) from None
+        raise _parsed(health, dialects, "schema", exc) from None
     try:
         history = probes.migration_history(db, runbook)
     except psycopg.Error as exc:
-        raise Undecidable(f"cannot read {runbook.schema}.{runbook.migrations_table}: {type(exc).__name__}") from None
+        found = probes_drift.recognize_migration_log(dialects, db)
+        if found is not None:
+            raise found.undecidable(f"cannot read {runbook.migration_log}") from None
+        raise Undecidable(f"cannot read {runbook.migration_log}: {type(exc).__name__}") from None
     newest = history[0].version if history else None
     recorded = settings.get(runbook.schema_version_key)
-    table, key = runbook.migrations_table, f"{runbook.settings_table}.{runbook.schema_version_key}"
+    table, key = runbook.migration_log, f"{runbook.settings_table}.{runbook.schema_version_key}"
     problems = []
     if not _same_version(answer.version, newest):
         problems.append(f"the newest {table} row is {newest!r}")
@@ -90,18 +122,19 @@ def test_schema_endpoint_matches_database(
     "campaign or spread its sends before the limit rejects messages; raise the limit only if the "
     "provider allows it.",
 )
-def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook) -> None:
+def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
     threshold = runbook.thresholds.get("rate_warning_ratio")
     if threshold is None or not 0 < threshold <= 1:
         raise Undecidable(
             f"{runbook.path}: thresholds.rate_warning_ratio must be a number in (0, 1], got {threshold!r}"
         )
-    resp = health.answer("rate")
+    judge = probes_drift.judge_rate(threshold)
+    resp = _read(health, dialects, "rate", judge)
     _expect_200(resp, "usage per namespace")
     try:
         usages = parse_rate(resp, health.contract.rate)
     except BadAnswer as exc:
-        raise violated(exc.message) from None
+        raise _parsed(health, dialects, "rate", exc, judge) from None
     if not usages:
         raise Undecidable(f"GET {resp.path} reports no namespace: no usage to judge")
     over = [u for u in usages if u.ratio >= threshold]
@@ -122,14 +155,14 @@ def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook) -> 
     "its credentials / URL; circuits auto-reset after the cool-down, else `railway restart` the API "
     "(Emergency: Clear Circuit Breaker Trips).",
 )
-def test_circuits_closed(health: HealthEndpoints, warn: Callable[[str], None]) -> None:
+def test_circuits_closed(health: HealthEndpoints, warn: Callable[[str], None], dialects: Dialects) -> None:
     contract = health.contract.circuit
-    resp = health.answer("circuit")
+    resp = _read(health, dialects, "circuit", probes_drift.judge_circuits)
     _expect_200(resp, "the state of every protected integration")
     try:
         states = parse_circuits(resp, contract)
     except BadAnswer as exc:
-        raise violated(exc.message) from None
+        raise _parsed(health, dialects, "circuit", exc, probes_drift.judge_circuits) from None
     known = contract.closed + contract.open + contract.half_open
     problems = [f"{n} is {s!r} (open: its requests are being rejected)" for n, s in states.items() if s in contract.open]
     problems += [

@@ -8,7 +8,13 @@ its time zone; none may hang in ``executando``; none may fail often. The worker 
 the expected consequence, reported once (by the pause check), not twice.
 
 Every name (tables, columns, status words, keys, thresholds, the job table) comes from
-runbook.toml's [runtime] section; every query is in fixtures/probes_runtime.py.
+runbook.toml's [runtime] section; every query is in fixtures/probes_runtime.py. A table or
+column the dialect in force names but the database lacks, while another known dialect's names
+are all there, is drift (plugins.drift): the check says so instead of failing.
+
+While Júlia is paused nothing may be sent (JC-PAUSE-02): the emergency pause is the
+runbook's brake for "data corruption, security breach, mass spam", and a worker that ignores
+it turns the brake into a lie.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from datetime import datetime, timedelta
 import pytest
 from psycopg import sql
 
+from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
 from plugins.config import Runbook
 from plugins.contract_runtime import RuntimeContract
+from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
@@ -41,6 +49,12 @@ def runtime(runbook: Runbook) -> RuntimeContract:
 @pytest.fixture(scope="module")
 def now(db: Database) -> datetime:
     return pr.db_now(db)
+
+
+@pytest.fixture(scope="module")
+def names(db: Database, dialects: Dialects) -> probes_drift.RuntimeNames:
+    """Which runtime names the database lacks, and whether that is another dialect's spelling."""
+    return probes_drift.runtime_names(dialects, db)
 
 
 def _t(moment: datetime | None) -> str:
@@ -75,7 +89,9 @@ def _name(name: str) -> str:
     remedy="Rule 4: scale julia-scheduler back to 1 instance (Railway → julia-scheduler → Settings → "
     "Replicas = 1, no autoscale), then check what the duplicated runs did twice.",
 )
-def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                               names: probes_drift.RuntimeNames) -> None:
+    names.require("executions")
     start = now - runtime.look_back
     fires = {job.name: job.fires_between(start, now) for job in runtime.jobs}
     ends = {job.name: job.next_fire(now) for job in runtime.jobs}
@@ -127,7 +143,9 @@ def test_one_live_scheduler(redis_ro: SafeRedis, runbook: Runbook, runtime: Runt
     "or stuck, `railway restart` julia-scheduler; a failing job shows its error in job_executions.erro.",
 )
 @pytest.mark.postdeploy
-def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                              names: probes_drift.RuntimeNames) -> None:
+    names.require("executions")
     due = {job.name: job.due_fire(now) for job in runtime.jobs}
     since = {}
     for job in runtime.jobs:
@@ -246,7 +264,9 @@ def _kill_statement(runtime: RuntimeContract, rb: Runbook, runs: list[pr.StuckRu
     "the service that runs it (Option 2, kills all its running jobs); then `railway logs -f | grep -i \"job\"`.",
 )
 @pytest.mark.postdeploy
-def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                       names: probes_drift.RuntimeNames) -> None:
+    names.require("executions")
     stuck = pr.stuck_runs(db, runbook, now)
     if not stuck:
         return
@@ -273,7 +293,9 @@ def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract,
     remedy="Read the failing runs' erro in job_executions and the logs (`railway logs -n 100 | grep -i "
     "\"job\\|error\"`); fix the integration they fail on (Scenario 5) before the backlog grows.",
 )
-def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                      names: probes_drift.RuntimeNames) -> None:
+    names.require("executions")
     rates = pr.failure_rates(db, runbook, now)
     bad = sorted((r for r in rates if r.rate > runtime.failure_rate_max), key=lambda r: -r.rate)
     if bad:
@@ -305,7 +327,9 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
     "her with the runbook's INSERT of an 'ativo' row (the message has it) and verify the newest status.",
 )
 @pytest.mark.postdeploy
-def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                      names: probes_drift.RuntimeNames) -> None:
+    names.require("pause")
     state = pr.julia_status(db, runbook)
     pa = runtime.pause
     if state is None:
@@ -337,7 +361,9 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     "\"worker\\|fila\\|error\"`); if the queue grows without processing, `railway restart` julia-worker.",
 )
 @pytest.mark.postdeploy
-def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime) -> None:
+def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                       names: probes_drift.RuntimeNames) -> None:
+    names.require("queue", "pause")
     qu = runtime.queue
     q = pr.queue_state(db, runbook, now)
     state = pr.julia_status(db, runbook)
@@ -364,6 +390,45 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
             f"pending since {_t(q.oldest_pending)} and nothing {processing}: the worker is not processing",
             evidence=evidence,
         )
+
+
+def _pause_line(send: pr.PausedSend) -> str:
+    until = f"until {_t(send.paused_until)}" if send.paused_until else "still paused"
+    return f"id {send.row_id} sent {_t(send.sent_at)} (paused {_t(send.paused_at)}, {until})"
+
+
+@invariant(
+    "JC-PAUSE-02",
+    title="While Júlia is paused, nothing is sent",
+    severity="critical",
+    section="Emergency Procedures › Emergency Pause Julia (All Conversations)",
+    remedy="Stop the sender now: a worker is sending despite the pause (\"No messages sent until resumed\") — "
+    "`railway restart` julia-worker, or scale it to 0 until the pause is over; then find the release or "
+    "instance that does not read julia_status and roll it back.",
+)
+@pytest.mark.postdeploy
+def test_nothing_sent_while_paused(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                                   names: probes_drift.RuntimeNames) -> None:
+    """A pause runs from a decision row in a paused word (a heartbeat's ``ativo`` row is not a
+    decision: runtime.pause.heartbeat_via) to the next decision. Every pause overlapping the
+    look-back window is checked, so a leak during last night's pause shows after the resume."""
+    names.require("queue", "pause")
+    sends = pr.sent_while_paused(db, runbook, now)
+    if not sends:
+        return
+    pa, qu = runtime.pause, runtime.queue
+    state = (f"{qu.status} in {'/'.join(qu.sent)}" if qu.status else f"{qu.processed} = true")
+    heartbeat = (f" ({pa.table} rows {pa.changed_via} in {'/'.join(pa.heartbeat_via)} are the heartbeat's, not "
+                 "decisions)" if pa.heartbeat_via else "")
+    first = sends[0]
+    more = "+" if len(sends) >= pr.PAUSED_SENDS_LIMIT else ""
+    raise violated(
+        f"{len(sends)}{more} {qu.table} row(s) sent while Júlia was paused — ids "
+        f"{', '.join(s.row_id for s in sends[:20])}{', …' if len(sends) > 20 else ''}; expected nothing "
+        f"with {state} and {qu.updated_at} inside a pause ({pa.table} {'/'.join(pa.paused)} since "
+        f"{_t(first.paused_at)}, {pa.reason} {first.reason!r}){heartbeat}: {_more([_pause_line(s) for s in sends])}",
+        evidence=[{**s.__dict__} for s in sends],
+    )
 
 
 # ARQ renews its key only once the old one is within ~1 s of expiring; a read in that gap

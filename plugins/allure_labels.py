@@ -172,6 +172,8 @@ def environment_properties(cert: Mapping[str, Any]) -> dict[str, str]:
         "suite.version": suite.get("version"),
         "suite.git_sha": suite.get("git_sha"),
         "runbook.sha256": cert.get("runbook_sha256"),
+        "dialect": cert.get("dialect"),
+        "drift": len(cert["drift"]) if cert.get("drift") else None,  # entries: certificate.md
         "tier": cert.get("tier"),
         "verdict": cert.get("verdict"),
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from plugins.drift import drift_markdown
+
 SEVERITY_ORDER = ("blocker", "critical", "normal", "minor")
 OK_OUTCOMES = ("passed", "waived")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -133,13 +135,15 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
     if retried:
         out.append(f"## Retried reads ({sum(len(r['retries']) for r in retried)})")
         out.append("")
-        out.append("Idempotent reads whose connection dropped mid-answer, retried once each (bounded "
+        out.append("Idempotent reads whose connection dropped mid-answer, retried (bounded "
                    "by runbook.toml `http.retries` / `database_session.retries`):")
         out.append("")
         for row in retried:
             for retry in row["retries"]:
                 out.append(f"- **{row['id']}**: {retry}")
         out.append("")
+
+    out += drift_markdown(cert)  # plugins.drift: the runbook's to-do list
 
     out.append("## All invariants")
     out.append("")

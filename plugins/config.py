@@ -139,14 +139,25 @@ class DbSessionPolicy:
 
 @dataclass(frozen=True)
 class DeepContract:
-    """How a deployment's /health/deep report is read (paths and words)."""
+    """How a deployment's /health/deep report is read (paths and words).
+
+    A part is one JSON path, or several (a deployment may split the runbook's hard guards
+    into ``checks.environment`` and ``checks.project_ref``): every one must be ok.
+    ``part_warning`` words mean "ok, but look" (the part passes with a warning).
+    """
 
     status_path: str
     healthy: tuple[str, ...]
     part_ok: tuple[str, ...]
     environment_path: str
     project_ref_path: str
-    parts: dict[str, str]
+    parts: dict[str, tuple[str, ...]]
+    part_warning: tuple[str, ...] = ()
+
+    @property
+    def part_fine(self) -> tuple[str, ...]:
+        """Words of a part that does not fail (ok, or ok with a warning)."""
+        return self.part_ok + self.part_warning
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,18 @@ class Runbook:
     thresholds: dict[str, float]
     db_session: DbSessionPolicy
     extras: dict[str, Any] = field(default_factory=dict)
+    # Where the applied migrations are recorded: "table" (the runbook's _migrations log) or
+    # "settings" (only the app_settings row schema_version_key, kept by hand; the row
+    # schema_applied_at_key, when not "", says when it was applied).
+    migrations_source: str = "table"
+    schema_applied_at_key: str = ""
+
+    @property
+    def migration_log(self) -> str:
+        """What the applied migrations are read from, as an operator would name it."""
+        if self.migrations_source == "settings":
+            return f"{self.settings_table}.{self.schema_version_key}"
+        return f"{self.schema}.{self.migrations_table}"
 
     def section(self, name: str) -> Any:
         """The parsed object of an extension section (see EXTRA_SECTIONS)."""
@@ -200,11 +223,14 @@ _DATABASE_SPEC: _Spec = {
     "critical_views": (list, True),
     "settings_table": (str, True),
     "migrations_table": (str, True),
+    "migrations_source": (str, False),
 }
+MIGRATION_SOURCES = ("table", "settings")
 _GUARDS_SPEC: _Spec = {
     "environment_key": (str, True),
     "project_ref_key": (str, True),
     "schema_version_key": (str, True),
+    "schema_applied_at_key": (str, False),
 }
 _DEEP_SPEC: _Spec = {
     "status_path": (str, True),
@@ -213,6 +239,7 @@ _DEEP_SPEC: _Spec = {
     "environment_path": (str, True),
     "project_ref_path": (str, True),
     "parts": (dict, True),
+    "part_warning": (list, False),
 }
 DEEP_PARTS = ("redis", "supabase", "tables", "views", "migrations", "hard_guards")
 REQUIRED_ENDPOINTS = ("health", "ready", "deep", "schema", "rate", "circuit")
@@ -301,17 +328,30 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     http = _check_table(path, "http", data["http"], _HTTP_SPEC)
     dbs = _check_table(path, "database_session", data["database_session"], _DB_SESSION_SPEC)
     deep = _check_table(path, "deep", data["deep"], _DEEP_SPEC)
-    parts = deep["parts"]
-    for part in parts:
+    parts: dict[str, tuple[str, ...]] = {}
+    for part, value in deep["parts"].items():
         if part not in DEEP_PARTS:
             raise ConfigError(
                 f"{path}: deep.parts.{part}: unknown part (allowed: {', '.join(DEEP_PARTS)})"
             )
-        if not isinstance(parts[part], str) or not parts[part]:
-            raise ConfigError(f"{path}: deep.parts.{part}: must be a JSON path string")
+        if isinstance(value, list):
+            parts[part] = tuple(_str_list(path, f"deep.parts.{part}", value))
+        elif isinstance(value, str) and value:
+            parts[part] = (value,)
+        else:
+            raise ConfigError(f"{path}: deep.parts.{part}: must be a JSON path string or a list of them")
     for part in DEEP_PARTS:
         if part not in parts:
             raise ConfigError(f"{path}: deep.parts.{part}: missing required key")
+    warn_words = _str_list(path, "deep.part_warning", deep.get("part_warning", []), nonempty=False)
+    for word in warn_words:
+        if word in deep["part_ok"]:
+            raise ConfigError(f"{path}: deep.part_warning: {word!r} is also listed under deep.part_ok")
+    source = db.get("migrations_source", "table")
+    if source not in MIGRATION_SOURCES:
+        raise ConfigError(
+            f"{path}: database.migrations_source: must be one of {', '.join(MIGRATION_SOURCES)}, got {source!r}"
+        )
 
     endpoints_raw = data["endpoints"]
     endpoints: dict[str, tuple[str, ...]] = {}
@@ -368,7 +408,8 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
             part_ok=tuple(_str_list(path, "deep.part_ok", deep["part_ok"])),
             environment_path=deep["environment_path"],
             project_ref_path=deep["project_ref_path"],
-            parts=dict(parts),
+            parts=parts,
+            part_warning=tuple(warn_words),
         ),
         http=HttpPolicy(
             connect_timeout_s=float(http["connect_timeout_s"]),
@@ -379,6 +420,8 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
         thresholds=thresholds,
         db_session=DbSessionPolicy(**dbs),
         extras=extras,
+        migrations_source=source,
+        schema_applied_at_key=guards.get("schema_applied_at_key", ""),
     )
 
 

@@ -23,12 +23,25 @@ class SchemaEndpoint:
 
 
 @dataclass(frozen=True)
+class RateNamespace:
+    """One namespace of a body that is not a map: where its usage and its limit are."""
+
+    name: str
+    used_path: str  # relative to RateEndpoint.namespaces_path
+    limit_path: str
+
+
+@dataclass(frozen=True)
 class RateEndpoint:
-    """/health/rate: one object per namespace with its usage and its limit."""
+    """/health/rate: one object per namespace with its usage and its limit (the runbook's
+    "usage statistics per namespace"), or — when ``namespaces`` lists them — a fixed set of
+    counters under ``namespaces_path`` (a deployment answering ``{"rate_limit":
+    {"msgs_hora", "limite_hora", …}}``)."""
 
     namespaces_path: str
     used_field: str
     limit_field: str
+    namespaces: tuple[RateNamespace, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,12 +158,28 @@ class _Table:
         return _Table(self.path, _where(self.section, key), self.table[key], known)
 
 
+def _rate_namespaces(path: Path, rate: _Table) -> tuple[RateNamespace, ...]:
+    """`health.rate.namespaces`: optional list of {name, used_path, limit_path}, unique names."""
+    raw = rate.table.get("namespaces", [])
+    if not isinstance(raw, list):
+        raise rate._fail("namespaces", "a list of tables", raw)
+    found: list[RateNamespace] = []
+    for i, item in enumerate(raw):
+        entry = _Table(path, f"health.rate.namespaces[{i}]", item, _RATE_NAMESPACE)
+        name = entry.string("name") or ""
+        if name in {n.name for n in found}:
+            raise ConfigError(f"{path}: health.rate.namespaces[{i}].name: {name!r} is listed twice")
+        found.append(RateNamespace(name, entry.path_string("used_path") or "", entry.path_string("limit_path") or ""))
+    return tuple(found)
+
+
 _TOP = {
     "ready_redis_path", "ready_ok", "part_unknown", "unhealthy_http_status", "deploy_flag_paths",
     "db_environment_path", "db_project_ref_path", "schema", "rate", "circuit",
 }
 _SCHEMA = {"version_path", "settings_version_path"}
-_RATE = {"namespaces_path", "used_field", "limit_field"}
+_RATE = {"namespaces_path", "used_field", "limit_field", "namespaces"}
+_RATE_NAMESPACE = {"name", "used_path", "limit_path"}
 _CIRCUIT = {"integrations_path", "state_field", "protected", "closed", "open", "half_open"}
 
 
@@ -185,6 +214,7 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
             namespaces_path=rate.path_string("namespaces_path") or "",
             used_field=rate.string("used_field") or "",
             limit_field=rate.string("limit_field") or "",
+            namespaces=_rate_namespaces(path, rate),
         ),
         circuit=CircuitEndpoint(
             integrations_path=circuit.path_string("integrations_path") or "",

@@ -90,7 +90,8 @@ class Job:
 
 @dataclass(frozen=True)
 class ExecutionsTable:
-    """Names of the job history table (``job_executions``) and its columns."""
+    """Names of the job history table (``job_executions``) and its columns (``instance`` ""
+    when the deployment does not record which scheduler ran a job)."""
 
     table: str
     id: str
@@ -123,7 +124,13 @@ class SchedulerContract:
 
 @dataclass(frozen=True)
 class QueueContract:
-    """The message queue (``fila_mensagens``) and the worker's ARQ health-check key."""
+    """The message queue (``fila_mensagens``) and the worker's ARQ health-check key.
+
+    A row's state is the runbook's boolean (``processed``: ``processada = true``) or, when
+    ``status`` names a column, a word: ``pending`` words wait, ``sent`` words were sent (a
+    deployment with ``status`` in pendente|processando|enviada|…). ``updated_at`` is when a
+    row was processed (the runbook's ``updated_at``; a deployment's ``enviada_em``).
+    """
 
     table: str
     processed: str
@@ -133,11 +140,17 @@ class QueueContract:
     processing_window: timedelta
     pickup: timedelta
     health_check_key: str
+    id: str = "id"
+    status: str = ""
+    pending: tuple[str, ...] = ()
+    sent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PauseContract:
-    """Júlia's switch (``julia_status``): the newest row rules."""
+    """Júlia's switch (``julia_status``): the newest row rules — not counting the rows a
+    heartbeat writes (an ``active`` row whose ``changed_via`` is in ``heartbeat_via``, e.g. a
+    deployment inserting ``ativo`` / ``sistema`` every minute): a pause stays a pause."""
 
     table: str
     status: str
@@ -147,6 +160,7 @@ class PauseContract:
     active: tuple[str, ...]
     paused: tuple[str, ...]
     error: tuple[str, ...]
+    heartbeat_via: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,10 @@ _QUEUE_SPEC: _Spec = {
     "processing_window_minutes": ((int, float), True),
     "pickup_seconds": ((int, float), True),
     "health_check_key": (str, True),
+    "id": (str, False),
+    "status": (str, False),
+    "pending": (list, False),
+    "sent": (list, False),
 }
 _PAUSE_SPEC: _Spec = {
     "table": (str, True),
@@ -207,6 +225,7 @@ _PAUSE_SPEC: _Spec = {
     "active": (list, True),
     "paused": (list, True),
     "error": (list, True),
+    "heartbeat_via": (list, False),
 }
 _JOB_SPEC: _Spec = {
     "name": (str, True),
@@ -223,12 +242,34 @@ def _positive(path: Path, key: str, value: float) -> float:
     return float(value)
 
 
-def _names(path: Path, prefix: str, table: dict[str, Any], spec: _Spec) -> dict[str, Any]:
+def _names(path: Path, prefix: str, table: dict[str, Any], spec: _Spec,
+           optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A table of names; only the ``optional`` ones may be "" (= the deployment has none)."""
     table = _check_table(path, prefix, table, spec)
     for key, value in table.items():
-        if isinstance(value, str) and not value:
+        if isinstance(value, str) and not value and key not in optional:
             raise ConfigError(f"{path}: {prefix}.{key}: must not be empty")
     return table
+
+
+def _queue_state(path: Path, qu: dict[str, Any]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A queue row's state: the boolean column or the status word column, exactly one."""
+    prefix = f"{SECTION}.queue"
+    status = qu.get("status", "")
+    if bool(status) == bool(qu["processed"]):
+        raise ConfigError(f"{path}: {prefix}.status: give exactly one of {prefix}.processed (a boolean column) "
+                          "and status (a status word column)")
+    if not status:
+        for key in ("pending", "sent"):
+            if qu.get(key):
+                raise ConfigError(f"{path}: {prefix}.{key}: status words need {prefix}.status")
+        return "", (), ()
+    pending = _words(path, f"{prefix}.pending", qu.get("pending", []))
+    sent = _words(path, f"{prefix}.sent", qu.get("sent", []))
+    both = set(pending) & set(sent)
+    if both:
+        raise ConfigError(f"{path}: {prefix}.sent: {sorted(both)[0]!r} is also listed under {prefix}.pending")
+    return status, pending, sent
 
 
 def _words(path: Path, key: str, value: list[Any]) -> tuple[str, ...]:
@@ -261,10 +302,11 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
     """Validate and type the `[runtime]` section (registered in plugins.config.EXTRA_SECTIONS)."""
     path = Path(path)
     rt = _check_table(path, SECTION, table, _RUNTIME_SPEC)
-    ex = _names(path, f"{SECTION}.executions", rt["executions"], _EXECUTIONS_SPEC)
+    ex = _names(path, f"{SECTION}.executions", rt["executions"], _EXECUTIONS_SPEC, optional=("instance",))
     st = _check_table(path, f"{SECTION}.status", rt["status"], _STATUS_SPEC)
     sc = _names(path, f"{SECTION}.scheduler", rt["scheduler"], _SCHEDULER_SPEC)
-    qu = _names(path, f"{SECTION}.queue", rt["queue"], _QUEUE_SPEC)
+    qu = _names(path, f"{SECTION}.queue", rt["queue"], _QUEUE_SPEC, optional=("processed", "status"))
+    queue_status, pending, sent = _queue_state(path, qu)
     pa = _names(path, f"{SECTION}.pause", rt["pause"], _PAUSE_SPEC)
 
     status = StatusWords(**{k: _words(path, f"{SECTION}.status.{k}", st[k]) for k in ("success", "failure", "running")})
@@ -306,6 +348,7 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
                 path, f"{SECTION}.queue.processing_window_minutes", qu["processing_window_minutes"])),
             pickup=timedelta(seconds=_positive(path, f"{SECTION}.queue.pickup_seconds", qu["pickup_seconds"])),
             health_check_key=qu["health_check_key"],
+            id=qu.get("id", "id"), status=queue_status, pending=pending, sent=sent,
         ),
         pause=PauseContract(
             table=pa["table"], status=pa["status"], reason=pa["reason"], changed_via=pa["changed_via"],
@@ -313,17 +356,28 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
             active=_words(path, f"{SECTION}.pause.active", pa["active"]),
             paused=_words(path, f"{SECTION}.pause.paused", pa["paused"]),
             error=_words(path, f"{SECTION}.pause.error", pa["error"]),
+            heartbeat_via=tuple(_str_list(path, f"{SECTION}.pause.heartbeat_via", pa.get("heartbeat_via", []),
+                                          nonempty=False)),
         ),
         jobs=jobs,
     )
 
 
-def load(path: Path | None = None) -> RuntimeContract:
-    """The `[runtime]` section of a runbook file (default: ``$JC_RUNBOOK`` or the shipped one).
+DIALECT_ENV = "JC_DIALECT"
+
+
+def load(path: Path | None = None, dialect: str | None = None) -> RuntimeContract:
+    """The `[runtime]` section of a runbook file (default: ``$JC_RUNBOOK`` or the shipped one),
+    respelled by ``dialect`` (default: ``$JC_DIALECT``; none = the runbook's words).
 
     For the reference app and the seed, which need the job table without the whole suite.
     """
     path = Path(path or os.environ.get("JC_RUNBOOK") or DEFAULT_RUNBOOK)
+    dialect = dialect if dialect is not None else os.environ.get(DIALECT_ENV) or None
+    if dialect:
+        from plugins.config import load_runbook
+
+        return load_runbook(path, dialect).section(SECTION)  # type: ignore[no-any-return]
     data = _load_toml(path)
     if SECTION not in data:
         raise ConfigError(f"{path}: {SECTION}: missing required section")

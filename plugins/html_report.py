@@ -68,6 +68,8 @@ def report_config(cert: dict[str, Any], categories: list[dict[str, Any]], output
         "Schema version": str(app.get("schema_version") or "not reported"),
         "API": str(cert.get("api_url") or "—"),
         "Tier": str(cert.get("tier")),
+        "Dialect": f"{cert.get('dialect')} ({len(cert.get('drift') or [])} drift: JC-DRIFT-01's "
+                   "\"drift section\", certificate.md)",
         "Signature": f"Ed25519 {sig.get('key_id')}" if sig.get("status") == "signed" else "unsigned",
         "Run": str(cert.get("run_id")),
     }

@@ -85,6 +85,34 @@ def skip_without_containers() -> None:
         pytest.skip(f"containers backend: {reason}")
 
 
+# The real runbook: beside the clone in CI (``../shared/RUNBOOK.md``); JC_SHARED_RUNBOOK
+# points elsewhere (a worktree, whose parent holds no shared/). Set in CI (.ci/run):
+# JC_REQUIRE_SHARED_RUNBOOK makes a missing runbook a failure, not a skip.
+SHARED_RUNBOOK_ENV = "JC_SHARED_RUNBOOK"
+REQUIRE_SHARED_RUNBOOK_ENV = "JC_REQUIRE_SHARED_RUNBOOK"
+
+
+def shared_runbook_path() -> Path:
+    return Path(os.environ.get(SHARED_RUNBOOK_ENV) or ROOT.parent / "shared" / "RUNBOOK.md")
+
+
+def require_shared_runbook() -> Path:
+    """The runbook markdown the lint reads in CI; skips (fails under
+    JC_REQUIRE_SHARED_RUNBOOK) when it is not there."""
+    path = shared_runbook_path()
+    if not path.is_file():
+        reason = f"{path} is not beside the clone (set {SHARED_RUNBOOK_ENV} to the runbook's path)"
+        if os.environ.get(REQUIRE_SHARED_RUNBOOK_ENV):
+            pytest.fail(f"{REQUIRE_SHARED_RUNBOOK_ENV} is set but {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def shared_runbook() -> Path:
+    return require_shared_runbook()
+
+
 def targets_text() -> str:
     """targets.toml's text, ready to be written anywhere: the profile keys that name files
     relative to targets.toml (migrations_dir, schema_baseline, app_repo) made absolute."""

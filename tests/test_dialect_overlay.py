@@ -27,7 +27,7 @@ def test_dialect_respells_and_records_drift(contract: Path) -> None:
     rb = load_runbook(contract, "deployed")
     assert rb.dialect == "deployed"
     assert rb.endpoints["rate"] == ("/health/rate-limit",)
-    assert rb.deep.parts["redis"] == "checks.redis"
+    assert rb.deep.parts["redis"] == ("checks.redis",)
     assert {d.key: (d.runbook, d.deployment) for d in rb.drift} == {
         "endpoints.rate": (["/health/rate", "/health/rate-limit"], ["/health/rate-limit"]),
         "deep.parts.redis": ("redis", "checks.redis"),

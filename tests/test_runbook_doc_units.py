@@ -302,3 +302,30 @@ def test_a_statement_is_reported_on_its_first_line(before: list[str], statement:
     text = "\n".join([*before, statement])
     found = sql_statements(_block(text, "bash", first_line=100))
     assert [s.line for s in found] == [100 + len(before)]
+
+
+# --- where the self-tests find the real runbook -------------------------------------------
+
+
+def test_the_shared_runbook_is_found_beside_the_clone_or_where_pointed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import conftest
+
+    monkeypatch.delenv(conftest.SHARED_RUNBOOK_ENV, raising=False)
+    assert conftest.shared_runbook_path() == conftest.ROOT.parent / "shared" / "RUNBOOK.md"
+    doc = tmp_path / "RUNBOOK.md"
+    doc.write_text("# Runbook\n")
+    monkeypatch.setenv(conftest.SHARED_RUNBOOK_ENV, str(doc))
+    assert conftest.require_shared_runbook() == doc
+
+
+def test_a_missing_shared_runbook_skips_but_fails_in_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import conftest
+
+    monkeypatch.setenv(conftest.SHARED_RUNBOOK_ENV, str(tmp_path / "absent.md"))
+    monkeypatch.delenv(conftest.REQUIRE_SHARED_RUNBOOK_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="absent.md is not beside the clone"):
+        conftest.require_shared_runbook()
+    monkeypatch.setenv(conftest.REQUIRE_SHARED_RUNBOOK_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="JC_REQUIRE_SHARED_RUNBOOK is set but .*absent.md"):
+        conftest.require_shared_runbook()

@@ -25,8 +25,6 @@ from tests.conftest import targets_text, ROOT, SuiteRun
 DATA = Path(__file__).resolve().parent / "data" / "runbook_lint"
 KNOWN = DATA / "known_lines.md"
 ALL_GOOD = DATA / "all_good.md"
-# In CI a copy of shared/ lies beside the clone; JC_SHARED_RUNBOOK points elsewhere (a worktree).
-SHARED_RUNBOOK = Path(os.environ.get("JC_SHARED_RUNBOOK") or Path(ROOT).parent / "shared" / "RUNBOOK.md")
 LINT = ("checks/test_runbook_lint.py",)
 IDS = ("JC-RUNBOOK-01", "JC-RUNBOOK-02", "JC-RUNBOOK-03", "JC-RUNBOOK-04")
 # The reference app's variables, plus names the fixtures use (CHATWOOT_URL: the deployed
@@ -108,13 +106,12 @@ def test_renamed_column_flags_the_statements_that_name_it(healthy: NativeStack, 
     assert 'column "motivo"' in run.message("JC-RUNBOOK-01")
 
 
-@pytest.mark.skipif(not SHARED_RUNBOOK.exists(), reason=f"{SHARED_RUNBOOK} is not beside the clone")
-def test_shared_runbook_against_the_reference_stack(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
+def test_shared_runbook_against_the_reference_stack(shared_runbook: Path, healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
     """The runbook's FK audit joins information_schema.tables on `tablename` (pg_tables'
     column, not this view's) and its slow-query SQL reads pg_stat_statements' pre-13
     `mean_time`/`total_time`: both fail on PostgreSQL 15, as they would in production (17)."""
     contract = load_runbook(ROOT / "runbook.toml").section("runbook_lint")
-    doc = parse_runbook(SHARED_RUNBOOK.read_text(), SHARED_RUNBOOK, production_urls=contract.production_urls,
+    doc = parse_runbook(shared_runbook.read_text(), shared_runbook, production_urls=contract.production_urls,
                         env_table_columns=contract.env_table_columns)
     fk = {s.line for s in doc.statements if "information_schema.tables t" in s.text and "t.tablename" in s.text}
     pgss = {s.line for s in doc.statements if "pg_stat_statements" in s.text and re.search(r"\bmean_time\b", s.text)}
@@ -122,7 +119,7 @@ def test_shared_runbook_against_the_reference_stack(healthy: NativeStack, suite)
     latency = {c.line for c in doc.curls if c.jq == ".latency"}
     assert len(fk) == 1 and len(pgss) == 2 and len(good) == 1 and len(latency) == 1
 
-    run = _lint(suite, SHARED_RUNBOOK)
+    run = _lint(suite, shared_runbook)
     assert run.exitcode == 1, run.output[-3000:]
     assert _flagged(run, "JC-RUNBOOK-01") == fk | pgss
     message = run.message("JC-RUNBOOK-01")

@@ -34,7 +34,7 @@ from tests.conftest import targets_text, ROOT
 RUNTIME = ("checks/test_runtime.py",)
 NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
 RUNTIME_IDS = {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-03", "JC-JOBS-01", "JC-JOBS-02", "JC-QUEUE-01",
-               "JC-QUEUE-02", "JC-PAUSE-01"}
+               "JC-QUEUE-02", "JC-PAUSE-01", "JC-PAUSE-02"}
 PER_MINUTE = [j.name for j in load().jobs if j.cron == "* * * * *"]
 CRON_JOBS = [j.name for j in load().jobs]
 
