@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 import pytest
-import redis
 
 from fixtures.stack.launcher import NativeStack, new_run_id
 
@@ -193,30 +192,22 @@ def stack_json(stack: LocalStack) -> Path:
 def healthy(stack: LocalStack) -> Iterator[LocalStack]:
     """The stack, guaranteed back to its healthy state after the test.
 
-    Extra schedulers are stopped, stopped processes restarted (julia-worker and
+    Extra schedulers are stopped, stopped services restarted (julia-worker and
     julia-scheduler boot while the database is reset), the database cloned from its
     template with the job history carried up to now, and Redis flushed except for the
-    liveness keys of the worker and scheduler that kept running. A backend without the
-    runtime processes (containers, for now) restarts what it runs and flushes Redis.
+    liveness keys of the worker and scheduler that kept running. Both backends offer the
+    same controls: processes here, containers there.
     """
     yield stack
     assert stack.info is not None
-    runtime = ("worker", "scheduler")
-    if hasattr(stack, "spawn_runtime"):
-        stack.stop_extra_schedulers()
-        for name in ("postgres", "redis", "api"):
-            if not stack.running(name):
-                stack.start_service(name)
-        stack.flush_redis()
-        booting = stack.spawn_runtime(*runtime)
-        stack.reset_database()
-        stack.await_runtime(booting)
-        return
-    for name in stack.info.services:  # in start order: the database first
-        if name not in runtime and not stack.running(name):
+    stack.stop_extra_schedulers()
+    for name in ("postgres", "redis", "api"):
+        if not stack.running(name):
             stack.start_service(name)
+    stack.flush_redis()
+    booting = stack.spawn_runtime("worker", "scheduler")
     stack.reset_database()
-    redis.Redis.from_url(stack.info.redis_url).flushall()
+    stack.await_runtime(booting)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,32 +1,27 @@
-"""The container stack lives exactly as long as its run, like the native one: started once
-(also under -n 2), on one network of its own where the app reaches its services by container
-name, and gone afterwards — passed, interrupted with Ctrl-C or SIGTERM, or (killed outright)
-at the next start on this machine."""
+"""The container stack: one network of its own per run where the app's services (API, worker,
+scheduler: one image) reach PostgreSQL and Redis by container name; the native backend's
+fault controls, done with containers; and what a run killed outright left, gone at the next
+start on this machine. (Its healthy run and its interruptions: tests/test_lifecycle.py,
+parametrized over both backends.)"""
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import time
+import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
+import redis
 
 from fixtures.stack import containers as cs
-from fixtures.stack.launcher import StackError
-from tests.conftest import ROOT, run_suite, skip_without_containers
-
-
-# The checks the container backend serves today: it runs the API, PostgreSQL and Redis, not
-# yet julia-worker / julia-scheduler (the runtime checks need them: the remaining seam).
-CONTAINER_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py",
-                    "checks/test_schema.py")
+from fixtures.stack.launcher import RUN_MARKER_ENV, StackError
+from plugins import contract_runtime
+from tests.conftest import skip_without_containers
 
 
 @pytest.fixture(scope="module")
@@ -40,45 +35,6 @@ def engine() -> Iterator[docker.DockerClient]:
 def _left(engine: docker.DockerClient, run_id: str) -> tuple[list[str], list[str]]:
     containers, networks = cs.run_resources(engine, run_id)
     return [c.name for c in containers], [n.name for n in networks]
-
-
-def _stack_dirs(run_id: str) -> list[Path]:
-    return [p for p in Path(tempfile.gettempdir()).glob("jc-stack-*") if run_id in p.name]
-
-
-def test_parallel_run_shares_one_stack_and_leaves_nothing(engine: docker.DockerClient, tmp_path: Path) -> None:
-    # '.' and '_' are fine in a run id but not in a host name: the services' names are slugs.
-    run_id = f"lifecycle.containers_xdist-{os.getpid()}"
-    run = run_suite("--target", "local", "--stack", "containers", "-n", "2",
-                    reports=tmp_path / "reports", env={"JC_RUN_ID": run_id}, paths=CONTAINER_CHECKS)
-    assert run.exitcode == 0, run.output[-3000:]
-    assert run.certificate is not None and run.certificate["verdict"] == "certified"
-    assert run.output.count("stack: containers") == 1  # one stack, started by the controller
-    assert _left(engine, run_id) == ([], [])
-    assert _stack_dirs(run_id) == []
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_run_leaves_nothing(engine: docker.DockerClient, tmp_path: Path, sig: int) -> None:
-    run_id = f"lifecycle-containers-{sig}-{os.getpid()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *CONTAINER_CHECKS, "tests/probes/probe_slow.py", "-q",
-         "-p", "no:cacheprovider", "--stack", "containers", "--reports-dir", str(tmp_path / "reports")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "JC_RUN_ID": run_id},
-    )
-    results = tmp_path / "reports" / run_id / "allure-results"
-    deadline = time.monotonic() + 180
-    # interrupt mid-tests, not mid-start: once the checks write results
-    while time.monotonic() < deadline and proc.poll() is None and not any(results.glob("*-result.json")):
-        time.sleep(0.2)
-    names, _ = _left(engine, run_id)
-    assert any(n.endswith("-api") for n in names), "the run never started its stack"
-    proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 2, out[-3000:]
-    assert _left(engine, run_id) == ([], []), out[-2000:]
-    assert _stack_dirs(run_id) == []
 
 
 def _dead_pid() -> int:
@@ -113,33 +69,84 @@ def test_a_killed_runs_leftovers_are_reaped(engine: docker.DockerClient) -> None
 # --- on the session's container stack -------------------------------------------------------
 
 
+def _env(container: Any) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+
+
 @pytest.mark.backends("containers")
 def test_services_reach_each_other_by_container_name(stack: Any, engine: docker.DockerClient) -> None:
     """One network per run; the app's DATABASE_URL / REDIS_URL name the containers, as
-    Railway's services name each other."""
+    Railway's services name each other; worker and scheduler get what the native launcher
+    gives their processes."""
     containers, networks = cs.run_resources(engine, stack.run_id)
     assert [n.name for n in networks] == [f"jc-{cs._slug(stack.run_id)}"]
     by_service = {c.labels[cs.LABEL_SERVICE]: c for c in containers}
-    assert {"postgres", "redis", "api"} <= set(by_service)
+    assert {"postgres", "redis", "api", "worker", "scheduler"} <= set(by_service)
     for c in containers:
         assert list(c.attrs["NetworkSettings"]["Networks"]) == [networks[0].name]
-    env = dict(e.split("=", 1) for e in by_service["api"].attrs["Config"]["Env"])
-    assert f"@{by_service['postgres'].name}:5432/" in env["DATABASE_URL"]
-    assert env["REDIS_URL"].startswith(f"redis://{by_service['redis'].name}:6379/")
-    # published on loopback only
+    for service in ("api", "worker", "scheduler"):
+        env = _env(by_service[service])
+        assert env["RUN_MODE"] == service
+        assert f"@{by_service['postgres'].name}:5432/" in env["DATABASE_URL"]
+        assert env["REDIS_URL"].startswith(f"redis://{by_service['redis'].name}:6379/")
+        assert env[RUN_MARKER_ENV] == stack.run_id
+    assert _env(by_service["worker"])["WORKER_INSTANCE"] == "julia-worker-1"
+    assert _env(by_service["scheduler"])["SCHEDULER_INSTANCE"] == "julia-scheduler-1"
+    assert _env(by_service["worker"])["TZ"] == _env(by_service["scheduler"])["TZ"] == "UTC"
+    # published on loopback only; worker and scheduler publish nothing
     for c in containers:
         for bindings in (c.attrs["HostConfig"]["PortBindings"] or {}).values():
             assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+    assert not by_service["worker"].attrs["HostConfig"]["PortBindings"]
+    assert not by_service["scheduler"].attrs["HostConfig"]["PortBindings"]
+
+
+def _replicas(stack: Any) -> int:
+    body = json.dumps({"query": "{ serviceInstance(serviceId: \"s\", environmentId: \"e\") { numReplicas } }"})
+    req = urllib.request.Request(stack.info.railway_api_url, body.encode(), {"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        return int(json.load(resp)["data"]["serviceInstance"]["numReplicas"])
+
+
+def _redis_keys(stack: Any, pattern: str) -> set[str]:
+    client = redis.Redis.from_url(stack.info.redis_url, decode_responses=True)
+    try:
+        return set(client.keys(pattern))
+    finally:
+        client.close()
 
 
 @pytest.mark.backends("containers")
-def test_a_second_app_container_joins_and_goes(healthy: Any) -> None:
-    """The mechanism of rule 4's fault (a second scheduler): one more container of the app
-    image on the run's network, removed with the run or on demand."""
-    port = healthy.add_app_service("api-2", "api")
-    assert port is not None and healthy.running("api-2")
-    healthy.remove_service("api-2")
-    assert "api-2" not in healthy.containers
+def test_a_second_scheduler_container_joins_and_goes(healthy: Any, engine: docker.DockerClient) -> None:
+    """Rule 4's fault, the container way: one more scheduler container of the app image on
+    the run's network, ready by its heartbeat, counted by the platform stand-in while it
+    runs, and gone with stop_extra_schedulers."""
+    heartbeats = contract_runtime.load().scheduler.heartbeat_prefix + "*"
+    assert _replicas(healthy) == 1
+    extra = healthy.start_extra_scheduler()
+    assert extra.running()
+    assert _redis_keys(healthy, heartbeats) == {heartbeats[:-1] + "julia-scheduler-1",
+                                                heartbeats[:-1] + "julia-scheduler-2"}
+    assert _replicas(healthy) == 2
+    extra.stop()  # SIGTERM through the image's init: the scheduler clears its heartbeat
+    assert not extra.running() and _replicas(healthy) == 1
+    assert _redis_keys(healthy, heartbeats) == {heartbeats[:-1] + "julia-scheduler-1"}
+    healthy.stop_extra_schedulers()
+    names = [c.name for c in cs.run_resources(engine, healthy.run_id)[0]]
+    assert not [n for n in names if "scheduler-extra" in n]
+
+
+@pytest.mark.backends("containers")
+def test_runtime_containers_stop_and_come_back(healthy: Any) -> None:
+    """stop_service / spawn_runtime / await_runtime on containers: a stopped worker takes its
+    health-check key with it; started again, it is ready when the key is back."""
+    key = contract_runtime.load().queue.health_check_key
+    healthy.stop_service("worker")
+    assert not healthy.running("worker") and _redis_keys(healthy, key) == set()
+    booting = healthy.spawn_runtime("worker", "scheduler")
+    assert booting == ["worker"]  # the scheduler kept running
+    healthy.await_runtime(booting)
+    assert healthy.running("worker") and _redis_keys(healthy, key) == {key}
 
 
 @pytest.mark.backends("containers")

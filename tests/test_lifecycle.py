@@ -1,5 +1,6 @@
 """The stack lives exactly as long as its run: started once (also under -n 2), and gone
-afterwards — passed, failed, interrupted with Ctrl-C, or terminated."""
+afterwards — passed, failed, interrupted with Ctrl-C, or terminated. The same healthy run,
+the same interruptions, under both backends: processes (native) and containers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.stack.launcher import RUN_MARKER_ENV
-from tests.conftest import ROOT, run_suite
+from tests.conftest import ROOT, run_suite, skip_without_containers
+
+BACKENDS = ("native", "containers")
 
 
 def _stack_processes(only: str) -> dict[int, str]:
@@ -40,34 +43,72 @@ def _stack_dirs(run_ids: set[str]) -> list[Path]:
     return [p for p in Path(tempfile.gettempdir()).glob("jc-stack-*") if any(r in p.name for r in run_ids)]
 
 
-def test_parallel_run_shares_one_stack_and_leaves_nothing(tmp_path: Path) -> None:
-    run_id = f"lifecycle-xdist-{os.getpid()}"
-    run = run_suite("--target", "local", "-n", "2", reports=tmp_path / "reports", env={"JC_RUN_ID": run_id})
+def _stack_containers(run_id: str) -> tuple[list[str], list[str]]:
+    """The containers and networks of a run on the local Docker engine (containers backend)."""
+    from fixtures.stack import containers as cs
+    from fixtures.stack.images import build as images
+
+    client = images.docker_client()
+    try:
+        containers, networks = cs.run_resources(client, run_id)
+        return sorted(c.name for c in containers), sorted(n.name for n in networks)
+    finally:
+        client.close()
+
+
+def _leftovers(backend: str, run_id: str) -> dict[str, object]:
+    """What of a run is still there: processes, temp dirs and (containers) containers, networks."""
+    left: dict[str, object] = {"processes": _stack_processes(run_id), "dirs": _stack_dirs({run_id})}
+    if backend == "containers":
+        left["containers"], left["networks"] = _stack_containers(run_id)
+    return {k: v for k, v in left.items() if v}
+
+
+def _run_id(stem: str, backend: str) -> str:
+    # '.' and '_' are fine in a run id but not in a host name: the containers' names are slugs.
+    return f"{stem}.{backend}_{os.getpid()}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parallel_run_shares_one_stack_and_leaves_nothing(tmp_path: Path, backend: str) -> None:
+    """The healthy stack, every check (`checks`): certified, on either backend."""
+    if backend == "containers":
+        skip_without_containers()
+    run_id = _run_id("lifecycle-xdist", backend)
+    run = run_suite("--target", "local", "--stack", backend, "-n", "2", reports=tmp_path / "reports",
+                    env={"JC_RUN_ID": run_id})
     assert run.exitcode == 0, run.output[-3000:]
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
-    assert run.output.count("stack: native") == 1  # one stack, started by the controller
+    assert run.not_passed() == set(), run.output[-3000:]
+    assert run.output.count(f"stack: {backend}") == 1  # one stack, started by the controller
     assert run.certificate["run_id"] == run_id
-    assert _stack_processes(run_id) == {}
-    assert _stack_dirs({run_id}) == []
+    assert _leftovers(backend, run_id) == {}
+
+
+def _stack_up(backend: str, run_id: str) -> bool:
+    if backend == "containers":
+        return any(name.endswith("-api") for name in _stack_containers(run_id)[0])
+    return any("fixtures.stack.refapp" in _cmdline(pid) for pid in _stack_processes(run_id))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: int) -> None:
-    run_id = f"lifecycle-{sig}-{os.getpid()}"
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_interrupted_run_leaves_nothing(tmp_path: Path, backend: str, sig: int) -> None:
+    if backend == "containers":
+        skip_without_containers()
+    run_id = _run_id(f"lifecycle-{sig}", backend)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
-         "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
+         "-p", "no:cacheprovider", "--stack", backend, "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "JC_RUN_ID": run_id, "JC_SLOW_STARTED": str(tmp_path / "slow-started")},
     )
     deadline = time.monotonic() + 180  # generous: a loaded machine starts the stack slowly
-    seen: dict[int, str] = {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        seen = _stack_processes(run_id)
-        if any("fixtures.stack.refapp" in _cmdline(pid) for pid in seen):
-            break
+    up = False
+    while time.monotonic() < deadline and proc.poll() is None and not up:
+        up = _stack_up(backend, run_id)
         time.sleep(0.2)
-    assert seen, "the run never started its stack"
+    assert up, "the run never started its stack"
     started = tmp_path / "slow-started"
     while time.monotonic() < deadline and proc.poll() is None and not started.exists():
         time.sleep(0.1)  # wait until a test is executing: interrupt mid-run, not mid-start
@@ -75,8 +116,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: int) -> None:
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 2, out[-3000:]
-    assert _stack_processes(run_id) == {}, out[-2000:]
-    assert _stack_dirs({run_id}) == []
+    assert _leftovers(backend, run_id) == {}, out[-2000:]
     cert = (tmp_path / "reports" / "latest" / "certificate.json")
     assert cert.exists() and '"verdict": "not-certified"' in cert.read_text()
 
