@@ -51,7 +51,7 @@ class Row:
     decided: bool = False
     # An invariant that holds but wants attention (e.g. a circuit half_open).
     warnings: list[str] = field(default_factory=list)
-    # Idempotent reads the clients had to retry for this check (bounded; see note_retry).
+    # Idempotent reads the clients had to retry for this check (bounded; see retry_recorder).
     retries: list[str] = field(default_factory=list)
 
     def merge(self, outcome: str, message: str) -> None:

@@ -25,8 +25,9 @@ _MESSAGE_PROP = "jc_message"
 WARNING_PROP = "jc_warning"
 RETRY_PROP = "jc_retry"
 
-# Retries the clients made since the last test report (see note_retry).
-_RETRIES: list[str] = []
+# Retries the clients made since the last test report (see note_retry): one list per run,
+# kept in the config's stash.
+_RETRY_LOG = pytest.StashKey[list[str]]()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,11 +144,16 @@ def report_warnings(report: pytest.TestReport) -> list[str]:
     return [str(value) for key, value in report.user_properties if key == WARNING_PROP]
 
 
-def note_retry(text: str) -> None:
-    """Called by a client when it retries an idempotent read: the retry lands on the report
+def retry_recorder(config: pytest.Config) -> Callable[[str], None]:
+    """What a client calls when it retries an idempotent read: the retry lands on the report
     of the check that caused it (its setup, call or teardown), so a passing check that needed
     a second try is visibly not clean — in the certificate, the terminal and Allure."""
-    _RETRIES.append(one_line(text))
+    log = config.stash.setdefault(_RETRY_LOG, [])
+
+    def note(text: str) -> None:
+        log.append(one_line(text))
+
+    return note
 
 
 def report_retries(report: pytest.TestReport) -> list[str]:
@@ -189,8 +195,9 @@ def pytest_runtest_makereport(
     inv = invariant_of(item)
     if inv is None:
         return report
-    while _RETRIES:
-        report.user_properties.append((RETRY_PROP, _RETRIES.pop(0)))
+    log = item.config.stash.get(_RETRY_LOG, None)
+    while log:
+        report.user_properties.append((RETRY_PROP, log.pop(0)))
     red = redactor(item.config)
     if report.when == "call" or not report.passed:
         outcome, message = _classify(call, report)

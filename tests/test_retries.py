@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from fixtures.clients import Api, Database
-from plugins import invariants
 from plugins.config import DbSessionPolicy, HttpPolicy
 from plugins.invariants import Undecidable
 from plugins.redaction import Redactor
@@ -26,46 +25,47 @@ def _db_policy(retries: int = 1) -> DbSessionPolicy:
                            application_name="jc-retry-test", retries=retries)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_retry_log() -> None:
-    invariants._RETRIES.clear()
+@pytest.fixture
+def noted() -> list[str]:
+    """What the client reported as retries (in a run: plugins.invariants.retry_recorder)."""
+    return []
 
 
-def test_a_dropped_get_is_retried_once_and_noted() -> None:
+def test_a_dropped_get_is_retried_once_and_noted(noted: list[str]) -> None:
     with DroppingApi(drops=1) as server:
-        api = Api(server.url, _http(1), {}, Redactor())
+        api = Api(server.url, _http(1), {}, Redactor(), on_retry=noted.append)
         resp = api.get("/health")
         api.close()
     assert resp.status == 200 and resp.body == {"status": "ok"}
     assert server.connections == 2 and api.retries == 1
-    assert len(invariants._RETRIES) == 1
-    assert invariants._RETRIES[0].startswith(f"GET {server.url}/health retried (1/1) after: ")
+    assert len(noted) == 1
+    assert noted[0].startswith(f"GET {server.url}/health retried (1/1) after: ")
 
 
-def test_retries_are_bounded() -> None:
+def test_retries_are_bounded(noted: list[str]) -> None:
     with DroppingApi(drops=10) as server:
-        api = Api(server.url, _http(1), {}, Redactor())
+        api = Api(server.url, _http(1), {}, Redactor(), on_retry=noted.append)
         with pytest.raises(Undecidable) as err:
             api.get("/health")
         api.close()
     assert server.connections == 2, "one try and one retry, no more"
     assert err.value.message.startswith(f"GET {server.url}/health: ")
     with DroppingApi(drops=10) as server:
-        api = Api(server.url, _http(0), {}, Redactor())
+        api = Api(server.url, _http(0), {}, Redactor(), on_retry=noted.append)
         with pytest.raises(Undecidable):
             api.get("/health")
         api.close()
     assert server.connections == 1, "retries = 0 means none"
 
 
-def test_a_refused_connection_is_not_retried() -> None:
+def test_a_refused_connection_is_not_retried(noted: list[str]) -> None:
     with DroppingApi(drops=0) as server:
         url = server.url
-    api = Api(url, _http(3), {}, Redactor())  # nothing listens there any more
+    api = Api(url, _http(3), {}, Redactor(), on_retry=noted.append)  # nothing listens there any more
     with pytest.raises(Undecidable, match="connection refused"):
         api.get("/health")
     api.close()
-    assert api.retries == 0 and invariants._RETRIES == []
+    assert api.retries == 0 and noted == []
 
 
 def _backend_pids(admin_url: str, application_name: str) -> list[int]:
@@ -80,24 +80,24 @@ def _terminate(admin_url: str, application_name: str) -> None:
                      (application_name,))
 
 
-def test_a_read_only_query_on_a_dropped_connection_is_retried(stack) -> None:  # type: ignore[no-untyped-def]
+def test_a_read_only_query_on_a_dropped_connection_is_retried(stack, noted: list[str]) -> None:  # type: ignore[no-untyped-def]
     url = stack.info.database_url
-    db = Database(url, _db_policy(1), Redactor(), read_only=True)
+    db = Database(url, _db_policy(1), Redactor(), read_only=True, on_retry=noted.append)
     assert db.query("SELECT 1 AS one") == [{"one": 1}]
     assert _backend_pids(url, "jc-retry-test")
     _terminate(url, "jc-retry-test")  # a pooler's idle timeout, a failover
     assert db.query("SELECT 2 AS two") == [{"two": 2}]
     assert db.retries == 1
-    assert len(invariants._RETRIES) == 1 and "database query retried on a new connection (1/1)" in invariants._RETRIES[0]
+    assert len(noted) == 1 and "database query retried on a new connection (1/1)" in noted[0]
     db.close()
 
 
-def test_a_query_that_may_write_is_never_retried(stack) -> None:  # type: ignore[no-untyped-def]
+def test_a_query_that_may_write_is_never_retried(stack, noted: list[str]) -> None:  # type: ignore[no-untyped-def]
     url = stack.info.database_url
-    db = Database(url, _db_policy(3), Redactor(), read_only=False)
+    db = Database(url, _db_policy(3), Redactor(), read_only=False, on_retry=noted.append)
     db.query("SELECT 1")
     _terminate(url, "jc-retry-test")
     with pytest.raises(Undecidable, match="database error: "):
         db.query("SELECT 1")
-    assert db.retries == 0 and invariants._RETRIES == []
+    assert db.retries == 0 and noted == []
     db.close()

@@ -81,13 +81,15 @@ def test_passes() -> None:
     section="Health Checks › /health (Liveness Probe)",
     remedy="Nothing to do; look at the network if retries recur.",
 )
-def test_passes_after_a_retry() -> None:
+def test_passes_after_a_retry(pytestconfig: pytest.Config) -> None:
     from fixtures.clients import Api
     from plugins.config import HttpPolicy
+    from plugins.invariants import retry_recorder
     from plugins.redaction import Redactor
     from tests.loopback import DroppingApi
 
     with DroppingApi(drops=1) as server:
-        api = Api(server.url, HttpPolicy(2.0, 5.0, 1000, retries=1), {}, Redactor())
+        api = Api(server.url, HttpPolicy(2.0, 5.0, 1000, retries=1), {}, Redactor(),
+                  on_retry=retry_recorder(pytestconfig))
         assert api.get("/health").status == 200
         api.close()
