@@ -222,7 +222,12 @@ def main() -> int:
         work = Path(tmp)
         bench_gate(fig, args.reps, work)
         bench_scale(fig, args.reps, args.days, scales, work)
-    Path(args.out).write_text("# Benchmark results\n\n```\n" + "\n".join(fig.lines) + "\n```\n")
+    out = Path(args.out)
+    # The figures are rewritten; a "## Notes" part written by a person is kept.
+    notes = ""
+    if out.exists() and "\n## Notes" in out.read_text():
+        notes = "\n## Notes" + out.read_text().split("\n## Notes", 1)[1]
+    out.write_text("# Benchmark results\n\n```\n" + "\n".join(fig.lines) + "\n```\n" + notes)
     print(f"written: {args.out}")
     return 0
 
