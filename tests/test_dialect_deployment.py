@@ -346,3 +346,23 @@ def lint_rows(run: SuiteRun, inv_id: str) -> list[dict[str, object]]:
 
 def lint_flagged(run: SuiteRun, inv_id: str) -> set[int]:
     return {int(r["line"]) for r in lint_rows(run, inv_id) if r["outcome"] == "broken"}  # type: ignore[arg-type]
+
+
+def test_deployment_dialect_ready_200_with_redis_error(deployed: Deployed) -> None:
+    """The deployment's /health/ready always answers 200: Redis down shows only in its
+    status word and `checks.redis`. The app loses Redis (its URL points nowhere) while the
+    shared stack's Redis stays up for everyone else."""
+    import dataclasses
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    assert deployed.api.app is not None
+    deployed.api.app = dataclasses.replace(deployed.api.app, redis_url=dead)
+    run = deployed.run("deployment", paths=("checks/test_health.py",))
+    assert run.message("JC-HEALTH-02") == (
+        "GET /health/ready is 200 but Redis ('checks.redis') is 'error', expected ok"), run.output[-3000:]
+    # the deep report says the same, in its words; nothing else fails
+    assert not_passed(run) == {"JC-HEALTH-02": "failed", "JC-DEEP-01": "failed", "JC-DEEP-02": "failed"}
+    assert "redis" in run.message("JC-DEEP-01") and "redis" in run.message("JC-DEEP-02")
