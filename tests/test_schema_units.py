@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import migration_lint
+from fixtures.clients import Api
 from fixtures.probes import MigrationRow
-from fixtures.probes_schema import compare_migrations
+from fixtures.probes_schema import ExpectedVersion, compare_migrations, expected_version
 from fixtures.schema_baseline import (
     BaselineError,
     ColumnShape,
@@ -25,8 +27,11 @@ from fixtures.schema_baseline import (
     write,
 )
 from fixtures.stack.dbsetup import MIGRATIONS_DIR, Migration, scan_migrations
-from plugins.config import ConfigError
+from plugins.config import ConfigError, load_runbook
+from plugins.invariants import Undecidable
 from plugins.contract_schema import LintPolicy, parse
+from plugins.redaction import Redactor
+from tests.loopback import Canned, LoopbackApi
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,8 +286,6 @@ def test_shipped_migrations_would_block_only_where_they_index_existing_tables() 
     """Were the reference migrations pending, only the FK-index migration would block: it
     indexes high-volume tables earlier files created, without CONCURRENTLY (the local
     stack applies each file in a transaction, where CONCURRENTLY is not allowed)."""
-    from plugins.config import load_runbook
-
     policy = load_runbook(ROOT / "runbook.toml").section("schema").lint
     result = migration_lint.lint(sorted(MIGRATIONS_DIR.glob("*.sql")), policy, schema="public", pg_version=(15, 0))
     # the FK-index migration, and the runtime one that re-indexes job_executions / fila_mensagens
@@ -290,12 +293,116 @@ def test_shipped_migrations_would_block_only_where_they_index_existing_tables() 
     assert [f.line for f in result.blocking if f.file == "20260126_fk_indices.sql"] == [4, 5, 6, 7, 8, 9, 10]
 
 
+# The issue's examples, linted with the runbook's own policy: squawk tells them apart.
+RUNBOOK_POLICY = load_runbook(ROOT / "runbook.toml").section("schema").lint
+
+
+def test_lint_volatile_default_blocks_a_stable_one_does_not(tmp_path: Path) -> None:
+    """PostgreSQL 11+ adds a column with a non-volatile default (now() is STABLE) without a
+    rewrite; gen_random_uuid() is VOLATILE: every row is rewritten under ACCESS EXCLUSIVE."""
+    result = _lint(tmp_path, "-- Public ids for the conversation log.\n"
+                             "ALTER TABLE interacoes ADD COLUMN visto_em timestamptz DEFAULT now();\n"
+                             "ALTER TABLE interacoes ADD COLUMN u uuid DEFAULT gen_random_uuid();\n",
+                   RUNBOOK_POLICY)
+    assert [f.describe(short=True) for f in result.blocking] == [
+        "20260301_m.sql:3 adding-field-with-default on high-volume table interacoes"]
+    assert result.notes == ()
+
+
+def test_lint_stable_default_blocks_before_postgres_11(tmp_path: Path) -> None:
+    """The server's version reaches squawk: before 11 every default rewrote the table."""
+    path = tmp_path / "20260301_m.sql"
+    path.write_text("ALTER TABLE interacoes ADD COLUMN visto_em timestamptz DEFAULT now();\n")
+    result = migration_lint.lint([path], RUNBOOK_POLICY, schema="public", pg_version=(10, 0))
+    assert [(f.rule, f.line) for f in result.blocking] == [("adding-field-with-default", 1)]
+
+
+def test_lint_set_not_null_blocks(tmp_path: Path) -> None:
+    result = _lint(tmp_path, "ALTER TABLE interacoes ALTER COLUMN x SET NOT NULL;\n", RUNBOOK_POLICY)
+    assert [f.describe(short=True) for f in result.blocking] == [
+        "20260301_m.sql:1 adding-not-nullable-field on high-volume table interacoes"]
+    assert "blocks reads" in result.blocking[0].message
+
+
+def test_lint_set_not_null_after_a_validated_check_does_not_block(tmp_path: Path) -> None:
+    """The runbook-safe way: CHECK (x IS NOT NULL) NOT VALID (no scan), VALIDATE (a scan that
+    lets writes through), then SET NOT NULL uses the constraint instead of scanning."""
+    result = _lint(tmp_path, "ALTER TABLE interacoes ADD CONSTRAINT interacoes_x_nn CHECK (x IS NOT NULL) NOT VALID;\n"
+                             "ALTER TABLE interacoes VALIDATE CONSTRAINT interacoes_x_nn;\n"
+                             "ALTER TABLE interacoes ALTER COLUMN x SET NOT NULL;\n", RUNBOOK_POLICY)
+    assert result.blocking == () and result.notes == ()
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        # NOT VALID but never validated: SET NOT NULL still scans
+        "ALTER TABLE interacoes ADD CONSTRAINT interacoes_x_nn CHECK (x IS NOT NULL) NOT VALID;\n\n",
+        # validated, but on another column
+        "ALTER TABLE interacoes ADD CONSTRAINT interacoes_y_nn CHECK (y IS NOT NULL) NOT VALID;\n"
+        "ALTER TABLE interacoes VALIDATE CONSTRAINT interacoes_y_nn;\n",
+    ],
+    ids=["not-validated", "other-column"],
+)
+def test_lint_set_not_null_needs_a_validated_check_on_that_column(tmp_path: Path, check: str) -> None:
+    result = _lint(tmp_path, check + "ALTER TABLE interacoes ALTER COLUMN x SET NOT NULL;\n", RUNBOOK_POLICY)
+    assert [(f.rule, f.line) for f in result.blocking] == [("adding-not-nullable-field", 3)]
+
+
+# --- the app's expected version -------------------------------------------------------------
+
+
+def test_expected_version_falls_back_to_health_deep() -> None:
+    """The default runbook.toml's second source: an app with no /health/schema (404) whose
+    /health/deep (503, unhealthy) carries migrations.expected_version — over real HTTP."""
+    rb = load_runbook(ROOT / "runbook.toml")
+    deep = {"status": "unhealthy", "migrations": {"current_version": "20260202", "expected_version": "20260301"}}
+    with LoopbackApi(routes={"/health/deep": Canned(503, deep)}) as server:
+        api = Api(server.url, rb.http, rb.endpoints, Redactor())
+        try:
+            found = expected_version(api, rb.section("schema").expected_version_from)
+        finally:
+            api.close()
+    assert found == ExpectedVersion("20260301", "GET /health/deep migrations.expected_version")
+    assert server.requests[:2] == ["/health/schema", "/health/deep"]
+
+
+def test_expected_version_absent_everywhere_names_each_source() -> None:
+    rb = load_runbook(ROOT / "runbook.toml")
+    with LoopbackApi(routes={"/health/deep": Canned(200, {"status": "healthy"})}) as server:
+        api = Api(server.url, rb.http, rb.endpoints, Redactor())
+        try:
+            with pytest.raises(Undecidable) as err:
+                expected_version(api, rb.section("schema").expected_version_from)
+        finally:
+            api.close()
+    assert err.value.message == (
+        "the app reports no expected schema version: GET /health/schema expected_version: HTTP 404; "
+        "GET /health/deep migrations.expected_version: absent (HTTP 200)")
+
+
 def test_example_premerge_workflow_runs_the_documented_command() -> None:
-    yaml = pytest.importorskip("yaml")
     workflow = yaml.safe_load((ROOT / "examples/github-actions/premerge.yml").read_text())
     steps = workflow["jobs"]["migration-order"]["steps"]
-    command = " ".join(s.get("run", "") for s in steps).split()
-    for part in ("--target", "prod", "-m", "premerge", "--migrations-dir"):
+    # The application is the checkout without `repository:` (the PR's own repo), in `path:`.
+    app = next(s["with"]["path"] for s in steps
+               if s.get("uses", "").startswith("actions/checkout@") and "repository" not in s.get("with", {}))
+    suite_dir = next(s["with"]["path"] for s in steps
+                     if s.get("uses", "").startswith("actions/checkout@") and "repository" in s.get("with", {}))
+    runs = [s for s in steps if "run" in s]
+    # The suite is installed from its checkout the way scripts/bootstrap does (pip install -e .),
+    # which brings squawk-cli (the linter) with it, before the gate runs.
+    install = next(i for i, s in enumerate(runs) if "pip install -e ." in s["run"])
+    assert runs[install].get("working-directory") == suite_dir
+    gate = next(i for i, s in enumerate(runs) if "-m premerge" in " ".join(s["run"].split()))
+    assert install < gate
+    command = runs[gate]["run"].split()
+    assert runs[gate].get("working-directory") == suite_dir
+    for part in ("pytest", "checks", "--target", "prod", "-m", "premerge", "--migrations-dir"):
         assert part in command
-    env = next(s["env"] for s in steps if "env" in s)
+    assert command[command.index("--target") + 1] == "prod"
+    migrations = command[command.index("--migrations-dir") + 1].strip('"')
+    assert migrations == f"$GITHUB_WORKSPACE/{app}/migrations", migrations
+    env = runs[gate]["env"]
     assert "JC_PROD_DATABASE_URL" in env  # the prod profile's database_url_env
+    assert "database_url_env = \"JC_PROD_DATABASE_URL\"" in (ROOT / "targets.toml").read_text()
