@@ -34,6 +34,7 @@ def _exits_4(tmp_path: Path, proc: subprocess.CompletedProcess[str], *expect: st
     line = _error_line(proc)
     for text in expect:
         assert text in line, line
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     assert not (tmp_path / "reports").exists(), "a usage error must leave nothing behind"
 
 
@@ -75,11 +76,43 @@ def test_write_baseline_into_missing_folder(tmp_path: Path) -> None:
     _exits_4(tmp_path, proc, "--write-schema-baseline", "does not exist")
 
 
+def test_write_baseline_to_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    proc = _pytest(tmp_path, "--write-schema-baseline", str(tmp_path / "out"))
+    _exits_4(tmp_path, proc, "--write-schema-baseline", str(tmp_path / "out"), "is a directory")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_profile_key_names_the_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "targets.toml"
     path.write_text(TARGETS.replace('migrations_dir = "fixtures/stack/migrations"', 'migrations_dir = "nowhere"'))
     proc = _pytest(tmp_path, "--target-file", str(path))
     _exits_4(tmp_path, proc, f"{path}: targets.local.migrations_dir", "not a directory")
+
+
+@pytest.mark.parametrize(
+    ("baseline", "expect"),
+    [
+        (None, "file not found"),
+        ("{not json", "not JSON"),
+        ('{"format": "something-else"}', "not a schema baseline"),
+    ],
+    ids=["missing", "not-json", "wrong-format"],
+)
+def test_bad_profile_schema_baseline(tmp_path: Path, baseline: str | None, expect: str) -> None:
+    """The profile's schema_baseline (relative to targets.toml) is judged like the option,
+    and the error names targets.toml's file and key."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    if baseline is not None:
+        (conf / "baseline.json").write_text(baseline)
+    path = conf / "targets.toml"
+    path.write_text(TARGETS.replace('schema_baseline = "fixtures/stack/schema-baseline.json"',
+                                    'schema_baseline = "baseline.json"')
+                    .replace('migrations_dir = "fixtures/stack/migrations"',
+                             f'migrations_dir = "{ROOT / "fixtures/stack/migrations"}"'))
+    proc = _pytest(tmp_path, "--target-file", str(path))
+    _exits_4(tmp_path, proc, f"{path}: targets.local.schema_baseline", str(conf / "baseline.json"), expect)
 
 
 @pytest.mark.parametrize(
