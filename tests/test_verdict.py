@@ -4,9 +4,10 @@ when every selected invariant passed — one skipped invariant is enough to refu
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
-from tests.conftest import run_suite
+from tests.conftest import ROOT, run_suite
 
 PROBE = ("tests/probes/probe_verdict.py",)
 ROW_KEYS = {"id", "title", "severity", "outcome", "message"}
@@ -50,3 +51,7 @@ def test_certificate_carries_issue_2_fields(tmp_path: Path) -> None:
     assert (rows["JC-VERDICT-01"]["title"], rows["JC-VERDICT-01"]["severity"]) == ("an invariant that holds", "normal")
     assert (rows["JC-VERDICT-01"]["outcome"], rows["JC-VERDICT-02"]["outcome"]) == ("passed", "failed")
     assert "told to fail" in rows["JC-VERDICT-02"]["message"]
+    # reports/README.md documents every field the certificate carries
+    documented = set(re.findall(r"`([a-z_0-9]+)`", (ROOT / "reports" / "README.md").read_text()))
+    assert set(cert) - documented == set()
+    assert {k for row in rows.values() for k in row} - documented == set()
