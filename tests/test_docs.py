@@ -39,3 +39,14 @@ def test_reports_folder_is_in_the_repository() -> None:
     ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "reports/README.md"])
     assert tracked.returncode == 0 or ignored.returncode == 1, tracked.stderr
     assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "reports/some-run/certificate.json"]).returncode == 0
+
+
+def test_a_self_test_run_writes_no_run_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """reports/ holds conformance runs only: running the project's own tests adds nothing."""
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_docs.py", "-q", "-p", "no:cacheprovider",
+                           "-k", "two_commands", "--reports-dir", str(tmp_path / "reports")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / "reports").exists()
