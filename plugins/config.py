@@ -568,6 +568,11 @@ def resolve_target(
                 f"{path}: {prefix}.database_url_env: environment variable {db_var} is not set"
             )
         redis_var = prof.get("redis_url_env")
+        if not redis_var and stack == "existing":
+            raise ConfigError(
+                f"{path}: {prefix}.redis_url_env: required for stack = existing "
+                "(the environment variable holding the Redis URL)"
+            )
         if redis_var:
             redis_url = env.get(redis_var)
             if not redis_url and stack == "existing":

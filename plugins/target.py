@@ -139,8 +139,10 @@ def pytest_configure(config: pytest.Config) -> None:
             # SIGTERM (CI cancelling, `timeout`) must tear the stack down like Ctrl-C does.
             signal.signal(signal.SIGTERM, _terminate_gracefully)
 
-    # allure-pytest writes its results under the run's folder unless told otherwise.
-    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+    # allure-pytest writes its results under the run's folder unless told otherwise (not
+    # for a run of the project's own tests: they are no conformance run).
+    if (hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir
+            and not _self_test_args(config)):
         config.option.allure_report_dir = str(run_dir / "allure-results")
 
     config.stash[_CTX] = RunContext(

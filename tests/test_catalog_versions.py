@@ -48,7 +48,9 @@ def database_url(request: pytest.FixtureRequest, stack: NativeStack, monkeypatch
         yield stack.info.database_url
         return
     monkeypatch.setenv("JC_PG_BINDIR", f"/usr/lib/postgresql/{major}/bin")
-    other = NativeStack(run_id=new_run_id(f"pg{major}"), environment="local", project_ref="localjuliaref0000000")
+    # Older than the stack's own minimum (15) on purpose: production may run them.
+    other = NativeStack(run_id=new_run_id(f"pg{major}"), environment="local", project_ref="localjuliaref0000000",
+                        pg_min_major=min(SUPPORTED))
     try:
         other.start()
         assert other.info is not None

@@ -5,6 +5,7 @@ the same interruptions, under both backends: processes (native) and containers."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.stack.launcher import RUN_MARKER_ENV
-from tests.conftest import ROOT, run_suite, skip_without_containers
+from tests.conftest import ROOT, SuiteRun, run_suite, skip_without_containers
 
 BACKENDS = ("native", "containers")
 
@@ -81,8 +82,46 @@ def test_parallel_run_shares_one_stack_and_leaves_nothing(tmp_path: Path, backen
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
     assert run.not_passed() == set(), run.output[-3000:]
     assert run.output.count(f"stack: {backend}") == 1  # one stack, started by the controller
+    assert_header(run, backend)
     assert run.certificate["run_id"] == run_id
     assert _leftovers(backend, run_id) == {}
+
+
+_SERVICE = re.compile(r"(?P<name>postgres|redis|api) (?P<version>[^,;]*?)\s*on (?P<host>[\w.:-]+):(?P<port>\d+)")
+
+
+def assert_header(run: SuiteRun, backend: str) -> dict[str, tuple[str, str, int]]:
+    """The run's header says which backend started what, on which ports: PostgreSQL 15 or
+    newer, Redis, and the API on the port the certificate's api_url names."""
+    lines = [ln for ln in run.output.splitlines() if ln.startswith(f"stack: {backend} — ")]
+    assert len(lines) == 1, run.output[-3000:]
+    found = {m["name"]: (m["version"], m["host"], int(m["port"])) for m in _SERVICE.finditer(lines[0])}
+    assert set(found) == {"postgres", "redis", "api"}, lines[0]
+    pg_version = re.search(r"\d+", found["postgres"][0])
+    assert pg_version is not None and int(pg_version.group(0)) >= 15, lines[0]
+    if backend == "native":
+        assert all(host == "127.0.0.1" for _, host, _ in found.values()), lines[0]
+        assert re.match(r"\d+\.\d+", found["redis"][0]), lines[0]
+    assert len({port for _, _, port in found.values()}) == 3, lines[0]
+    assert run.certificate is not None
+    assert run.certificate["api_url"].rstrip("/").endswith(f":{found['api'][2]}"), (run.certificate["api_url"], lines[0])
+    assert "worker julia-worker-1" in lines[0] and "scheduler julia-scheduler-1" in lines[0], lines[0]
+    return found
+
+
+def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
+    """A run that started its own stack and failed (one invariant violated, the health checks
+    passed): exit 1, not certified, and nothing of the stack is left."""
+    run_id = _run_id("lifecycle-failed", "native")
+    run = run_suite("--stack", "native", reports=tmp_path / "reports",
+                    paths=("checks/test_health.py", "tests/probes/probe_verdict.py"),
+                    env={"JC_RUN_ID": run_id, "JC_VERDICT_FAIL": "1"})
+    assert run.exitcode == 1, run.output[-3000:]
+    assert run.certificate is not None and run.certificate["verdict"] == "not-certified"
+    assert run.not_passed() == {"JC-VERDICT-02"}, run.output[-3000:]
+    assert run.outcomes()["JC-VERDICT-02"] == "failed"
+    assert_header(run, "native")
+    assert _leftovers("native", run_id) == {}
 
 
 def _stack_up(backend: str, run_id: str) -> bool:

@@ -1,0 +1,52 @@
+"""The README opens with the two commands (run the suite; run the project's tests), CI runs
+the README's test command, and a clean clone has the reports/ folder the layout names."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.conftest import ROOT
+
+
+def _first_code_block(markdown: str) -> list[str]:
+    match = re.search(r"^```[a-z]*\n(.*?)^```", markdown, re.S | re.M)
+    assert match is not None, "README.md has no code block"
+    return [line for line in match.group(1).splitlines() if line.strip()]
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    # the first code block comes before any section
+    assert readme.index("```") < readme.index("\n## ")
+    commands = [line.split("#", 1)[0].strip() for line in _first_code_block(readme)]
+    assert commands == ["scripts/conformance", "scripts/selftest"]
+    for command in commands:
+        assert (ROOT / command).is_file()
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert any(re.match(r"^(exec )?scripts/selftest\b", ln) for ln in lines), ci
+
+
+def test_reports_folder_is_in_the_repository() -> None:
+    """DESIGN's layout lists reports/: its README is committed (the rest is git-ignored)."""
+    assert (ROOT / "reports" / "README.md").is_file()
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "--error-unmatch", "reports/README.md"],
+                             capture_output=True, text=True)
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "reports/README.md"])
+    assert tracked.returncode == 0 or ignored.returncode == 1, tracked.stderr
+    assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "reports/some-run/certificate.json"]).returncode == 0
+
+
+def test_a_self_test_run_writes_no_run_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """reports/ holds conformance runs only: running the project's own tests adds nothing."""
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_docs.py", "-q", "-p", "no:cacheprovider",
+                           "-k", "two_commands", "--reports-dir", str(tmp_path / "reports")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / "reports").exists()

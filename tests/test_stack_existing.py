@@ -1,0 +1,94 @@
+"""`--stack existing`: the operator's own PostgreSQL and Redis, named by the local profile's
+env vars. The suite creates its own `jc_<run-id>` database (and template) there, runs the
+reference app against it, and afterwards leaves the servers as it found them: no database,
+no key of its own, no process, no temp dir.
+
+The servers are the session stack's (no extra stack to start): its PostgreSQL through the
+admin URL, its Redis on database 1, which the session's own app processes do not use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from fixtures.stack.launcher import NativeStack
+from plugins.config import load_targets
+from tests.conftest import ROOT, run_suite
+from tests.test_lifecycle import _leftovers
+
+pytestmark = pytest.mark.backends("native")
+
+LOCAL = load_targets(ROOT / "targets.toml")["local"]
+
+
+def _databases(admin_url: str, like: str) -> set[str]:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,))}
+
+
+def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_path: Path) -> None:
+    assert stack.info is not None
+    admin_url = stack.info.admin_url
+    redis_url = stack.info.redis_url.rsplit("/", 1)[0] + "/1"
+    run_id = f"existing.{os.getpid()}"
+    dbname = "jc_" + re.sub(r"[^a-z0-9]", "_", run_id.lower())
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    # The operator's keys, one of them in the app's own namespace: both must survive the run.
+    client.set("operator:keep", "1")
+    client.set("arq:operator-keep", "1")
+
+    seen: set[str] = set()
+    run_keys: set[bytes] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        watcher_client = redis.Redis.from_url(redis_url)
+        while not done.is_set():
+            try:
+                seen.update(_databases(admin_url, f"{dbname}%"))
+                run_keys.update(watcher_client.keys("*"))
+            except (psycopg.Error, redis.RedisError):
+                pass
+            done.wait(0.5)
+        watcher_client.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run = run_suite("--stack", "existing", reports=tmp_path / "reports", env={
+            "JC_RUN_ID": run_id,
+            LOCAL["database_url_env"]: admin_url,
+            LOCAL["redis_url_env"]: redis_url,
+        })
+    finally:
+        done.set()
+        watcher.join()
+    try:
+        assert run.exitcode == 0, run.output[-3000:]
+        assert run.certificate is not None and run.certificate["verdict"] == "certified"
+        assert run.not_passed() == set(), run.output[-3000:]
+        header = next(ln for ln in run.output.splitlines() if ln.startswith("stack: existing"))
+        pg_port = stack.info.services["postgres"].port
+        redis_port = stack.info.services["redis"].port
+        assert f"postgres {stack.info.services['postgres'].version.split('.')[0]}" in header, header
+        assert f"on 127.0.0.1:{pg_port}" in header and f"redis on 127.0.0.1:{redis_port}" in header, header
+        # During the run: its own database (from a template it also made), on the operator's server.
+        assert dbname in seen, seen
+        # ... and its app's keys in the operator's Redis (the worker's, the scheduler's).
+        assert run_keys - {b"operator:keep", b"arq:operator-keep"}, "the run's app wrote no key"
+        # Afterwards: nothing of the run is left on the servers or on the machine.
+        assert _databases(admin_url, f"{dbname}%") == set()
+        assert sorted(client.keys("*")) == [b"arq:operator-keep", b"operator:keep"]
+        assert _leftovers("native", run_id) == {}
+    finally:
+        client.flushdb()
+        client.close()
