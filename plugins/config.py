@@ -482,6 +482,7 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
     "signing_key_env": str,
     "slack_webhook_env": str,
+    "slack_timeout_s": (int, float),  # the post's total deadline (plugins.notify)
     "report_base_url": str,
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
     # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).

@@ -328,3 +328,96 @@ def test_bad_report_options_exit_4(tmp_path: Path) -> None:
         assert run.exitcode == 4, (args, run.output[-2000:])
         assert expect in run.output, (args, run.output[-2000:])
         assert not (tmp_path / "reports").exists()
+
+
+# --- Slack failures: a probe run (no stack), each way the post can fail ----------------------
+
+_PROBE_PASSES = ("tests/probes/probe_report.py",)
+_ONLY_PASSING = ("-k", "test_passes and not retry")  # JC-REPORT-05 alone: a certified run
+
+
+class _Answers500(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        body = b"internal_error"
+        self.send_response(500)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[HTTPServer, threading.Thread]:
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _slack_probe(tmp_path: Path, hook: str, name: str) -> SuiteRun:
+    targets = local_targets(tmp_path, 'slack_webhook_env = "JC_LOCAL_SLACK"\nslack_timeout_s = 2\n')
+    return run_suite("--target-file", str(targets), "--notify-slack", *_ONLY_PASSING, paths=_PROBE_PASSES,
+                     reports=tmp_path / f"reports-{name}", env={"JC_LOCAL_SLACK": hook})
+
+
+def test_slack_failures_never_change_the_verdict(tmp_path: Path) -> None:
+    """A post that fails — no answer, nobody listening, a 500 — costs one line naming the
+    failure, never the URL, and the run ends as it would without --notify-slack."""
+    import socket
+
+    token = "slack-token-beef"
+    plain = run_suite("-k", _ONLY_PASSING[1], paths=_PROBE_PASSES, reports=tmp_path / "reports-plain")
+    assert plain.exitcode == 0 and plain.certificate is not None, plain.output[-3000:]
+
+    # accepts the connection (the kernel's backlog) and never answers
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    failing, thread = _serve(_Answers500)
+    try:
+        cases = {
+            "silent": (f"http://127.0.0.1:{silent.getsockname()[1]}/services/T/B/{token}", "timeout"),
+            "closed": (f"http://127.0.0.1:{closed_port}/services/T/B/{token}", "ConnectError"),
+            "500": (f"http://127.0.0.1:{failing.server_address[1]}/services/T/B/{token}", "HTTP 500: internal_error"),
+        }
+        for name, (hook, expect) in cases.items():
+            run = _slack_probe(tmp_path, hook, name)
+            assert run.exitcode == plain.exitcode, (name, run.output[-3000:])
+            assert run.certificate is not None and run.certificate["verdict"] == "certified", name
+            line = next((ln for ln in run.output.splitlines() if "Slack: post failed: " in ln), "")
+            print(name, "->", line)
+            assert expect.lower() in line.lower(), (name, run.output[-3000:])
+            assert token not in run.output and "Traceback" not in run.output, (name, run.output[-3000:])
+        assert failing.requests == ["/services/T/B/" + token]  # type: ignore[attr-defined]
+    finally:
+        silent.close()
+        failing.shutdown()
+        failing.server_close()
+        thread.join(timeout=10)
+
+
+def test_slack_webhook_value_is_checked_before_the_run(tmp_path: Path, slack_server: HTTPServer) -> None:
+    """A secret pasted with its trailing newline still posts; a value that is no URL ends the
+    run before anything starts: exit 4, one line naming the variable, never its value."""
+    port = slack_server.server_address[1]
+    good = _slack_probe(tmp_path, f"http://127.0.0.1:{port}/services/T/B/slack-token-cafe\n", "newline")
+    assert good.exitcode == 0 and "Slack: summary posted" in good.output, good.output[-3000:]
+    assert [r["path"] for r in slack_server.requests] == ["/services/T/B/slack-token-cafe"]  # type: ignore[attr-defined]
+    for name, value, why in [
+        ("space", "https://hooks.example/services/T/B/slack token-cafe", "contains whitespace"),
+        ("ipv6", "http://[::1/services/T/B/slack-token-cafe", "is not a URL httpx can parse (InvalidURL)"),
+        ("scheme", "hooks.example/services/T/B/slack-token-cafe", "is not an http:// or https:// URL"),
+    ]:
+        run = _slack_probe(tmp_path, value, name)
+        assert run.exitcode == 4 and run.certificate is None, (name, run.output[-3000:])
+        assert f"targets.local.slack_webhook_env: JC_LOCAL_SLACK {why}" in run.output, (name, run.output[-3000:])
+        assert "slack-token-cafe" not in run.output and "Traceback" not in run.output, (name, run.output[-3000:])

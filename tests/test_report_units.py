@@ -415,3 +415,60 @@ def test_allure_results_are_scrubbed_before_writing(tmp_path: Path) -> None:
     data.write_text(json.dumps({"m": 'x pa"ss\\word-1 y'}))
     assert scrub_file(data, red) and 'pa\\"ss' not in data.read_text()
     assert scrub_tree(tmp_path, red) == 0  # idempotent: nothing left to scrub
+
+
+def test_slack_post_has_one_total_deadline() -> None:
+    """A server that answers a byte at a time never trips a per-phase timeout; the post's
+    total deadline ends it anyway, and the problem names the timeout, not the URL."""
+    import socket
+    import threading
+    import time
+
+    from plugins.notify import post_slack
+    from plugins.redaction import Redactor
+
+    stop = threading.Event()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+
+    def trickle() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.wait(0.3):
+                try:
+                    conn.sendall(b"o")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/services/T/B/trickle-secret"
+    try:
+        started = time.monotonic()
+        problem = post_slack(url, "hello", Redactor(), total_timeout_s=1.5)
+        print(f"post gave up after {time.monotonic() - started:.1f} s: {problem}")
+    finally:
+        stop.set()
+        sock.close()
+        thread.join(timeout=5)
+    assert problem == "timeout: no complete answer within the total deadline of 1.5 s"
+
+
+def test_webhook_problems_never_quote_the_value() -> None:
+    from plugins.notify import clean_webhook, webhook_problem
+
+    assert webhook_problem(clean_webhook(" https://hooks.slack.com/services/T/B/x\n")) is None
+    cases = {
+        "": "is empty",
+        "https://hooks.example/a b": "contains whitespace or a control character inside the URL",
+        "https://hooks.example/a\x00b": "contains whitespace or a control character inside the URL",
+        "http://[::1/x": "is not a URL httpx can parse (InvalidURL)",
+        "ftp://hooks.example/x": "is not an http:// or https:// URL",
+        "http:///x": "has no host",
+        "http://127.0.0.1:99999/x": "has a port out of range",
+    }
+    for value, why in cases.items():
+        assert webhook_problem(value) == why, value
