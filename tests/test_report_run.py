@@ -24,6 +24,7 @@ from tests.conftest import targets_text, ROOT, SuiteRun, run_suite
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 RUNBOOK = (ROOT / "runbook.toml").read_text()
 TARGETS = targets_text()
+GITHUB_RUNBOOK = "https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md"
 _LOCAL_REDIS_LINE = 'redis_url_env = "JC_LOCAL_REDIS_URL"\n'
 
 
@@ -67,7 +68,10 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
     from pytest_runtest_makereport must land on the test's result for a failure in the call,
     an undecidable fixture (setup phase) and a waived finding alike. (No stack needed.)"""
     runbook = tmp_path / "runbook.toml"
-    runbook.write_text(RUNBOOK + (
+    # (and the runbook's own copy of the document: links follow contract.runbook_url)
+    moved = RUNBOOK.replace(f'runbook_url = "{GITHUB_RUNBOOK}"', 'runbook_url = "https://runbooks.example/julia.md"', 1)
+    assert moved != RUNBOOK
+    runbook.write_text(moved + (
         '"JC-REPORT-03" = { reason = "pause is planned maintenance", expires = 2099-12-31 }\n'
         '"JC-REPORT-04" = { reason = "an old exception", expires = 2020-01-01 }\n'))
     run = run_suite("--runbook", str(runbook), paths=("tests/probes/probe_report.py",), reports=tmp_path / "reports")
@@ -96,6 +100,10 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
     assert "## Retried reads (1)" in (run.run_dir / "certificate.md").read_text()
     assert "retried" in labels(results["JC-REPORT-06"], "tag")
     assert "retried (1/1)" in attachment(run, results["JC-REPORT-06"], "retries")
+    # links: the configured base, the deepest runbook heading the section names
+    assert [link["url"] for link in results["JC-REPORT-01"]["links"]] == [
+        "https://runbooks.example/julia.md#scenario-2-healthdeep-returns-503-critical"]
+    assert results["JC-REPORT-05"]["links"][0]["url"] == "https://runbooks.example/julia.md#health-liveness-probe"
 
 
 def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
@@ -139,7 +147,7 @@ def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> 
     assert sorted(labels(deep7, "tag")) == ["nightly", "postdeploy"]
     assert labels(deep7, "as_id") == ["JC-DEEP-07"]
     assert deep7["name"] == "JC-DEEP-07 · /health/deep part 'hard_guards' is ok"
-    assert deep7["links"][0]["url"].startswith("https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md#")
+    assert deep7["links"][0]["url"] == f"{GITHUB_RUNBOOK}#scenario-2-healthdeep-returns-503-critical"
     assert deep7["status"] == "failed"
     assert deep7["statusDetails"]["message"].startswith("[JC-DEEP-07] VIOLATION: ")
     assert "hard_guards is 'mismatch'" in deep7["statusDetails"]["message"]
