@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.stack.launcher import NativeStack
 from plugins import verify
-from tests.conftest import targets_text, ROOT, SuiteRun, run_suite
+from tests.conftest import LOCAL_REF, targets_text, ROOT, SuiteRun, run_suite
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 RUNBOOK = (ROOT / "runbook.toml").read_text()
@@ -161,8 +161,16 @@ def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> 
     # run metadata next to the results
     res = run.run_dir / "allure-results"
     props = dict(line.split("=", 1) for line in (res / "environment.properties").read_text().splitlines())
-    assert props["target"] == "local" and props["app.git_sha"] == head
-    assert props["app.deployment_id"] == cert["app"]["deployment_id"] and props["verdict"] == "not-certified"
+    assert cert["api_url"].startswith("http://127.0.0.1:") and cert["app"]["schema_version"]
+    assert props == {
+        "target": "local", "environment": "local", "project_ref": LOCAL_REF, "api_url": cert["api_url"],
+        "app.git_sha": head, "app.deployment_id": cert["app"]["deployment_id"],
+        "schema_version": cert["app"]["schema_version"],
+        "suite.version": cert["suite"]["version"], "suite.git_sha": head,
+        "runbook.sha256": cert["runbook_sha256"], "dialect": "runbook", "tier": "postdeploy",
+        "verdict": "not-certified",
+    }
+    assert props["app.deployment_id"].startswith("local-") and re.fullmatch(r"\d+\.\d+\.\d+.*", props["suite.version"])
     assert json.loads((res / "executor.json").read_text())["reportName"] == cert["run_id"]
     cats = {c["name"]: c for c in json.loads((res / "categories.json").read_text())}
     case3 = cats["Scenario 2 · Case 3: hard guard mismatch"]
