@@ -80,7 +80,7 @@ def _jc_allure_labels(request: pytest.FixtureRequest) -> Iterator[None]:
     allure.dynamic.label("target", ctx.target.name)
     # Tier tags: allure-pytest already turns every argument-less marker (the tiers) into a
     # tag; adding them again would list each tier twice.
-    allure.dynamic.link(f"{ctx.runbook.runbook_url}#{inv.anchor}", name=f"Runbook › {inv.section}")
+    allure.dynamic.link(ctx.runbook.runbook_link(inv.section), name=f"Runbook › {inv.section}")
     yield
 
 

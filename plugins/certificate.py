@@ -293,7 +293,8 @@ class CertificatePlugin:
         link = self._report_link()
         if link is None and self.html is not None:
             link = self.html.resolve().as_uri()
-        problem = post_slack(self.slack_url, slack_text(self.cert, link), redactor(self.config))
+        url, timeout = self.slack_url
+        problem = post_slack(url, slack_text(self.cert, link), redactor(self.config), timeout)
         self.slack_note = "Slack: summary posted" if problem is None else f"Slack: post failed: {problem}"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -380,7 +381,12 @@ def _signing_key(config: pytest.Config) -> tuple[signing.Ed25519PrivateKey | Non
             f"private key ({exc})") from None
 
 
-def _slack_url(config: pytest.Config) -> str | None:
+def _slack_url(config: pytest.Config) -> tuple[str, float] | None:
+    """The webhook URL (surrounding whitespace removed) and the post's total deadline, checked
+    before anything starts: a value that cannot be posted to is a usage error naming the
+    variable, never quoting it."""
+    from plugins.notify import TOTAL_TIMEOUT_S, clean_webhook, webhook_problem
+
     if not config.getoption("jc_notify_slack"):
         return None
     target = run_context(config).target
@@ -391,9 +397,16 @@ def _slack_url(config: pytest.Config) -> str | None:
     value = target.secret("slack_webhook_env")
     if not value:
         raise pytest.UsageError(f"{target.path}: {key}: environment variable {var} is not set")
-    if not value.startswith(("https://", "http://")):
-        raise pytest.UsageError(f"{target.path}: {key}: {var} does not hold an http(s) URL")
-    return value
+    url = clean_webhook(value)
+    problem = webhook_problem(url)
+    if problem is not None:
+        raise pytest.UsageError(f"{target.path}: {key}: {var} {problem} (value not shown: it is a secret)")
+    redactor(config).register(url)
+    timeout = target.options.get("slack_timeout_s", TOTAL_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise pytest.UsageError(f"{target.path}: targets.{target.name}.slack_timeout_s: must be a number of "
+                                f"seconds greater than 0, got {timeout!r}")
+    return url, float(timeout)
 
 
 def _check_report_options(config: pytest.Config, contract: ReportContract) -> None:

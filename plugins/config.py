@@ -190,6 +190,15 @@ class Runbook:
     # schema_applied_at_key, when not "", says when it was applied).
     migrations_source: str = "table"
     schema_applied_at_key: str = ""
+    # The runbook document's outline ("## Heading" lines, in order): invariant links point at
+    # the deepest heading their section names (plugins.runbook_links).
+    runbook_headings: tuple[str, ...] = ()
+
+    def runbook_link(self, section: str) -> str:
+        """The URL of the runbook heading a runbook section names."""
+        from plugins.runbook_links import anchor
+
+        return f"{self.runbook_url}#{anchor(section, self.runbook_headings)}"
 
     @property
     def migration_log(self) -> str:
@@ -216,7 +225,18 @@ _RUNBOOK_SPEC: _Spec = {
     "thresholds": (dict, True),
     "database_session": (dict, True),
 }
-_CONTRACT_SPEC: _Spec = {"name": (str, True), "version": (str, True), "runbook_url": (str, True)}
+def _runbook_headings(path: Path, value: list[Any]) -> tuple[str, ...]:
+    from plugins.runbook_links import parse_heading
+
+    headings = _str_list(path, "contract.runbook_headings", value, nonempty=False)
+    for i, entry in enumerate(headings):
+        if parse_heading(entry) is None:
+            raise ConfigError(f"{path}: contract.runbook_headings[{i}]: must look like '## Heading text', got {entry!r}")
+    return tuple(headings)
+
+
+_CONTRACT_SPEC: _Spec = {"name": (str, True), "version": (str, True), "runbook_url": (str, True),
+                         "runbook_headings": (list, False)}
 _DATABASE_SPEC: _Spec = {
     "schema": (str, True),
     "critical_tables": (list, True),
@@ -393,6 +413,7 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
         name=contract["name"],
         version=contract["version"],
         runbook_url=contract["runbook_url"],
+        runbook_headings=_runbook_headings(path, contract.get("runbook_headings", [])),
         schema=db["schema"],
         critical_tables=tuple(_str_list(path, "database.critical_tables", db["critical_tables"])),
         critical_views=tuple(_str_list(path, "database.critical_views", db["critical_views"])),
@@ -482,6 +503,7 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
     "signing_key_env": str,
     "slack_webhook_env": str,
+    "slack_timeout_s": (int, float),  # the post's total deadline (plugins.notify)
     "report_base_url": str,
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
     # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).

@@ -41,13 +41,6 @@ class Invariant:
     remedy: str
     area: str
 
-    @property
-    def anchor(self) -> str:
-        """GitHub-style anchor of the runbook section (first segment of `section`)."""
-        head = self.section.split("›")[0].strip().lower()
-        keep = [c if c.isalnum() else "-" if c in " -" else "" for c in head]
-        return "".join(keep).strip("-")
-
 
 _REGISTRY: dict[str, Invariant] = {}
 

@@ -65,6 +65,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 # --- Allure: results are scrubbed before allure-pytest's file logger serializes them ------
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+    """A warning's text is printed in the warnings summary: scrubbed before anyone formats it
+    (pytest's terminal, xdist's worker sending it to the controller)."""
+    try:
+        red = run_redactor(_CONFIG[0]) if _CONFIG else None
+    except KeyError:
+        red = None
+    if red is None:
+        return
+    message = warning_message.message
+    text = str(message)
+    clean = red.scrub(text)
+    if clean != text:
+        category = type(message) if isinstance(message, Warning) else UserWarning
+        try:
+            warning_message.message = category(clean)
+        except Exception:  # noqa: BLE001 - a warning class with its own constructor
+            warning_message.message = UserWarning(clean)
+    if isinstance(warning_message.line, str):
+        warning_message.line = red.scrub(warning_message.line)
+
+
+# The run's config, for hooks that are not given it (pytest_warning_recorded).
+_CONFIG: list[pytest.Config] = []
+
+
 def _scrub_attrs(obj: Any, red: Redactor, seen: set[int]) -> None:
     """Scrub every string reachable from an allure_commons model object, in place."""
     import attr
@@ -158,6 +185,8 @@ class AllureRedactor:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG[:] = [config]
+    config.add_cleanup(_CONFIG.clear)
     results = getattr(config.option, "allure_report_dir", None)
     try:
         red = run_redactor(config)

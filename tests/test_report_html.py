@@ -7,8 +7,12 @@ Node, the npm package `allure` and Chromium, all installed by scripts/bootstrap.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from fixtures.stack.launcher import NativeStack
-from tests.browser import rendered_text, screenshot
+from tests.browser import closed_port, rendered_text, screenshot
+from tests.conftest import run_suite
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 
@@ -24,7 +28,8 @@ def test_report_shows_the_verdict_in_a_browser(healthy: NativeStack, suite, sql)
 
     html = index.read_text()
     assert "googletagmanager" not in html and "gtag(" not in html  # offline: no analytics beacon
-    text = rendered_text(index)
+    assert external_references(html) == []
+    text = rendered_text(index)  # (Chromium without network: tests/browser.py)
     sha = run.certificate["app"]["git_sha"][:12]
     headline = f"NOT CERTIFIED · local (local · localjuliaref0000000) · app {sha}"
     assert headline in text, text[:2000]
@@ -33,3 +38,32 @@ def test_report_shows_the_verdict_in_a_browser(healthy: NativeStack, suite, sql)
     assert "JC-GUARD-01 · app_settings.environment equals the target's APP_ENV" in text
     png = screenshot(index, run.run_dir / "report-screenshot.png")
     assert png.stat().st_size > 10_000
+
+
+_EXTERNAL = re.compile(r"""(?:\b(?:src|href|action|poster|data)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])(?:https?:)?//""",
+                       re.IGNORECASE)
+
+
+def external_references(html: str) -> list[str]:
+    """Every attribute or CSS reference of the page that would fetch from the network
+    (scripts and styles are inlined as data: URIs, which are not)."""
+    return [html[m.start():m.end() + 60] for m in _EXTERNAL.finditer(html)]
+
+
+def test_html_is_built_without_network(tmp_path: Path) -> None:
+    """The report is built with every proxy pointing at a closed port (a build that fetched
+    anything would fail or hang) and references nothing outside its own file. A probe run:
+    no stack needed."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    env = {name: dead for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                                   "all_proxy", "npm_config_proxy", "npm_config_https_proxy")}
+    env.update(NO_PROXY="", no_proxy="", NODE_USE_ENV_PROXY="1", npm_config_offline="true")
+    run = run_suite("--build-html", "-k", "test_passes and not retry", paths=("tests/probes/probe_report.py",),
+                    reports=tmp_path / "reports", env=env)
+    assert run.exitcode == 0 and run.run_dir is not None, run.output[-3000:]
+    index = run.run_dir / "html" / "index.html"
+    assert index.is_file(), run.output[-2000:]
+    html = index.read_text(encoding="utf-8")
+    assert len(html) > 100_000 and 'src="data:text/javascript;base64,' in html  # the app itself is inline
+    assert external_references(html) == []
+    assert external_references('<img src="https://x.example/a.png"><a href=//cdn.example>') != []  # (the check can fail)

@@ -25,13 +25,13 @@ from psycopg import sql as pgsql
 
 from fixtures.stack.launcher import NativeStack
 from plugins import signing
-from tests.conftest import LOCAL_REF, run_suite
+from tests.conftest import LOCAL_REF, SuiteRun, run_suite
 from tests.test_report_run import Recorder
 
 ROLE = "jc_redaction_reader"
 PASSWORD = "Sécr3t/p@ss%w0rd!jc-7"
 WEBHOOK_TOKEN = "hooktoken-9f8e7d6c"
-UNDECLARED = ("hunter2-unregistered", "abcdefghijklmnop0123")
+UNDECLARED = ("hunter2-unregistered", "abcdefghijklmnop0123", "redis-pw-7f3a9c", "kv-secret-91b2")
 _PAYLOAD = re.compile(r'd\("([^"]+)","([A-Za-z0-9+/=]*)"\)')
 
 
@@ -112,14 +112,38 @@ def test_no_secret_leaves_the_run(healthy: NativeStack, reader_role: str, slack:
     assert html.is_file(), run.output[-2000:]
     assert len(slack.requests) == 1  # type: ignore[attr-defined]
 
+    assert "warnings summary" in run.output and "deprecated: posting to ***" in run.output
+
     secrets = [PASSWORD, reader_role, key, hook, WEBHOOK_TOKEN, *UNDECLARED]
-    needles = _needles(secrets)
     files = [p for p in run.run_dir.rglob("*") if p.is_file()]
     assert len(files) > 20  # certificate, markdown, results, attachments, HTML, config
     # the search reaches inside the HTML's embedded data (else it would prove nothing there)
     assert any("a violation quoting every secret" in t and "***" in t for t in _texts(html)[1:])
+    assert _hits(run, secrets, slack.requests) == []  # type: ignore[attr-defined]
+
+    # the same under xdist: workers report to the controller (the leaky probe alone, no HTML)
+    slack.requests.clear()  # type: ignore[attr-defined]
+    parallel = run_suite(
+        "--target-file", str(targets), "--target", "remote", "--notify-slack", "-rA", "-n", "2",
+        paths=("tests/probes/probe_leaky.py",), reports=tmp_path / "reports-n2",
+        env={"JC_REMOTE_DB": reader_role, "JC_REMOTE_REDIS": info.redis_url,
+             "JC_REMOTE_SIGNING_KEY": key, "JC_REMOTE_SLACK": hook},
+    )
+    assert parallel.exitcode == 1 and parallel.run_dir is not None, parallel.output[-3000:]
+    assert parallel.outcomes() == {"JC-LEAK-01": "failed", "JC-LEAK-02": "error", "JC-LEAK-03": "failed",
+                                   "JC-LEAK-04": "skipped", "JC-LEAK-05": "failed"}
+    assert "deprecated: posting to ***" in parallel.output and len(slack.requests) == 1  # type: ignore[attr-defined]
+    assert _hits(parallel, secrets, slack.requests) == []  # type: ignore[attr-defined]
+
+
+def _hits(run: SuiteRun, secrets: list[str], requests: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """Every (place, secret form) found: each file under the run's folder, the captured
+    output, the Slack post's body."""
+    assert run.run_dir is not None
+    needles = _needles(secrets)
+    files = [p for p in run.run_dir.rglob("*") if p.is_file()]
     hits = [(str(p.relative_to(run.run_dir)), n) for p in files for t in _texts(p) for n in needles if n in t]
     hits += [("captured output", n) for n in needles if n in run.output]
     # (the request's path is the webhook itself: only what was posted counts)
-    hits += [("slack post", n) for req in slack.requests for n in needles if n in req["body"]]  # type: ignore[attr-defined]
-    assert hits == []
+    hits += [("slack post", n) for req in requests for n in needles if n in req["body"]]
+    return hits

@@ -19,11 +19,12 @@ import pytest
 
 from fixtures.stack.launcher import NativeStack
 from plugins import verify
-from tests.conftest import targets_text, ROOT, SuiteRun, run_suite
+from tests.conftest import LOCAL_REF, targets_text, ROOT, SuiteRun, run_suite
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 RUNBOOK = (ROOT / "runbook.toml").read_text()
 TARGETS = targets_text()
+GITHUB_RUNBOOK = "https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md"
 _LOCAL_REDIS_LINE = 'redis_url_env = "JC_LOCAL_REDIS_URL"\n'
 
 
@@ -67,7 +68,10 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
     from pytest_runtest_makereport must land on the test's result for a failure in the call,
     an undecidable fixture (setup phase) and a waived finding alike. (No stack needed.)"""
     runbook = tmp_path / "runbook.toml"
-    runbook.write_text(RUNBOOK + (
+    # (and the runbook's own copy of the document: links follow contract.runbook_url)
+    moved = RUNBOOK.replace(f'runbook_url = "{GITHUB_RUNBOOK}"', 'runbook_url = "https://runbooks.example/julia.md"', 1)
+    assert moved != RUNBOOK
+    runbook.write_text(moved + (
         '"JC-REPORT-03" = { reason = "pause is planned maintenance", expires = 2099-12-31 }\n'
         '"JC-REPORT-04" = { reason = "an old exception", expires = 2020-01-01 }\n'))
     run = run_suite("--runbook", str(runbook), paths=("tests/probes/probe_report.py",), reports=tmp_path / "reports")
@@ -96,6 +100,10 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
     assert "## Retried reads (1)" in (run.run_dir / "certificate.md").read_text()
     assert "retried" in labels(results["JC-REPORT-06"], "tag")
     assert "retried (1/1)" in attachment(run, results["JC-REPORT-06"], "retries")
+    # links: the configured base, the deepest runbook heading the section names
+    assert [link["url"] for link in results["JC-REPORT-01"]["links"]] == [
+        "https://runbooks.example/julia.md#scenario-2-healthdeep-returns-503-critical"]
+    assert results["JC-REPORT-05"]["links"][0]["url"] == "https://runbooks.example/julia.md#health-liveness-probe"
 
 
 def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
@@ -139,7 +147,7 @@ def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> 
     assert sorted(labels(deep7, "tag")) == ["nightly", "postdeploy"]
     assert labels(deep7, "as_id") == ["JC-DEEP-07"]
     assert deep7["name"] == "JC-DEEP-07 · /health/deep part 'hard_guards' is ok"
-    assert deep7["links"][0]["url"].startswith("https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md#")
+    assert deep7["links"][0]["url"] == f"{GITHUB_RUNBOOK}#scenario-2-healthdeep-returns-503-critical"
     assert deep7["status"] == "failed"
     assert deep7["statusDetails"]["message"].startswith("[JC-DEEP-07] VIOLATION: ")
     assert "hard_guards is 'mismatch'" in deep7["statusDetails"]["message"]
@@ -153,8 +161,16 @@ def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> 
     # run metadata next to the results
     res = run.run_dir / "allure-results"
     props = dict(line.split("=", 1) for line in (res / "environment.properties").read_text().splitlines())
-    assert props["target"] == "local" and props["app.git_sha"] == head
-    assert props["app.deployment_id"] == cert["app"]["deployment_id"] and props["verdict"] == "not-certified"
+    assert cert["api_url"].startswith("http://127.0.0.1:") and cert["app"]["schema_version"]
+    assert props == {
+        "target": "local", "environment": "local", "project_ref": LOCAL_REF, "api_url": cert["api_url"],
+        "app.git_sha": head, "app.deployment_id": cert["app"]["deployment_id"],
+        "schema_version": cert["app"]["schema_version"],
+        "suite.version": cert["suite"]["version"], "suite.git_sha": head,
+        "runbook.sha256": cert["runbook_sha256"], "dialect": "runbook", "tier": "postdeploy",
+        "verdict": "not-certified",
+    }
+    assert props["app.deployment_id"].startswith("local-") and re.fullmatch(r"\d+\.\d+\.\d+.*", props["suite.version"])
     assert json.loads((res / "executor.json").read_text())["reportName"] == cert["run_id"]
     cats = {c["name"]: c for c in json.loads((res / "categories.json").read_text())}
     case3 = cats["Scenario 2 · Case 3: hard guard mismatch"]
@@ -328,3 +344,96 @@ def test_bad_report_options_exit_4(tmp_path: Path) -> None:
         assert run.exitcode == 4, (args, run.output[-2000:])
         assert expect in run.output, (args, run.output[-2000:])
         assert not (tmp_path / "reports").exists()
+
+
+# --- Slack failures: a probe run (no stack), each way the post can fail ----------------------
+
+_PROBE_PASSES = ("tests/probes/probe_report.py",)
+_ONLY_PASSING = ("-k", "test_passes and not retry")  # JC-REPORT-05 alone: a certified run
+
+
+class _Answers500(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        body = b"internal_error"
+        self.send_response(500)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[HTTPServer, threading.Thread]:
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _slack_probe(tmp_path: Path, hook: str, name: str) -> SuiteRun:
+    targets = local_targets(tmp_path, 'slack_webhook_env = "JC_LOCAL_SLACK"\nslack_timeout_s = 2\n')
+    return run_suite("--target-file", str(targets), "--notify-slack", *_ONLY_PASSING, paths=_PROBE_PASSES,
+                     reports=tmp_path / f"reports-{name}", env={"JC_LOCAL_SLACK": hook})
+
+
+def test_slack_failures_never_change_the_verdict(tmp_path: Path) -> None:
+    """A post that fails — no answer, nobody listening, a 500 — costs one line naming the
+    failure, never the URL, and the run ends as it would without --notify-slack."""
+    import socket
+
+    token = "slack-token-beef"
+    plain = run_suite("-k", _ONLY_PASSING[1], paths=_PROBE_PASSES, reports=tmp_path / "reports-plain")
+    assert plain.exitcode == 0 and plain.certificate is not None, plain.output[-3000:]
+
+    # accepts the connection (the kernel's backlog) and never answers
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    failing, thread = _serve(_Answers500)
+    try:
+        cases = {
+            "silent": (f"http://127.0.0.1:{silent.getsockname()[1]}/services/T/B/{token}", "timeout"),
+            "closed": (f"http://127.0.0.1:{closed_port}/services/T/B/{token}", "ConnectError"),
+            "500": (f"http://127.0.0.1:{failing.server_address[1]}/services/T/B/{token}", "HTTP 500: internal_error"),
+        }
+        for name, (hook, expect) in cases.items():
+            run = _slack_probe(tmp_path, hook, name)
+            assert run.exitcode == plain.exitcode, (name, run.output[-3000:])
+            assert run.certificate is not None and run.certificate["verdict"] == "certified", name
+            line = next((ln for ln in run.output.splitlines() if "Slack: post failed: " in ln), "")
+            print(name, "->", line)
+            assert expect.lower() in line.lower(), (name, run.output[-3000:])
+            assert token not in run.output and "Traceback" not in run.output, (name, run.output[-3000:])
+        assert failing.requests == ["/services/T/B/" + token]  # type: ignore[attr-defined]
+    finally:
+        silent.close()
+        failing.shutdown()
+        failing.server_close()
+        thread.join(timeout=10)
+
+
+def test_slack_webhook_value_is_checked_before_the_run(tmp_path: Path, slack_server: HTTPServer) -> None:
+    """A secret pasted with its trailing newline still posts; a value that is no URL ends the
+    run before anything starts: exit 4, one line naming the variable, never its value."""
+    port = slack_server.server_address[1]
+    good = _slack_probe(tmp_path, f"http://127.0.0.1:{port}/services/T/B/slack-token-cafe\n", "newline")
+    assert good.exitcode == 0 and "Slack: summary posted" in good.output, good.output[-3000:]
+    assert [r["path"] for r in slack_server.requests] == ["/services/T/B/slack-token-cafe"]  # type: ignore[attr-defined]
+    for name, value, why in [
+        ("space", "https://hooks.example/services/T/B/slack token-cafe", "contains whitespace"),
+        ("ipv6", "http://[::1/services/T/B/slack-token-cafe", "is not a URL httpx can parse (InvalidURL)"),
+        ("scheme", "hooks.example/services/T/B/slack-token-cafe", "is not an http:// or https:// URL"),
+    ]:
+        run = _slack_probe(tmp_path, value, name)
+        assert run.exitcode == 4 and run.certificate is None, (name, run.output[-3000:])
+        assert f"targets.local.slack_webhook_env: JC_LOCAL_SLACK {why}" in run.output, (name, run.output[-3000:])
+        assert "slack-token-cafe" not in run.output and "Traceback" not in run.output, (name, run.output[-3000:])

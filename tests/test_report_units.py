@@ -415,3 +415,200 @@ def test_allure_results_are_scrubbed_before_writing(tmp_path: Path) -> None:
     data.write_text(json.dumps({"m": 'x pa"ss\\word-1 y'}))
     assert scrub_file(data, red) and 'pa\\"ss' not in data.read_text()
     assert scrub_tree(tmp_path, red) == 0  # idempotent: nothing left to scrub
+
+
+def test_slack_post_has_one_total_deadline() -> None:
+    """A server that answers a byte at a time never trips a per-phase timeout; the post's
+    total deadline ends it anyway, and the problem names the timeout, not the URL."""
+    import socket
+    import threading
+    import time
+
+    from plugins.notify import post_slack
+    from plugins.redaction import Redactor
+
+    stop = threading.Event()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+
+    def trickle() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.wait(0.3):
+                try:
+                    conn.sendall(b"o")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/services/T/B/trickle-secret"
+    try:
+        started = time.monotonic()
+        problem = post_slack(url, "hello", Redactor(), total_timeout_s=1.5)
+        print(f"post gave up after {time.monotonic() - started:.1f} s: {problem}")
+    finally:
+        stop.set()
+        sock.close()
+        thread.join(timeout=5)
+    assert problem == "timeout: no complete answer within the total deadline of 1.5 s"
+
+
+def test_webhook_problems_never_quote_the_value() -> None:
+    from plugins.notify import clean_webhook, webhook_problem
+
+    assert webhook_problem(clean_webhook(" https://hooks.slack.com/services/T/B/x\n")) is None
+    cases = {
+        "": "is empty",
+        "https://hooks.example/a b": "contains whitespace or a control character inside the URL",
+        "https://hooks.example/a\x00b": "contains whitespace or a control character inside the URL",
+        "http://[::1/x": "is not a URL httpx can parse (InvalidURL)",
+        "ftp://hooks.example/x": "is not an http:// or https:// URL",
+        "http:///x": "has no host",
+        "http://127.0.0.1:99999/x": "has a port out of range",
+    }
+    for value, why in cases.items():
+        assert webhook_problem(value) == why, value
+
+
+# --- the catalogue: runbook links and severities -------------------------------------------
+
+
+def _catalogue() -> dict[str, Invariant]:
+    """Every invariant the suite declares (importing each check module registers its own)."""
+    import importlib
+    import pkgutil
+
+    import checks
+    from plugins.invariants import registry
+
+    for module in pkgutil.iter_modules(checks.__path__):
+        importlib.import_module(f"checks.{module.name}")
+    found = registry()
+    return {k: v for k, v in found.items() if not k.startswith(("JC-REPORT-", "JC-LEAK-"))}  # (probes)
+
+
+def test_github_slugs() -> None:
+    """GitHub's anchors for headings of the runbook (as github.com renders them)."""
+    from plugins.runbook_links import github_slug, slugs
+
+    assert github_slug("CRITICAL RULES - READ FIRST") == "critical-rules---read-first"
+    assert github_slug("/health/deep (Comprehensive Health Check)") == "healthdeep-comprehensive-health-check"
+    assert github_slug("Runbook - Operações de Produção") == "runbook---operações-de-produção"
+    assert github_slug('What "Apply Migration Manually" Means') == "what-apply-migration-manually-means"
+    assert github_slug("Monthly Maintenance (First Monday of month, 2 AM UTC)") == (
+        "monthly-maintenance-first-monday-of-month-2-am-utc")
+    assert slugs(["## Notes", "### Notes", "## Other", "# Notes"]) == ["notes", "notes-1", "other", "notes-2"]
+
+
+def test_links_point_at_the_deepest_heading_named() -> None:
+    from plugins.runbook_links import anchor
+
+    outline = ["# Doc", "## Incident Response Scenarios", "### Scenario 1: A", "### Scenario 2: B (503)",
+               "## Other", "### Scenario 2: elsewhere"]
+    assert anchor("Incident Response Scenarios › Scenario 2 › Case 3", outline) == "scenario-2-b-503"
+    assert anchor("Incident Response Scenarios › Scenario 12", outline) == "incident-response-scenarios"
+    assert anchor("Other › Scenario 2", outline) == "scenario-2-elsewhere"
+    assert anchor("Nowhere › Scenario 1", outline) == "nowhere"  # nothing named: the first segment
+    assert anchor("Health Checks › /health", []) == "health-checks"  # no outline configured
+
+
+def test_runbook_headings_are_checked(tmp_path: Path) -> None:
+    text = RUNBOOK.read_text()
+    bad = tmp_path / "runbook.toml"
+    bad.write_text(text.replace('runbook_headings = [\n', 'runbook_headings = [\n    "Not a heading",\n', 1))
+    with pytest.raises(ConfigError, match=r"contract\.runbook_headings\[0\]: must look like '## Heading text', "
+                                          r"got 'Not a heading'"):
+        load_runbook(bad)
+    base = tmp_path / "base.toml"
+    base.write_text(text.replace("https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md",
+                                 "https://runbooks.example/julia.md", 1))
+    assert load_runbook(base).runbook_link("CRITICAL RULES › Rule 4") == (
+        "https://runbooks.example/julia.md#critical-rules---read-first")
+
+
+def test_outline_in_runbook_toml_is_the_runbook_s(shared_runbook: Path) -> None:
+    from plugins.runbook_links import outline_of
+
+    real = outline_of(shared_runbook.read_text(encoding="utf-8"))
+    assert list(load_runbook(RUNBOOK).runbook_headings) == real, "\n".join(real)
+
+
+def test_every_invariant_links_to_a_real_heading(shared_runbook: Path) -> None:
+    """Each invariant's link anchor is the GitHub slug of a heading of the real runbook — the
+    deepest one its section names."""
+    from plugins.runbook_links import deepest_heading, outline_of, slugs
+
+    runbook = load_runbook(RUNBOOK)
+    real = outline_of(shared_runbook.read_text(encoding="utf-8"))
+    real_slugs = slugs(real)
+    catalogue = _catalogue()
+    assert len(catalogue) > 40
+    wrong = {}
+    for inv in catalogue.values():
+        url = runbook.runbook_link(inv.section)
+        base, _, fragment = url.partition("#")
+        found = deepest_heading(inv.section, real)
+        if base != runbook.runbook_url or found is None or fragment != real_slugs[found]:
+            wrong[inv.id] = (inv.section, fragment, None if found is None else real[found])
+    assert wrong == {}
+    link = {i: runbook.runbook_link(inv.section).partition("#")[2] for i, inv in catalogue.items()}
+    assert link["JC-SCHED-02"] == "critical-rules---read-first"
+    assert link["JC-DEEP-07"] == "scenario-2-healthdeep-returns-503-critical"  # Case 3 is bold, not a heading
+    assert link["JC-PAUSE-01"] == "scenario-3-julia-paused-or-not-responding"
+    assert link["JC-MAINT-03"] == "weekly-maintenance-every-monday-2-am-utc"
+
+
+def test_rollback_triggers_are_blockers() -> None:
+    """Severity blocker for every invariant the runbook makes a rollback trigger: each part of
+    /health/deep (rule 3), the hard guards (rule 2), and any remedy that says ROLLBACK."""
+    import re
+
+    catalogue = _catalogue()
+    parts = load_runbook(RUNBOOK).deep.parts
+    deep_parts = {inv.id for inv in catalogue.values()
+                  if re.match(r"/health/deep part '([^']+)'", inv.title)}
+    titled = {re.match(r"/health/deep part '([^']+)'", catalogue[i].title).group(1) for i in deep_parts}  # type: ignore[union-attr]
+    assert titled == set(parts), "every part of the deep report has its invariant"
+    triggers = {
+        inv.id: why for inv in catalogue.values()
+        for why in [
+            "a /health/deep part" if inv.id in deep_parts else
+            "the /health/deep gate" if "/health/deep" in inv.section or inv.id.startswith("JC-DEEP-") else
+            "a hard guard" if inv.id.startswith("JC-GUARD-") or "Hard Guards" in inv.section
+            or "Scenario 2 · Case 3" in inv.remedy else
+            "its remedy says ROLLBACK" if "ROLLBACK" in inv.remedy else None
+        ] if why is not None
+    }
+    assert {"JC-DEEP-01", "JC-DEEP-07", "JC-DEEP-08", "JC-GUARD-01", "JC-GUARD-04", "JC-SCHEMA-01",
+            "JC-MIG-04"} <= set(triggers)
+    not_blockers = {i: (why, catalogue[i].severity) for i, why in triggers.items() if catalogue[i].severity != "blocker"}
+    assert not_blockers == {}
+
+
+def test_a_pause_failure_is_filed_under_scenario_3() -> None:
+    """JC-PAUSE-01 and JC-QUEUE-01 as declared, failing with the message the suite writes,
+    land in "Scenario 3: Júlia paused or not responding" — Allure 2 and Allure 3 rules alike."""
+    import re
+
+    catalogue = _catalogue()
+    report = load_runbook(RUNBOOK).section("report")
+    rows = [_row(i, "failed", severity=catalogue[i].severity, section=catalogue[i].section,
+                 remedy=catalogue[i].remedy) for i in ("JC-PAUSE-01", "JC-QUEUE-01", "JC-DEEP-07", "JC-JOBS-02")]
+    allure2, allure3 = categories(rows, report)
+    names = [c["name"] for c in allure2]
+    scenario3 = "Scenario 3: Júlia paused or not responding"
+    assert scenario3 in names
+    rule = allure2[names.index(scenario3)]
+    message = "[JC-PAUSE-01] VIOLATION: julia_status is 'pausado' (since 2026-02-10 03:12, motivo 'manual')"
+    assert rule["matchedStatuses"] == ["failed", "broken"]
+    assert re.fullmatch(rule["messageRegex"], message)
+    assert re.fullmatch(rule["messageRegex"], "[JC-QUEUE-01] UNDECIDED: fila_mensagens unreadable")
+    others = [c for c in allure2 if c["name"] != scenario3 and "messageRegex" in c and c["name"].startswith("Scenario")]
+    assert not any(re.fullmatch(c["messageRegex"], message) for c in others)
+    assert not re.fullmatch(rule["messageRegex"], "[JC-JOBS-02] VIOLATION: x")
+    rule3 = allure3[names.index(scenario3)]
+    assert re.fullmatch(rule3["matchers"]["labels"]["invariant"], "JC-PAUSE-01")

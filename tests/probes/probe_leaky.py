@@ -1,6 +1,7 @@
 """Run by tests/test_report_redaction.py: failures that carry the run's secrets everywhere a
 check's output can go (message, evidence, stdout, log, assertion rewriting, skip reason, a
-crash), plus secret-shaped strings (a DSN password, a bearer token) no env var declared.
+crash, a Python warning), plus secret-shaped strings no env var declared (a DSN password, a
+password-bearing Redis URL, a libpq ``password=`` string, a bearer token).
 
 Not collected by `pytest tests` (no test_ prefix): it only makes sense inside that run.
 """
@@ -8,6 +9,7 @@ Not collected by `pytest tests` (no test_ prefix): it only makes sense inside th
 from __future__ import annotations
 
 import logging
+import warnings
 
 import pytest
 
@@ -15,7 +17,9 @@ from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
 pytestmark = [pytest.mark.nightly]
-UNDECLARED = "postgresql://bob:hunter2-unregistered@db.internal:5432/julia and Authorization: Bearer abcdefghijklmnop0123"
+UNDECLARED = ("postgresql://bob:hunter2-unregistered@db.internal:5432/julia and Authorization: Bearer abcdefghijklmnop0123"
+              " and redis://:redis-pw-7f3a9c@cache.internal:6379/0"
+              " and host=db.internal port=5432 user=bob password=kv-secret-91b2 dbname=julia")
 
 
 def _secrets(ctx: RunContext) -> dict[str, str | None]:
@@ -29,6 +33,8 @@ def _secrets(ctx: RunContext) -> dict[str, str | None]:
 def test_violation_quotes_secrets(ctx: RunContext) -> None:
     s = _secrets(ctx)
     print(f"connecting with {s['dsn']} signing with {s['signing_key']}")
+    warnings.warn(f"deprecated: posting to {s['webhook']} with key {s['signing_key']}; {UNDECLARED}", UserWarning,
+                  stacklevel=1)
     logging.getLogger("jc.leaky").warning("posting to %s; %s", s["webhook"], UNDECLARED)
     raise violated(f"login with {s['dsn']} failed; key {s['signing_key']}; hook {s['webhook']}; {UNDECLARED}",
                    evidence={"dsn": s["dsn"], "nested": [{"key": s["signing_key"]}], "hook": s["webhook"],
