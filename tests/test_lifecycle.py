@@ -72,14 +72,18 @@ def _run_id(stem: str, backend: str) -> str:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_parallel_run_shares_one_stack_and_leaves_nothing(tmp_path: Path, backend: str) -> None:
-    """The healthy stack, every check (`checks`): certified, on either backend."""
+    """The healthy stack, every check (`checks`): certified, on either backend. On native the
+    run is the README's `scripts/conformance` as shipped (its own stack, the HTML report built)."""
     if backend == "containers":
         skip_without_containers()
     run_id = _run_id("lifecycle-xdist", backend)
-    run = run_suite("--target", "local", "--stack", backend, "-n", "2", reports=tmp_path / "reports",
+    html = ("--build-html",) if backend == "native" else ()
+    run = run_suite("--target", "local", "--stack", backend, "-n", "2", *html, reports=tmp_path / "reports",
                     env={"JC_RUN_ID": run_id})
     assert run.exitcode == 0, run.output[-3000:]
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
+    if html:
+        assert run.run_dir is not None and (run.run_dir / "html" / "index.html").is_file(), run.output[-3000:]
     assert run.not_passed() == set(), run.output[-3000:]
     assert run.output.count(f"stack: {backend}") == 1  # one stack, started by the controller
     assert_header(run, backend)
