@@ -261,12 +261,22 @@ def _deep_part_check(part: str) -> object:
             where = f" ({p.path})" if p.path != part else ""
             raise violated(
                 f"GET {trusted_deep.path} {part}{where} is {p.status!r} ({case}: {what}){detail}"
-                + (f"; {extra}" if extra else ""),
+                + (f"; {extra}" if extra else "") + _views_cause(part, trusted_deep),
                 evidence=p.detail,
             )
 
     check.__name__ = f"test_deep_part_{part}"
     return check
+
+
+def _views_cause(part: str, report: probes_health.DeepReport) -> str:
+    """Missing views while critical tables are missing too: a view is dropped with the table
+    it reads (DROP … CASCADE), so the table comes back first, then the views' CREATE VIEW."""
+    tables = report.parts.get("tables")
+    if part != "views" or tables is None or not tables.missing:
+        return ""
+    return (f" — the tables part reports missing: {', '.join(tables.missing)} too (a view goes with the "
+            "table it reads): restore the table first, then re-run the CREATE VIEW")
 
 
 test_deep_part_redis = _deep_part_check("redis")
