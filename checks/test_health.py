@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from fixtures import probes_drift, probes_health
-from fixtures.probes_health import BadAnswer, HealthEndpoints, NoAnswer, alias_note, dig, json_object
+from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.config import Runbook
 from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
 from plugins.invariants import Undecidable, invariant, violated
@@ -35,20 +35,34 @@ pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
     remedy="Scenario 1: check `railway status` and `railway logs -n 50` for a failed startup; "
     "roll back if the last deploy is the culprit, else `railway restart`.",
 )
-def test_liveness(health: HealthEndpoints, runbook: Runbook) -> None:
+def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
     try:
         resp = health.answer("health")
     except NoAnswer as exc:
         raise violated(f"{exc.message} (Scenario 1: the app is not responding)") from None
-    if resp.status != 200:
-        raise violated(f"GET {resp.path} answered HTTP {resp.status}, expected 200: {resp.excerpt()!r}")
+    except EndpointMissing as exc:
+        raise missing_endpoint(dialects, health, "health", exc) from None
     try:
+        if 300 <= resp.status < 400:
+            json_object(resp)  # a redirect (a login page in front of the app): say where to
+        if resp.status != 200:
+            raise violated(f"GET {resp.path} answered HTTP {resp.status}, expected 200: {resp.excerpt()!r}")
         json_object(resp)
     except BadAnswer as exc:
         raise violated(exc.message) from None
     budget = runbook.http.liveness_budget_ms
     if resp.elapsed_ms > budget:
-        raise violated(f"GET {resp.path} took {resp.elapsed_ms:.0f} ms, budget {budget} ms (runbook.toml http)")
+        raise violated(
+            f"GET {resp.path} took {resp.elapsed_ms:.0f} ms, over the liveness budget of {budget} ms "
+            "(runbook.toml http.liveness_budget_ms)"
+        )
+
+
+def missing_endpoint(dialects: Dialects, health: HealthEndpoints, name: str, exc: EndpointMissing) -> Exception:
+    """An endpoint whose every path answered 404 fails its own contract ("endpoint missing"),
+    unless another known dialect's route serves it (drift, judged by plugins.drift)."""
+    return probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name], (), exc.message,
+                                   violated(exc.message))
 
 
 @invariant(
@@ -140,9 +154,12 @@ def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Calla
     remedy="Rule 3: ROLLBACK NOW (Railway → Deployments → last stable → Redeploy); then read "
     "which part failed and follow its Scenario 2 case.",
 )
-def test_deep_healthy(health: HealthEndpoints, runbook: Runbook) -> None:
+def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
     try:
         report = health.deep()
+    except EndpointMissing as exc:
+        raise missing_endpoint(dialects, health, "deep", EndpointMissing(
+            f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report")) from None
     except (NoAnswer, BadAnswer) as exc:
         raise violated(f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report") from None
     if report.http_status == 200 and report.healthy(runbook.deep):
@@ -244,12 +261,22 @@ def _deep_part_check(part: str) -> object:
             where = f" ({p.path})" if p.path != part else ""
             raise violated(
                 f"GET {trusted_deep.path} {part}{where} is {p.status!r} ({case}: {what}){detail}"
-                + (f"; {extra}" if extra else ""),
+                + (f"; {extra}" if extra else "") + _views_cause(part, trusted_deep),
                 evidence=p.detail,
             )
 
     check.__name__ = f"test_deep_part_{part}"
     return check
+
+
+def _views_cause(part: str, report: probes_health.DeepReport) -> str:
+    """Missing views while critical tables are missing too: a view is dropped with the table
+    it reads (DROP … CASCADE), so the table comes back first, then the views' CREATE VIEW."""
+    tables = report.parts.get("tables")
+    if part != "views" or tables is None or not tables.missing:
+        return ""
+    return (f" — the tables part reports missing: {', '.join(tables.missing)} too (a view goes with the "
+            "table it reads): restore the table first, then re-run the CREATE VIEW")
 
 
 test_deep_part_redis = _deep_part_check("redis")

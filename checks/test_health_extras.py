@@ -16,7 +16,9 @@ import pytest
 
 from fixtures import probes, probes_drift
 from fixtures.clients import Database, EndpointResponse
-from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, parse_circuits, parse_rate, parse_schema
+from fixtures.probes_health import (
+    BadAnswer, EndpointMissing, HealthEndpoints, json_object, parse_circuits, parse_rate, parse_schema,
+)
 from plugins.config import Runbook
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
@@ -25,6 +27,11 @@ pytestmark = [pytest.mark.nightly]
 
 
 def _expect_200(resp: EndpointResponse, what: str) -> None:
+    if 300 <= resp.status < 400:  # a redirect (a login page in front of the app): say where to
+        try:
+            json_object(resp)
+        except BadAnswer as exc:
+            raise violated(exc.message) from None
     if resp.status != 200:
         raise violated(f"GET {resp.path} answered HTTP {resp.status}, expected 200 with {what}: {resp.excerpt()!r}")
 

@@ -142,6 +142,21 @@ class SuiteRun:
         raise KeyError(inv_id)
 
 
+def expect(run: SuiteRun, *, failed: set[str] = frozenset(), error: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Exactly these invariants did not pass, with exactly these outcomes (failed = the target
+    breaks the invariant, error = the check could not decide); the exit code and the
+    certificate's verdict follow, and every message is one line without a traceback."""
+    assert run.certificate is not None, run.output[-3000:]
+    outcomes = run.outcomes()
+    got = {i: o for i, o in outcomes.items() if o != "passed"}
+    want = {**{i: "failed" for i in failed}, **{i: "error" for i in error}}
+    assert got == want, run.output[-4000:]
+    assert run.exitcode == (0 if not want else 1), run.output[-3000:]
+    assert run.certificate["verdict"] == ("certified" if not want else "not-certified"), run.certificate["verdict"]
+    for inv in want:
+        assert "Traceback" not in run.message(inv) and run.message(inv), run.message(inv)
+
+
 def run_suite(*args: str, reports: Path, env: dict[str, str] | None = None, timeout: float = 300,
               paths: tuple[str, ...] = ("checks",)) -> SuiteRun:
     """Run the conformance suite as an operator would, in a fresh process.

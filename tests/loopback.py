@@ -173,3 +173,36 @@ class DroppingApi:
         self._stop.set()
         self._thread.join(timeout=5)
         self._sock.close()
+
+
+class StalledListener:
+    """A real listening socket on 127.0.0.1:0 whose accept queue is full and never drained:
+    the kernel drops every further SYN, so a client's TCP handshake never completes and it
+    sees a connect timeout (httpx.ConnectTimeout), as with a host behind a silent firewall or
+    an overloaded load balancer. Not a refused connection: nothing answers at all."""
+
+    def __init__(self, fillers: int = 4) -> None:
+        import socket
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(0)
+        host, port = self._sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self._fillers: list[socket.socket] = []
+        for _ in range(fillers):  # fill the accept queue; never accepted
+            conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            conn.setblocking(False)
+            try:
+                conn.connect((host, port))
+            except BlockingIOError:
+                pass
+            self._fillers.append(conn)
+
+    def __enter__(self) -> StalledListener:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for conn in self._fillers:
+            conn.close()
+        self._sock.close()

@@ -20,26 +20,14 @@ import pytest
 import redis
 
 from fixtures.stack.launcher import NativeStack, free_port
-from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite
-from tests.loopback import NOT_FOUND, Canned, LoopbackApi, recording
+from tests.conftest import LOCAL_REF, ROOT, SuiteRun, expect, run_suite
+from tests.loopback import NOT_FOUND, Canned, LoopbackApi, StalledListener, recording
 
 AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
 DEEP_PARTS = {f"JC-DEEP-0{n}" for n in range(2, 8)}
 DEEP_READERS = DEEP_PARTS | {"JC-GUARD-03", "JC-GUARD-05"}
 # Checks whose contract an endpoint's answer is: a bad answer fails them.
 ENDPOINT_CONTRACTS = {"JC-HEALTH-01", "JC-HEALTH-02", "JC-DEEP-01", "JC-HEALTH-04", "JC-RATE-01", "JC-CIRCUIT-01"}
-
-
-def expect(run: SuiteRun, *, failed: set[str] = frozenset(), error: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Exactly these invariants did not pass, with exactly these outcomes."""
-    assert run.certificate is not None, run.output[-3000:]
-    outcomes = run.outcomes()
-    got = {i: o for i, o in outcomes.items() if o != "passed"}
-    want = {**{i: "failed" for i in failed}, **{i: "error" for i in error}}
-    assert got == want, run.output[-4000:]
-    assert run.exitcode == (0 if not want else 1), run.output[-3000:]
-    for inv in want:
-        assert "Traceback" not in run.message(inv) and run.message(inv), run.message(inv)
 
 
 def rows(run: SuiteRun) -> dict[str, dict]:
@@ -146,18 +134,26 @@ def remote(healthy: NativeStack, tmp_path: Path) -> RemoteRun:
     info = healthy.info
     assert info is not None
 
-    def run(api_url: str, *, read_timeout_s: float | None = None, paths: tuple[str, ...] = AREA) -> SuiteRun:
+    def run(api_url: str, *, read_timeout_s: float | None = None, paths: tuple[str, ...] = AREA,
+            environment: str = "local", http: dict[str, float] | None = None) -> SuiteRun:
+        """``http``: runbook.toml [http] values to change (e.g. liveness_budget_ms)."""
         targets = tmp_path / "targets.toml"
         targets.write_text(
             "[targets.remote]\nlocal = false\n"
-            f'api_url = "{api_url}"\nenvironment = "local"\nproject_ref = "{LOCAL_REF}"\n'
+            f'api_url = "{api_url}"\nenvironment = "{environment}"\nproject_ref = "{LOCAL_REF}"\n'
             'database_url_env = "JC_REMOTE_DB"\nredis_url_env = "JC_REMOTE_REDIS"\n'
         )
         args = ["--target-file", str(targets), "--target", "remote"]
-        if read_timeout_s is not None:
+        edits = {**(http or {}), **({"read_timeout_s": read_timeout_s} if read_timeout_s is not None else {})}
+        if edits:
             text = (ROOT / "runbook.toml").read_text(encoding="utf-8")
-            text, n = re.subn(r"(?m)^read_timeout_s = .*$", f"read_timeout_s = {read_timeout_s}", text)
-            assert n == 1
+            start = text.index("\n[http]\n")
+            end = text.index("\n[", start + 1)
+            section = text[start:end]
+            for key, value in edits.items():
+                section, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", section)
+                assert n == 1, key
+            text = text[:start] + section + text[end:]
             runbook = tmp_path / "runbook.toml"
             runbook.write_text(text, encoding="utf-8")
             args += ["--runbook", str(runbook)]
@@ -185,6 +181,10 @@ DEEP_RECORDINGS = {
         "deep_deploy_safe_disagrees", {"JC-DEEP-01"},
         ["contradicts itself", "deploy_safe is true while top-level status 'unhealthy'"],
     ),
+    "healthy-hides-outdated": (
+        "deep_healthy_hides_outdated", set(),
+        ["the app's deep check hides a failing part", "top-level status 'healthy' while migrations 'outdated'"],
+    ),
 }
 
 
@@ -202,6 +202,61 @@ def test_recorded_inconsistent_deep_report(healthy: NativeStack, remote: RemoteR
         assert phrase in run.message("JC-DEEP-08"), run.message("JC-DEEP-08")
     for inv in undecided:
         assert "contradicts itself" in run.message(inv) and "JC-DEEP-08" in run.message(inv), run.message(inv)
+
+
+# --- the guards, triangulated: which side is the odd one out ---------------------------------
+
+
+def test_container_variable_is_the_odd_one_out(healthy: NativeStack, remote: RemoteRun) -> None:
+    """The app runs with APP_ENV=production against this target's database (app_settings and
+    the profile say local): its own guard catches it (503, hard_guards mismatch), and the
+    suite names the container's variable as the side to fix."""
+    with LoopbackApi(routes={"/health/deep": recording("deep_guard_container_env_wrong")},
+                     upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed={"JC-GUARD-03", "JC-DEEP-01", "JC-DEEP-07"})
+    msg = run.message("JC-GUARD-03")
+    assert "environment 'production' (expected 'local'; app_settings 'local'" in msg, msg
+    assert "the container's variable is the odd one out" in msg, msg
+    assert "hard_guards 'mismatch' (Case 3)" in run.message("JC-DEEP-01")
+    assert "Case 3" in run.message("JC-DEEP-07") and "production" in run.message("JC-DEEP-07")
+
+
+def test_app_reads_another_app_settings(healthy: NativeStack, remote: RemoteRun) -> None:
+    """A healthy, self-consistent deep report whose guard read environment 'staging' while this
+    target's app_settings holds 'local': only the suite's own read of the table shows it."""
+    with LoopbackApi(routes={"/health/deep": recording("deep_healthy_reads_other_settings")},
+                     upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed={"JC-GUARD-05"})
+    msg = run.message("JC-GUARD-05")
+    assert "the app reads another app_settings than this target's database" in msg, msg
+    assert "environment: the app read 'staging', app_settings holds 'local'" in msg, msg
+
+
+def test_target_profile_is_the_odd_one_out(healthy: NativeStack, remote: RemoteRun) -> None:
+    """The profile expects 'staging' while app_settings and the app agree on 'local': the
+    operator is pointed at another environment than they believe."""
+    run = remote(_upstream(healthy), environment="staging")
+    expect(run, failed={"JC-GUARD-01", "JC-GUARD-03"})
+    for inv in ("JC-GUARD-01", "JC-GUARD-03"):
+        msg = run.message(inv)
+        assert "expected 'staging'" in msg and "the target profile is the odd one out" in msg, (inv, msg)
+
+
+# --- the API's answers --------------------------------------------------------------------
+
+
+def test_liveness_over_its_budget(healthy: NativeStack, remote: RemoteRun) -> None:
+    """/health answers, but later than runbook.toml's liveness budget (and well inside the read
+    timeout): only the liveness contract fails, and it names the budget's key."""
+    slow = Canned(200, {"status": "ok"}, delay_s=0.6)
+    with LoopbackApi(routes={"/health": slow}, upstream=_upstream(healthy)) as api:
+        run = remote(api.url, http={"liveness_budget_ms": 200})
+    expect(run, failed={"JC-HEALTH-01"})
+    msg = run.message("JC-HEALTH-01")
+    assert "GET /health took" in msg, msg
+    assert "over the liveness budget of 200 ms (runbook.toml http.liveness_budget_ms)" in msg, msg
 
 
 def test_api_answering_500(healthy: NativeStack, remote: RemoteRun) -> None:
@@ -242,6 +297,21 @@ def test_dead_api_still_certifies_the_run(healthy: NativeStack, remote: RemoteRu
     assert "connection refused" in run.message("JC-HEALTH-01")
 
 
+def test_api_never_completing_the_connect(healthy: NativeStack, remote: RemoteRun) -> None:
+    """A target whose TCP handshake never completes (a full accept queue: SYNs dropped, as
+    behind a silent firewall) costs the connect timeout of runbook.toml, is named as such, and
+    the run still writes its certificate."""
+    with StalledListener() as target:
+        run = remote(target.url, http={"connect_timeout_s": 0.5})
+    expect(run, failed={"JC-HEALTH-01", "JC-DEEP-01"},
+           error=DEEP_READERS | {"JC-DEEP-08", "JC-HEALTH-02", "JC-HEALTH-03", "JC-HEALTH-04", "JC-RATE-01",
+                                 "JC-CIRCUIT-01"})
+    msg = run.message("JC-HEALTH-01")
+    assert "no answer within the connect timeout (0.5 s, runbook.toml http.connect_timeout_s)" in msg, msg
+    assert "Scenario 1" in msg and "read timeout" not in msg, msg
+    assert "connect timeout" in run.message("JC-DEEP-01"), run.message("JC-DEEP-01")
+
+
 NON_JSON = {
     "html-error-page": (
         Canned(200, "<!DOCTYPE html><html><head><title>Application failed to respond</title></head>"
@@ -263,14 +333,13 @@ def test_api_answering_non_json(healthy: NativeStack, remote: RemoteRun, case: s
         run = remote(api.url)
     expect(run, failed=ENDPOINT_CONTRACTS, error=DEEP_READERS | {"JC-DEEP-08"})
     # every check that read an endpoint names what came instead of JSON
-    readers = ["JC-HEALTH-02", "JC-DEEP-01", "JC-DEEP-02", "JC-DEEP-08", "JC-GUARD-03", "JC-GUARD-05"]
-    if canned.status == 200:
-        readers += ["JC-HEALTH-01", "JC-RATE-01", "JC-CIRCUIT-01", "JC-HEALTH-04"]
-    else:  # a redirect is not 200 either: the endpoint contracts say that first
-        assert "answered HTTP 302, expected 200" in run.message("JC-HEALTH-01")
-        assert "answered HTTP 302, expected 200 with usage per namespace" in run.message("JC-RATE-01")
+    readers = ["JC-HEALTH-02", "JC-DEEP-01", "JC-DEEP-02", "JC-DEEP-08", "JC-GUARD-03", "JC-GUARD-05",
+               "JC-HEALTH-01", "JC-RATE-01", "JC-CIRCUIT-01", "JC-HEALTH-04"]
     for inv in readers:
         assert phrase in run.message(inv), (inv, run.message(inv))
+    if canned.status == 302:  # where the redirect leads, never a bare "HTTP 302, expected 200: ''"
+        for inv in ENDPOINT_CONTRACTS:
+            assert "expected 200" not in run.message(inv) and "login page" in run.message(inv), (inv, run.message(inv))
 
 
 def test_missing_fields_and_wrong_types(healthy: NativeStack, remote: RemoteRun) -> None:
@@ -313,10 +382,73 @@ def test_endpoint_missing_on_every_alias(healthy: NativeStack, remote: RemoteRun
     assert missing in run.message("JC-HEALTH-03") and missing in run.message("JC-CIRCUIT-01")
 
 
+def test_deep_missing_on_every_alias(healthy: NativeStack, remote: RemoteRun) -> None:
+    """No /health/deep at all: the gate fails ("endpoint missing"), it does not end in error;
+    the checks that only read the report say why they cannot decide."""
+    with LoopbackApi(routes={"/health/deep": NOT_FOUND}, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed={"JC-DEEP-01", "JC-HEALTH-03"}, error=DEEP_READERS | {"JC-DEEP-08"})
+    missing = "endpoint deep missing: every path answered 404 (/health/deep)"
+    assert missing in run.message("JC-DEEP-01") and "deploy gate" in run.message("JC-DEEP-01")
+    assert missing in run.message("JC-HEALTH-03")
+    for inv in DEEP_READERS | {"JC-DEEP-08"}:
+        assert missing in run.message(inv), (inv, run.message(inv))
+
+
+def test_liveness_missing_on_every_alias(healthy: NativeStack, remote: RemoteRun) -> None:
+    with LoopbackApi(routes={"/health": NOT_FOUND}, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed={"JC-HEALTH-01", "JC-HEALTH-03"})
+    missing = "endpoint health missing: every path answered 404 (/health)"
+    assert missing in run.message("JC-HEALTH-01") and missing in run.message("JC-HEALTH-03")
+
+
+def test_project_ref_key_deleted(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    sql("DELETE FROM app_settings WHERE key = 'supabase_project_ref'")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-GUARD-04", "JC-DEEP-01", "JC-DEEP-07"}, error={"JC-GUARD-02"})
+    msg = run.message("JC-GUARD-04")
+    assert "no 'supabase_project_ref' row" in msg
+    assert (f"INSERT INTO app_settings (key, value, description) VALUES ('supabase_project_ref', '{LOCAL_REF}', "
+            "'Project reference') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value") in msg
+    assert "JC-GUARD-04" in run.message("JC-GUARD-02")
+    assert "hard guard" in run.message("JC-DEEP-07")
+
+
+# The post-deploy gate (runbook rule 3: any failure means ROLLBACK NOW), pinned by name. By
+# design (README, "Markers") it holds the health endpoints, /health/deep part by part, the
+# hard guards, /health/schema, the critical relations and the expected migration, and the
+# runtime's liveness (one scheduler, jobs on time, no stuck job, the queue, the pause
+# switch). Nothing of maintenance, security, drift or the runbook lint: those are nightly.
+# Adding a check to the gate is a decision: change this set with it.
+POSTDEPLOY_GATE = {
+    "checks/test_guards.py": {
+        "test_environment_matches_app_settings", "test_project_ref_matches_app_settings",
+        "test_app_reports_target_identity", "test_guard_keys_present", "test_app_reads_same_app_settings",
+    },
+    "checks/test_health.py": {
+        "test_liveness", "test_readiness", "test_endpoints_served", "test_deep_healthy", "test_deep_consistent",
+        "test_deep_part_redis", "test_deep_part_supabase", "test_deep_part_tables", "test_deep_part_views",
+        "test_deep_part_migrations", "test_deep_part_hard_guards",
+    },
+    "checks/test_health_extras.py": {"test_schema_endpoint_matches_database"},
+    "checks/test_runtime.py": {
+        "test_one_live_scheduler", "test_jobs_run_on_schedule", "test_scheduler_scale", "test_no_stuck_jobs",
+        "test_julia_active", "test_queue_drained", "test_nothing_sent_while_paused", "test_worker_alive",
+    },
+    "checks/test_schema.py": {
+        "test_critical_tables_exist", "test_critical_views_answer", "test_expected_version_applied",
+    },
+}
+
+
 def test_postdeploy_selects_only_the_gate(tmp_path: Path) -> None:
-    run = run_suite("-m", "postdeploy", "--collect-only", paths=AREA, reports=tmp_path / "reports")
+    """`-m postdeploy` over every check selects exactly the gate: no more, no fewer."""
+    run = run_suite("-m", "postdeploy", "--collect-only", paths=("checks",), reports=tmp_path / "reports")
     assert run.exitcode == 0, run.output[-2000:]
-    selected = {line.split("::")[1] for line in run.output.splitlines() if "::" in line}
-    assert "test_rate_under_warning_ratio" not in selected and "test_circuits_closed" not in selected
-    assert {"test_liveness", "test_deep_healthy", "test_deep_consistent", "test_schema_endpoint_matches_database",
-            "test_guard_keys_present"} <= selected
+    selected: dict[str, set[str]] = {}
+    for line in run.output.splitlines():
+        if "::" in line:
+            module, _, name = line.strip().partition("::")
+            selected.setdefault(module, set()).add(name)
+    assert selected == POSTDEPLOY_GATE, run.output[-3000:]
