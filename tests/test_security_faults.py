@@ -60,6 +60,33 @@ def test_view_owned_by_table_owner_without_force(healthy: NativeStack, sql, area
     assert area(paths=SEC).not_passed() == set()
 
 
+def test_definer_views_through_views_private_schemas_and_materialized(  # type: ignore[no-untyped-def]
+        healthy: NativeStack, sql, area) -> None:
+    """Three bypasses that a one-level look at base tables misses, in one run: a definer view
+    over the (security_invoker) view metricas_conversa reads its RLS tables as the outer
+    owner; a definer view publishes a table of a schema the API does not expose, which has
+    no RLS; a materialized view never applies RLS."""
+    sql("CREATE VIEW public.resumo AS SELECT * FROM metricas_conversa")
+    sql("GRANT SELECT ON resumo TO anon")
+    sql("CREATE SCHEMA interno")
+    sql("CREATE TABLE interno.notas_medicas (id bigint PRIMARY KEY, cliente_id bigint, nota text)")
+    sql("CREATE VIEW public.notas AS SELECT id, nota FROM interno.notas_medicas")
+    sql("GRANT SELECT ON notas TO anon")
+    sql("CREATE MATERIALIZED VIEW public.clientes_resumo AS SELECT id FROM clientes")
+    sql("GRANT SELECT ON clientes_resumo TO authenticated")
+    run = area(paths=SEC)
+    assert run.exitcode == 1
+    assert run.not_passed() == {"JC-SEC-02"}
+    assert run.message("JC-SEC-02").startswith(
+        "expected no view that bypasses row-level security, found 3: "
+        "public.clientes_resumo (materialized view: never applies RLS; owner postgres; readable by authenticated); ")
+    full = " ".join(run.output.split())  # the certificate keeps one line; the report the whole message
+    assert ("public.notas (owner postgres: superuser; readable by anon; exposes interno.notas_medicas "
+            "(no RLS, outside public)); ") in full
+    assert ("public.resumo (owner postgres: superuser; readable by anon; bypasses RLS of public.conversations via "
+            "public.metricas_conversa, public.interacoes via public.metricas_conversa)") in full
+
+
 @pytest.mark.parametrize("grant", ["GRANT SELECT ON app_settings TO anon",
                                    "GRANT SELECT (key) ON app_settings TO PUBLIC"],
                          ids=["table-grant-to-anon", "column-grant-to-public"])

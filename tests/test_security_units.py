@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,27 @@ def test_bad_section_names_the_key(change: Any, message: str) -> None:
 
 
 def view(*, invoker: bool = False, readable: tuple[str, ...] = ("anon",), superuser: bool = False,
-         bypassrls: bool = False, bases: tuple[ps.BaseTable, ...] = ()) -> ps.ViewFacts:
-    return ps.ViewFacts("public", "v", "owner", invoker, superuser, bypassrls, readable, bases)
+         bypassrls: bool = False, bases: tuple[ps.BaseTable, ...] = (), materialized: bool = False) -> ps.ViewFacts:
+    return ps.ViewFacts("public", "v", "owner", invoker, superuser, bypassrls, readable, bases, materialized)
 
 
 RLS_OTHER_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False)
 RLS_SAME_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=True)
 RLS_FORCED_SAME_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=True, owned_by_view_owner=True)
 NO_RLS = ps.BaseTable("public.t", rls_enabled=False, rls_forced=False, owned_by_view_owner=True)
+# Read through an inner view (security_invoker: with the outer view owner's rights).
+RLS_VIA_VIEW = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
+                            via=("public.inner",))
+# Read through an inner view that is not security_invoker: with ITS owner's rights.
+SUPERUSER = ps.Reader("postgres", superuser=True, bypassrls=True)
+ORDINARY = ps.Reader("reporter", superuser=False, bypassrls=False)
+RLS_VIA_DEFINER_VIEW = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
+                                    via=("public.inner",), read_as=SUPERUSER)
+# Outside the exposed schemas and without RLS: the API cannot reach it but through the view.
+PRIVATE_NO_RLS = ps.BaseTable("interno.t", rls_enabled=False, rls_forced=False, owned_by_view_owner=False,
+                              exposed=False)
+PRIVATE_RLS = ps.BaseTable("interno.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
+                           exposed=False)
 
 
 @pytest.mark.parametrize(
@@ -102,10 +116,32 @@ NO_RLS = ps.BaseTable("public.t", rls_enabled=False, rls_forced=False, owned_by_
         (view(readable=(), superuser=True, bases=(RLS_OTHER_OWNER,)), False),  # the API cannot read it
         (view(superuser=True, bases=(NO_RLS,)), False),  # no RLS to bypass (JC-SEC-01's finding)
         (view(superuser=True), False),  # reads no table
+        # a view over a view over an RLS table: judged with the outer owner's rights
+        (view(superuser=True, bases=(RLS_VIA_VIEW,)), True),
+        (view(bases=(RLS_VIA_VIEW,)), False),
+        # ... unless the inner view is a definer view: then with its owner's rights
+        (view(bases=(RLS_VIA_DEFINER_VIEW,)), True),
+        (view(superuser=True, bases=(replace(RLS_VIA_DEFINER_VIEW, read_as=ORDINARY),)), False),
+        # a table outside the exposed schemas: without RLS any definer view publishes it
+        (view(bases=(PRIVATE_NO_RLS,)), True),
+        (view(invoker=True, bases=(PRIVATE_NO_RLS,)), False),
+        (view(readable=(), bases=(PRIVATE_NO_RLS,)), False),
+        (view(bases=(PRIVATE_RLS,)), False),  # its RLS applies to an ordinary owner
+        # a materialized view never applies RLS: readable by the API is enough
+        (view(materialized=True), True),
+        (view(materialized=True, readable=()), False),
     ],
 )
 def test_bypasses_rls(facts: ps.ViewFacts, bypasses: bool) -> None:
     assert ps.bypasses_rls(facts) is bypasses
+
+
+def test_bypassed_tables_name_the_path_and_the_reading_role() -> None:
+    facts = view(bases=(RLS_VIA_DEFINER_VIEW, PRIVATE_NO_RLS, RLS_OTHER_OWNER))
+    assert facts.bypassed_tables() == ["public.t via public.inner as postgres"]
+    assert facts.unprotected_private_tables() == ["interno.t"]
+    chain = replace(RLS_VIA_VIEW, via=("public.a", "public.b"))
+    assert view(superuser=True, bases=(chain,)).bypassed_tables() == ["public.t via public.a → public.b"]
 
 
 # --- secret scan ------------------------------------------------------------------------------
