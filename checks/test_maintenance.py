@@ -69,6 +69,8 @@ def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
         return f"{index.name}: invalid (failed CREATE INDEX CONCURRENTLY)"
     if index.partial:
         return f"{index.name}: partial"
+    if index.expressions:
+        return f"{index.name} {pm.describe_columns(index.keys)}: has an expression"
     if index.method != "btree":
         return f"{index.name}: {index.method}, not btree"
     if not set(columns) <= {c for c in index.keys if c}:
@@ -88,8 +90,8 @@ def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
     "(the statement for each key is in the message).",
 )
 def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_defs: list[pm.IndexDef]) -> None:
-    """A covering index is a usable, non-partial btree whose leading key columns are the
-    foreign key's columns in order; a name proves nothing (the runbook's query trusts names)."""
+    """A covering index is a usable btree, neither partial nor with an expression, whose
+    leading key columns are the foreign key's columns in order; a name proves nothing (the runbook's query trusts names)."""
     missing = []
     for fk in pm.foreign_keys(db, [runbook.schema]):
         if pm.covering(index_defs, fk.table, fk.columns):
