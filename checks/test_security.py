@@ -171,7 +171,7 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
 
 @invariant(
     "JC-SEC-05",
-    title="no secret committed in the application's code or .env files",
+    title="no secret committed in the application's code, its git history or .env files",
     severity="critical",
     section=f"{_SECRETS_SECTION} › Production Secrets Location",
     remedy="Treat the secret as leaked: rotate it now (Secret Rotation Procedure), then remove it "
@@ -180,8 +180,9 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
 )
 def test_no_secret_in_app_repository(app_repo: Path | None) -> None:
     """detect-secrets over every committed file and every .env-like file (ignored or not) of
-    the checkout named by --app-repo or the profile's `app_repo`. The message names file and
-    line, never the value."""
+    the checkout named by --app-repo or the profile's `app_repo`, and over every line its git
+    history added (HEAD's history: a key committed then deleted is still leaked). The message
+    names file and line — and the commit, for a value only in history — never the value."""
     if app_repo is None:
         pytest.skip("no --app-repo given (nor app_repo in the target profile): "
                     "the application's code was not scanned")
@@ -193,7 +194,8 @@ def test_no_secret_in_app_repository(app_repo: Path | None) -> None:
             f"expected no secret in the application's code or .env files, found {len(result.findings)} "
             f"secret-looking value(s) (values not shown): " + "; ".join(f.describe() for f in result.findings),
             evidence={"files_scanned": result.files, "git": result.git,
+                      "history_changes_scanned": result.history_changes,
                       "audited_false_positives": result.audited_false_positives,
-                      "findings": [{"file": f.path, "line": f.line, "types": list(f.kinds),
+                      "findings": [{"file": f.path, "line": f.line, "commit": f.commit, "types": list(f.kinds),
                                     "hash_prefix": f.fingerprint} for f in result.findings]},
         )

@@ -122,21 +122,28 @@ def test_secret_past_its_rotation_date(healthy: NativeStack, area) -> None:  # t
         f"({(today - due).days} days overdue)")
 
 
-@pytest.mark.parametrize("where", ["committed-code", "ignored-env-file"])
+@pytest.mark.parametrize("where", ["committed-code", "ignored-env-file", "deleted-but-in-history"])
 def test_fake_api_key_in_app_repository(healthy: NativeStack, area, tmp_path: Path, where: str) -> None:  # type: ignore[no-untyped-def]
     repo = tmp_path / "scratch"
     repo.mkdir()
     git(repo, "init", "-q")
     (repo / "main.py").write_text("import os\n\nDEBUG = False\n")
-    if where == "committed-code":
-        (repo / "settings.py").write_text(f'import os\nANTHROPIC_API_KEY = "{FAKE_KEY}"\n')
-        expected = "settings.py:2"
-    else:
+    if where == "ignored-env-file":
         (repo / ".gitignore").write_text(".env\n")
         (repo / ".env").write_text(f"APP_ENV=production\nANTHROPIC_API_KEY={FAKE_KEY}\n")
         expected = ".env:2"
+    else:
+        (repo / "settings.py").write_text(f'import os\nANTHROPIC_API_KEY = "{FAKE_KEY}"\n')
+        expected = "settings.py:2"
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "wip")
+    if where == "deleted-but-in-history":
+        # "fixed" by the next commit: the key is still in the repository's history
+        leaked = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        (repo / "settings.py").write_text("import os\nANTHROPIC_API_KEY = os.environ['ANTHROPIC_API_KEY']\n")
+        git(repo, "commit", "-qam", "read the key from the environment")
+        expected = f"settings.py:2 in commit {leaked[:12]} (history)"
     run = area(paths=SEC, app_repo=repo)
     assert run.not_passed() == {"JC-SEC-05"}
     msg = run.message("JC-SEC-05")
