@@ -128,6 +128,10 @@ PRIVATE_RLS = ps.BaseTable("interno.t", rls_enabled=True, rls_forced=False, owne
         (view(invoker=True, bases=(PRIVATE_NO_RLS,)), False),
         (view(readable=(), bases=(PRIVATE_NO_RLS,)), False),
         (view(bases=(PRIVATE_RLS,)), False),  # its RLS applies to an ordinary owner
+        # ... unless every API reader of the view may read the table itself (a catalog granted to PUBLIC)
+        (view(bases=(replace(PRIVATE_NO_RLS, direct_readers=("anon", "authenticated")),)), False),
+        (view(readable=("anon", "authenticated"), bases=(replace(PRIVATE_NO_RLS, direct_readers=("authenticated",)),)),
+         True),
         # a materialized view never applies RLS: readable by the API is enough
         (view(materialized=True), True),
         (view(materialized=True, readable=()), False),
