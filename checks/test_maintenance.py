@@ -69,6 +69,8 @@ def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
         return f"{index.name}: invalid (failed CREATE INDEX CONCURRENTLY)"
     if index.partial:
         return f"{index.name}: partial"
+    if index.expressions:
+        return f"{index.name} {pm.describe_columns(index.keys)}: has an expression"
     if index.method != "btree":
         return f"{index.name}: {index.method}, not btree"
     if not set(columns) <= {c for c in index.keys if c}:
@@ -88,8 +90,8 @@ def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
     "(the statement for each key is in the message).",
 )
 def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_defs: list[pm.IndexDef]) -> None:
-    """A covering index is a usable, non-partial btree whose leading key columns are the
-    foreign key's columns in order; a name proves nothing (the runbook's query trusts names)."""
+    """A covering index is a usable btree, neither partial nor with an expression, whose
+    leading key columns are the foreign key's columns in order; a name proves nothing (the runbook's query trusts names)."""
     missing = []
     for fk in pm.foreign_keys(db, [runbook.schema]):
         if pm.covering(index_defs, fk.table, fk.columns):
@@ -189,25 +191,11 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
             "last_vacuum": act.vacuumed, "last_analyze": act.analyzed,
             "autovacuum_enabled": act.autovacuum_enabled and snap.autovacuum_on,
         })
-        autovac = "" if act.autovacuum_enabled and snap.autovacuum_on else (
-            ", autovacuum disabled on the table" if not act.autovacuum_enabled else ", autovacuum off server-wide")
-        if act.dead > maintenance.dead_tuple_min_count and act.dead_ratio > maintenance.dead_tuple_max_ratio:
-            problems.append(
-                f"{spec.table}: {act.dead} dead of {act.live + act.dead} tuples ({act.dead_ratio:.0%} > "
-                f"{maintenance.dead_tuple_max_ratio:.0%}{autovac})"
-            )
-        for what, done, window, stamp in (("vacuum", "vacuumed", spec.vacuum_within_days, act.vacuumed),
-                                          ("analyze", "analyzed", spec.analyze_within_days, act.analyzed)):
-            if window is None:
-                continue
-            if stamp is None:
-                problems.append(f"{spec.table}: never {done} since {since} (window {window} days{autovac})")
-            elif snap.now - stamp > dt.timedelta(days=window):
-                age = (snap.now - stamp).days
-                problems.append(
-                    f"{spec.table}: last {what} {stamp.isoformat(timespec='seconds')}, {age} days ago "
-                    f"(window {window} days{autovac})"
-                )
+        problems += pm.maintenance_findings(
+            act, now=snap.now, since=since, autovacuum_on=snap.autovacuum_on,
+            vacuum_within_days=spec.vacuum_within_days, analyze_within_days=spec.analyze_within_days,
+            dead_max_ratio=maintenance.dead_tuple_max_ratio, dead_min_count=maintenance.dead_tuple_min_count,
+        )
     if problems:
         raise violated("expected maintained high-volume tables, found: " + "; ".join(problems), evidence=evidence)
     if absent:

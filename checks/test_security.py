@@ -81,21 +81,34 @@ def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract,
 )
 def test_no_security_definer_view(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
     """Definition (fixtures.probes_security.bypasses_rls): a view that runs with its owner's
-    rights, that an API role may read, and whose owner is not subject to the RLS of a table it
-    reads (superuser, BYPASSRLS, or the table's owner without FORCE ROW LEVEL SECURITY)."""
+    rights, that an API role may read, and that reads — directly or through other views — a
+    table whose RLS the reading role is not subject to (superuser, BYPASSRLS, or the table's
+    owner without FORCE ROW LEVEL SECURITY), or a table outside the exposed schemas without
+    RLS; and any materialized view an API role may read (it never applies RLS)."""
     found = [v for v in ps.views(db, security.exposed_schemas, api_roles) if ps.bypasses_rls(v)]
     if found:
         lines = []
         for v in found:
-            why = "superuser" if v.owner_superuser else "BYPASSRLS" if v.owner_bypassrls else "owner of the tables"
-            lines.append(
-                f"{v.schema}.{v.name} (owner {v.owner}: {why}; readable by {', '.join(v.readable_by)}; "
-                f"bypasses RLS of {', '.join(v.bypassed_tables())})"
-            )
+            readers = ", ".join(v.readable_by)
+            if v.materialized:
+                lines.append(f"{v.schema}.{v.name} (materialized view: never applies RLS; owner {v.owner}; "
+                             f"readable by {readers})")
+                continue
+            why = ("superuser" if v.owner_superuser else "BYPASSRLS" if v.owner_bypassrls
+                   else "owner of the tables" if any(t.read_as is None for t in v.base_tables) else "ordinary role")
+            parts = [f"owner {v.owner}: {why}", f"readable by {readers}"]
+            if v.bypassed_tables():
+                parts.append(f"bypasses RLS of {', '.join(v.bypassed_tables())}")
+            if v.unprotected_private_tables():
+                parts.append(f"exposes {', '.join(v.unprotected_private_tables())} "
+                             f"(no RLS, outside {', '.join(security.exposed_schemas)})")
+            lines.append(f"{v.schema}.{v.name} ({'; '.join(parts)})")
         raise violated(
             f"expected no view that bypasses row-level security, found {len(found)}: " + "; ".join(lines),
-            evidence=[{"view": f"{v.schema}.{v.name}", "owner": v.owner, "security_invoker": v.security_invoker,
-                       "readable_by": list(v.readable_by), "bypassed_tables": v.bypassed_tables()} for v in found],
+            evidence=[{"view": f"{v.schema}.{v.name}", "owner": v.owner, "materialized": v.materialized,
+                       "security_invoker": v.security_invoker, "readable_by": list(v.readable_by),
+                       "bypassed_tables": v.bypassed_tables(),
+                       "unprotected_private_tables": v.unprotected_private_tables()} for v in found],
         )
 
 
@@ -158,7 +171,7 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
 
 @invariant(
     "JC-SEC-05",
-    title="no secret committed in the application's code or .env files",
+    title="no secret committed in the application's code, its git history or .env files",
     severity="critical",
     section=f"{_SECRETS_SECTION} › Production Secrets Location",
     remedy="Treat the secret as leaked: rotate it now (Secret Rotation Procedure), then remove it "
@@ -167,8 +180,9 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
 )
 def test_no_secret_in_app_repository(app_repo: Path | None) -> None:
     """detect-secrets over every committed file and every .env-like file (ignored or not) of
-    the checkout named by --app-repo or the profile's `app_repo`. The message names file and
-    line, never the value."""
+    the checkout named by --app-repo or the profile's `app_repo`, and over every line its git
+    history added (HEAD's history: a key committed then deleted is still leaked). The message
+    names file and line — and the commit, for a value only in history — never the value."""
     if app_repo is None:
         pytest.skip("no --app-repo given (nor app_repo in the target profile): "
                     "the application's code was not scanned")
@@ -180,7 +194,8 @@ def test_no_secret_in_app_repository(app_repo: Path | None) -> None:
             f"expected no secret in the application's code or .env files, found {len(result.findings)} "
             f"secret-looking value(s) (values not shown): " + "; ".join(f.describe() for f in result.findings),
             evidence={"files_scanned": result.files, "git": result.git,
+                      "history_changes_scanned": result.history_changes,
                       "audited_false_positives": result.audited_false_positives,
-                      "findings": [{"file": f.path, "line": f.line, "types": list(f.kinds),
+                      "findings": [{"file": f.path, "line": f.line, "commit": f.commit, "types": list(f.kinds),
                                     "hash_prefix": f.fingerprint} for f in result.findings]},
         )

@@ -3,11 +3,15 @@ version installed on this machine (13–17 where present), read-only, as the sui
 
 The session's stack serves its own version; any other installed major gets a throwaway stack
 of its own (JC_PG_BINDIR). Versions that are not installed cannot be proven here: the test
-ids say which ones ran.
+ids say which ones ran (on the development machine: pg15 only). Finding no supported server
+at all is a failure, never an empty parametrization that pytest would quietly skip.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +21,7 @@ import pytest
 from fixtures import probes_maintenance as pm
 from fixtures import probes_security as ps
 from fixtures.clients import Database
-from fixtures.stack.launcher import NativeStack, new_run_id
+from fixtures.stack.launcher import NativeStack, StackError, find_pg_bindir, new_run_id
 from plugins.config import load_runbook
 from plugins.redaction import Redactor
 
@@ -26,12 +30,28 @@ SUPPORTED = range(13, 18)
 
 
 def installed_majors() -> list[int]:
-    found = []
+    """Supported majors under /usr/lib/postgresql, plus the one the stack itself runs
+    (JC_PG_BINDIR, or pg_config's, may live elsewhere)."""
+    found = set()
     for postgres in Path("/usr/lib/postgresql").glob("*/bin/postgres"):
         name = postgres.parent.parent.name
         if name.isdigit() and int(name) in SUPPORTED:
-            found.append(int(name))
+            found.add(int(name))
+    try:
+        out = subprocess.run([str(find_pg_bindir() / "postgres"), "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (StackError, OSError, subprocess.TimeoutExpired):
+        out = ""
+    match = re.search(r"(\d+)\.\d+", out)
+    if match and int(match.group(1)) in SUPPORTED:
+        found.add(int(match.group(1)))
     return sorted(found)
+
+
+# No supported server: one case that fails saying so (an empty parameter set would be a
+# quiet skip, and a skip is not a proof).
+NONE_FOUND = 0
+MAJORS = installed_majors() or [NONE_FOUND]
 
 
 def _major(url: str) -> int:
@@ -43,6 +63,9 @@ def _major(url: str) -> int:
 def database_url(request: pytest.FixtureRequest, stack: NativeStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The reference database on a server of the requested major version."""
     major: int = request.param
+    if major == NONE_FOUND:
+        pytest.fail(f"no PostgreSQL {SUPPORTED.start}–{SUPPORTED.stop - 1} server found in /usr/lib/postgresql "
+                    "nor JC_PG_BINDIR: the catalog queries are proven on no version")
     assert stack.info is not None
     if _major(stack.info.database_url) == major:
         yield stack.info.database_url
@@ -72,6 +95,7 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
     bloat = pm.bloat_estimates(db, schemas)
     usage, _reset = pm.index_usage(db, schemas)
     _taken, sizes = pm.table_sizes(db, schemas, maint.growth_top_tables)
+    dated = [t for t in maint.high_volume_tables if t.time_column is not None]
     roles = ps.existing_roles(db, sec.api_roles)
     rls = ps.table_rls(db, sec.exposed_schemas)
     views = ps.views(db, sec.exposed_schemas, sorted(roles))
@@ -88,11 +112,15 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
         assert roles == {"anon", "authenticated"} and all(t.enabled for t in rls)
         assert {v.name for v in views} == {"metricas_conversa", "avaliacoes_qualidade"}
         assert readable is False
+        assert dated
+        for t in dated:
+            assert t.time_column is not None
+            assert pm.rows_last_day(db, rb.schema, t.table, t.time_column, 10) <= 11
     else:
         assert not (idx or fks or tables or bloat or usage or sizes or rls or views) and readable is None
 
 
-@pytest.mark.parametrize("database_url", installed_majors(), indirect=True, ids=lambda m: f"pg{m}")
+@pytest.mark.parametrize("database_url", MAJORS, indirect=True, ids=lambda m: f"pg{m}" if m else "no-server")
 def test_every_catalog_query_runs(database_url: str) -> None:
     rb = load_runbook(ROOT / "runbook.toml")
     db = Database(database_url, rb.db_session, Redactor(), read_only=True)
@@ -116,7 +144,28 @@ def test_every_catalog_query_runs(database_url: str) -> None:
         run_every_probe(db, has_schema=False)
         with pytest.raises(pm.StatementsUnavailable, match="not installed"):
             pm.slow_statements(db, 0.0, 1)
+        # no such table: the error JC-MAINT-07 turns into an undecidable result
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            pm.rows_last_day(db, "public", "job_executions", "started_at", 10)
     finally:
         db.close()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("DROP DATABASE jc_catalog_empty WITH (FORCE)")
+
+
+def _probes() -> set[str]:
+    """Every probe function that queries a database (it takes ``db``)."""
+    return {
+        f"{prefix}.{name}"
+        for prefix, module in (("pm", pm), ("ps", ps))
+        for name, fn in inspect.getmembers(module, inspect.isfunction)
+        if fn.__module__ == module.__name__ and "db" in inspect.signature(fn).parameters
+    }
+
+
+def test_every_probe_is_in_the_version_run() -> None:
+    """A probe added later must join the run above, or this fails naming it."""
+    source = inspect.getsource(run_every_probe) + inspect.getsource(test_every_catalog_query_runs)
+    called = set(re.findall(r"\b(p[ms]\.\w+)\(", source))
+    assert _probes() - called == set()
+    assert "pm.rows_last_day" in _probes() and "ps.views" in _probes()

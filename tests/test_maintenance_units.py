@@ -3,6 +3,7 @@ pg_stat_statements column choice, the workload filter, and the `[maintenance]` c
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import tomllib
 from pathlib import Path
@@ -22,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def index(columns: tuple[str | None, ...], *, key_columns: int | None = None, partial: bool = False,
           usable: bool = True, method: str = "btree", name: str = "ix") -> pm.IndexDef:
+    """``None`` in ``columns`` is an expression (as pm.indexes reads it)."""
     return pm.IndexDef(
         schema="public", table="t", name=name, method=method, columns=columns,
         key_columns=len(columns) if key_columns is None else key_columns, partial=partial, usable=usable,
-        unique=False, primary=False, size_bytes=8192, definition="",
+        unique=False, primary=False, size_bytes=8192, definition="", expressions=None in columns,
     )
 
 
@@ -44,7 +46,7 @@ def index(columns: tuple[str | None, ...], *, key_columns: int | None = None, pa
         (index(("a", "b"), key_columns=1), ("a", "b"), False),  # b only INCLUDEd
         (index(("a",), partial=True), ("a",), False),
         (index((None,)), ("a",), False),  # expression
-        (index(("a", None)), ("a",), True),  # expression after the leading column
+        (index(("a", None)), ("a",), False),  # an expression anywhere: not counted (the issue's rule)
         (index(("a",), usable=False), ("a",), False),  # failed CREATE INDEX CONCURRENTLY
         (index(("a",), method="hash"), ("a",), False),
         (index(("a",), method="gin"), ("a",), False),
@@ -139,6 +141,71 @@ def test_bloat_ratio_is_a_ratio_and_grows_with_pages(pages: int, tuples: int, wi
     assert tuples == 0 or b.ratio < 1.0
     assert b.ratio >= a.ratio
     assert a.bloat_bytes <= a.real_bytes
+
+
+# --- dead tuples and the weekly window ----------------------------------------------------
+
+NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
+
+
+def activity(*, vacuumed: dt.datetime | None = NOW, analyzed: dt.datetime | None = NOW, live: int = 1000,
+             dead: int = 0, autovacuum: bool = True, auto: bool = False) -> pm.TableActivity:
+    """Manual (auto=False) or autovacuum / autoanalyze (auto=True) stamps."""
+    return pm.TableActivity(
+        table="interacoes", live=live, dead=dead,
+        last_vacuum=None if auto else vacuumed, last_autovacuum=vacuumed if auto else None,
+        last_analyze=None if auto else analyzed, last_autoanalyze=analyzed if auto else None,
+        autovacuum_enabled=autovacuum,
+    )
+
+
+def findings(act: pm.TableActivity, *, window: int | None = 8, autovacuum_on: bool = True) -> list[str]:
+    return pm.maintenance_findings(act, now=NOW, since="2026-11-01T00:00:00+00:00", autovacuum_on=autovacuum_on,
+                                   vacuum_within_days=window, analyze_within_days=window,
+                                   dead_max_ratio=0.2, dead_min_count=100)
+
+
+def test_vacuum_and_analyze_nine_days_ago_are_stale() -> None:
+    nine = NOW - dt.timedelta(days=9)
+    assert findings(activity(vacuumed=nine, analyzed=nine)) == [
+        "interacoes: last vacuum 2026-11-16T03:00:00+00:00, 9 days ago (window 8 days)",
+        "interacoes: last analyze 2026-11-16T03:00:00+00:00, 9 days ago (window 8 days)",
+    ]
+
+
+@pytest.mark.parametrize("auto", [False, True], ids=["manual", "autovacuum"])
+def test_eight_days_ago_is_within_the_window(auto: bool) -> None:
+    eight = NOW - dt.timedelta(days=8)
+    assert findings(activity(vacuumed=eight, analyzed=eight, auto=auto)) == []
+
+
+def test_stale_analyze_alone_fails() -> None:
+    assert findings(activity(analyzed=NOW - dt.timedelta(days=9, hours=5))) == [
+        "interacoes: last analyze 2026-11-15T22:00:00+00:00, 9 days ago (window 8 days)"]
+
+
+def test_the_latest_of_manual_and_auto_counts() -> None:
+    act = pm.TableActivity(table="interacoes", live=10, dead=0,
+                           last_vacuum=NOW - dt.timedelta(days=30), last_autovacuum=NOW - dt.timedelta(days=1),
+                           last_analyze=NOW - dt.timedelta(days=1), last_autoanalyze=NOW - dt.timedelta(days=30),
+                           autovacuum_enabled=True)
+    assert findings(act) == []
+
+
+def test_never_vacuumed_and_autovacuum_off_are_named() -> None:
+    assert findings(activity(vacuumed=None, analyzed=None, autovacuum=False)) == [
+        "interacoes: never vacuumed since 2026-11-01T00:00:00+00:00 (window 8 days, autovacuum disabled on the table)",
+        "interacoes: never analyzed since 2026-11-01T00:00:00+00:00 (window 8 days, autovacuum disabled on the table)",
+    ]
+    assert findings(activity(vacuumed=NOW - dt.timedelta(days=9)), autovacuum_on=False) == [
+        "interacoes: last vacuum 2026-11-16T03:00:00+00:00, 9 days ago (window 8 days, autovacuum off server-wide)"]
+
+
+def test_no_window_is_not_judged_and_dead_tuples_are() -> None:
+    assert findings(activity(vacuumed=None, analyzed=None), window=None) == []
+    assert findings(activity(live=300, dead=100)) == []  # 25 %, but not more than 100 dead
+    assert findings(activity(live=300, dead=101)) == ["interacoes: 101 dead of 401 tuples (25% > 20%)"]
+    assert findings(activity(live=1000, dead=250)) == []  # 20 %: at the threshold
 
 
 # --- pg_stat_statements -------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+from dataclasses import replace
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,14 +82,27 @@ def test_bad_section_names_the_key(change: Any, message: str) -> None:
 
 
 def view(*, invoker: bool = False, readable: tuple[str, ...] = ("anon",), superuser: bool = False,
-         bypassrls: bool = False, bases: tuple[ps.BaseTable, ...] = ()) -> ps.ViewFacts:
-    return ps.ViewFacts("public", "v", "owner", invoker, superuser, bypassrls, readable, bases)
+         bypassrls: bool = False, bases: tuple[ps.BaseTable, ...] = (), materialized: bool = False) -> ps.ViewFacts:
+    return ps.ViewFacts("public", "v", "owner", invoker, superuser, bypassrls, readable, bases, materialized)
 
 
 RLS_OTHER_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False)
 RLS_SAME_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=True)
 RLS_FORCED_SAME_OWNER = ps.BaseTable("public.t", rls_enabled=True, rls_forced=True, owned_by_view_owner=True)
 NO_RLS = ps.BaseTable("public.t", rls_enabled=False, rls_forced=False, owned_by_view_owner=True)
+# Read through an inner view (security_invoker: with the outer view owner's rights).
+RLS_VIA_VIEW = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
+                            via=("public.inner",))
+# Read through an inner view that is not security_invoker: with ITS owner's rights.
+SUPERUSER = ps.Reader("postgres", superuser=True, bypassrls=True)
+ORDINARY = ps.Reader("reporter", superuser=False, bypassrls=False)
+RLS_VIA_DEFINER_VIEW = ps.BaseTable("public.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
+                                    via=("public.inner",), read_as=SUPERUSER)
+# Outside the exposed schemas and without RLS: the API cannot reach it but through the view.
+PRIVATE_NO_RLS = ps.BaseTable("interno.t", rls_enabled=False, rls_forced=False, owned_by_view_owner=False,
+                              exposed=False)
+PRIVATE_RLS = ps.BaseTable("interno.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
+                           exposed=False)
 
 
 @pytest.mark.parametrize(
@@ -102,10 +117,36 @@ NO_RLS = ps.BaseTable("public.t", rls_enabled=False, rls_forced=False, owned_by_
         (view(readable=(), superuser=True, bases=(RLS_OTHER_OWNER,)), False),  # the API cannot read it
         (view(superuser=True, bases=(NO_RLS,)), False),  # no RLS to bypass (JC-SEC-01's finding)
         (view(superuser=True), False),  # reads no table
+        # a view over a view over an RLS table: judged with the outer owner's rights
+        (view(superuser=True, bases=(RLS_VIA_VIEW,)), True),
+        (view(bases=(RLS_VIA_VIEW,)), False),
+        # ... unless the inner view is a definer view: then with its owner's rights
+        (view(bases=(RLS_VIA_DEFINER_VIEW,)), True),
+        (view(superuser=True, bases=(replace(RLS_VIA_DEFINER_VIEW, read_as=ORDINARY),)), False),
+        # a table outside the exposed schemas: without RLS any definer view publishes it
+        (view(bases=(PRIVATE_NO_RLS,)), True),
+        (view(invoker=True, bases=(PRIVATE_NO_RLS,)), False),
+        (view(readable=(), bases=(PRIVATE_NO_RLS,)), False),
+        (view(bases=(PRIVATE_RLS,)), False),  # its RLS applies to an ordinary owner
+        # ... unless every API reader of the view may read the table itself (a catalog granted to PUBLIC)
+        (view(bases=(replace(PRIVATE_NO_RLS, direct_readers=("anon", "authenticated")),)), False),
+        (view(readable=("anon", "authenticated"), bases=(replace(PRIVATE_NO_RLS, direct_readers=("authenticated",)),)),
+         True),
+        # a materialized view never applies RLS: readable by the API is enough
+        (view(materialized=True), True),
+        (view(materialized=True, readable=()), False),
     ],
 )
 def test_bypasses_rls(facts: ps.ViewFacts, bypasses: bool) -> None:
     assert ps.bypasses_rls(facts) is bypasses
+
+
+def test_bypassed_tables_name_the_path_and_the_reading_role() -> None:
+    facts = view(bases=(RLS_VIA_DEFINER_VIEW, PRIVATE_NO_RLS, RLS_OTHER_OWNER))
+    assert facts.bypassed_tables() == ["public.t via public.inner as postgres"]
+    assert facts.unprotected_private_tables() == ["interno.t"]
+    chain = replace(RLS_VIA_VIEW, via=("public.a", "public.b"))
+    assert view(superuser=True, bases=(chain,)).bypassed_tables() == ["public.t via public.a → public.b"]
 
 
 # --- secret scan ------------------------------------------------------------------------------
@@ -172,3 +213,83 @@ def test_a_directory_that_is_not_a_repository_is_scanned_whole(tmp_path: Path) -
     result = ps.scan_repository(tmp_path)
     assert not result.git
     assert [f.path for f in result.findings] == ["src/settings.py"]
+
+
+# --- git history -------------------------------------------------------------------------------
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_key_removed_since_is_found_in_history_naming_its_first_commit(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    (repo / "settings.py").write_text(f'import os\nANTHROPIC_API_KEY = "{KEY}"\n')
+    added = commit_all(repo, "wip: key")
+    (repo / "settings.py").write_text(f'import os\n\nDEBUG = True\nANTHROPIC_API_KEY = "{KEY}"\n')
+    commit_all(repo, "moved")
+    (repo / "settings.py").write_text("import os\nANTHROPIC_API_KEY = os.environ['ANTHROPIC_API_KEY']\n")
+    commit_all(repo, "read it from the environment")
+    result = ps.scan_repository(repo)
+    assert [f.describe() for f in result.findings] == [
+        f"settings.py:2 in commit {added[:12]} (history) (Base64 High Entropy String, Secret Keyword)"]
+    assert result.history_changes == 4  # main.py once, settings.py three times
+    assert KEY not in repr(result) and KEY[:16] not in repr(result)
+
+
+def test_a_key_still_present_is_named_once_where_it_is_now(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"config.py": f'VOYAGE_API_KEY = "{KEY}"\n'})
+    (repo / "config.py").write_text(f'# config\nVOYAGE_API_KEY = "{KEY}"\n')
+    commit_all(repo, "comment")
+    assert [f.describe() for f in ps.scan_repository(repo).findings] == [
+        "config.py:2 (Base64 High Entropy String, Secret Keyword)"]
+
+
+def test_history_honours_the_allowlist_the_baseline_and_vendored_dirs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"a.py": f'ANTHROPIC_API_KEY = "{KEY}"  # pragma: allowlist secret\n',
+                                "b.py": f'VOYAGE_API_KEY = "{KEY}x"\n',
+                                "node_modules/x/.env": f"KEY={KEY}y\n"})
+    for name in ("a.py", "b.py", "node_modules/x/.env"):
+        (repo / name).unlink()
+    commit_all(repo, "remove")
+    from detect_secrets.core.potential_secret import PotentialSecret
+
+    assert [f.path for f in ps.scan_repository(repo).findings] == ["b.py"]
+    (repo / ps.BASELINE).write_text(json.dumps({"results": {"b.py": [
+        {"type": "Secret Keyword", "hashed_secret": PotentialSecret.hash_secret(KEY + "x"), "is_secret": False,
+         "line_number": 1}]}}))
+    assert ps.scan_repository(repo).findings == []
+
+
+def test_history_of_a_subdirectory_is_its_own(tmp_path: Path) -> None:
+    """--app-repo may name a folder of a larger repository (the reference app): only the
+    history under it counts, with paths relative to it."""
+    repo = make_repo(tmp_path, {"other/leak.py": f'API_KEY = "{KEY}"\n', "app/main.py": "print(1)\n"})
+    (repo / "app" / "old.py").write_text(f'API_KEY = "{KEY}"\n')
+    commit_all(repo, "key in app")
+    (repo / "app" / "old.py").unlink()
+    (repo / "other" / "leak.py").unlink()
+    commit_all(repo, "gone")
+    assert [f.path for f in ps.scan_repository(repo / "app").findings] == ["old.py"]
+
+
+def test_a_repository_without_commits_has_no_history(tmp_path: Path) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / ".env").write_text(f"ANTHROPIC_API_KEY={KEY}\n")
+    result = ps.scan_repository(repo)
+    assert [f.path for f in result.findings] == [".env"] and result.history_changes == 0
+
+
+def test_history_line_numbers_are_the_file_lines_of_that_commit(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"app.py": "import os\n\n\ndef main():\n    pass\n"})
+    (repo / "app.py").write_text(f'import os\n\n\ndef main():\n    token = "{KEY}"\n    pass\n')
+    added = commit_all(repo, "debug token")
+    (repo / "app.py").write_text("import os\n\n\ndef main():\n    pass\n")
+    commit_all(repo, "remove it")
+    assert [f.describe() for f in ps.scan_repository(repo).findings] == [
+        f"app.py:5 in commit {added[:12]} (history) (Base64 High Entropy String)"]
