@@ -37,6 +37,8 @@ RUNTIME_IDS = {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-03", "JC-JOBS-01", "JC-JO
                "JC-QUEUE-02", "JC-PAUSE-01", "JC-PAUSE-02"}
 PER_MINUTE = [j.name for j in load().jobs if j.cron == "* * * * *"]
 CRON_JOBS = [j.name for j in load().jobs]
+ARQ_KEY = load().queue.health_check_key
+HEARTBEAT_PREFIX = load().scheduler.heartbeat_prefix
 
 T = TypeVar("T")
 
@@ -114,9 +116,19 @@ def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[
 def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     """julia-scheduler down for 3 minutes: the per-minute jobs are late (grace 2 min); the
     15-minute and hourly jobs are not (graces 5 and 10 min exceed the outage)."""
+    assert healthy.info is not None
     healthy.stop_service("scheduler")
     sql("DELETE FROM job_executions WHERE job_name = ANY (%s) AND started_at > now() - interval '3 minutes'",
         (CRON_JOBS,))
+    # Heartbeat keys no live scheduler renews: one without expiry (a hand-made key, an old
+    # release's), one whose last beat is 10 minutes old though it still has a TTL.
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    try:
+        old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-8", json.dumps({"pid": 8, "beat": old}))
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-9", json.dumps({"pid": 9, "beat": old}), ex=600)
+    finally:
+        client.close()
     run = runtime_suite(suite)
     assert run.not_passed() == {"JC-SCHED-02", "JC-SCHED-03"}, run.output[-3000:]
     late = run.message("JC-SCHED-03")
@@ -125,18 +137,52 @@ def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: i
     assert "If Fails: Messages delay" in late
     assert "processar-campanhas-agendadas ('* * * * *' UTC): last success 20" in late
     assert "If Fails: Campaign delays" in late
-    assert "no heartbeat" in run.message("JC-SCHED-02")
+    beats = run.message("JC-SCHED-02")
+    assert beats.startswith(f"expected exactly one live scheduler, found no live heartbeat under '{HEARTBEAT_PREFIX}*', "
+                            f"only stale key(s): {HEARTBEAT_PREFIX}julia-scheduler-8 (no expiry); "
+                            f"{HEARTBEAT_PREFIX}julia-scheduler-9 (last beat 10 min ago, expires in "), beats
+    assert "the scheduler is down" in beats
 
 
 def test_worker_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """julia-worker down. First a young backlog (2 minutes, under the 5-minute age limit)
+    with nothing processed for over 5 minutes: the worker stopped picking up. Then the same
+    backlog past the age limit, and a health-check key left without expiry (not ARQ's own,
+    which always has a TTL) that must not pass for a live worker."""
+    assert healthy.info is not None
     healthy.stop_service("worker")
+    # The last processing more than 5 minutes ago: processed rows' timestamps pushed back.
+    sql("UPDATE fila_mensagens SET updated_at = now() - interval '7 minutes'"
+        " WHERE processada AND updated_at > now() - interval '7 minutes'")
     sql("INSERT INTO fila_mensagens (cliente_id, conteudo, created_at, updated_at)"
-        " SELECT id, 'Lembrete: plantão amanhã às 19h.', now() - interval '6 minutes', now() - interval '6 minutes'"
+        " SELECT id, 'Lembrete: plantão amanhã às 19h.', now() - interval '2 minutes', now() - interval '2 minutes'"
         " FROM clientes ORDER BY id LIMIT 3")
     run = runtime_suite(suite)
     assert run.not_passed() == {"JC-QUEUE-01", "JC-QUEUE-02"}, run.output[-3000:]
-    assert "older than 5 min while Júlia is active, found 3 (of 3 pending" in run.message("JC-QUEUE-01")
-    assert "'arq:queue:health-check'" in run.message("JC-QUEUE-02")
+    young = run.message("JC-QUEUE-01")
+    assert young.startswith("expected pending fila_mensagens rows to be picked up within 1 min, found 3 pending "
+                            "since 20"), young
+    assert re.search(r"\(\d+ min\) and nothing processed in the last 5 min: the worker is not processing$", young), young
+    assert run.message("JC-QUEUE-02") == (
+        f"expected ARQ's health-check key '{ARQ_KEY}' (renewed by every live worker), found none: julia-worker "
+        "is down or its event loop is stuck")
+
+    # Past the age limit; a key without expiry where ARQ's would be.
+    sql("UPDATE fila_mensagens SET created_at = now() - interval '6 minutes' WHERE NOT processada")
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    try:
+        client.set(ARQ_KEY, "Nov-25 10:00:00 j_complete=12 j_failed=0 j_retried=0 j_ongoing=0 queued=0")
+    finally:
+        client.close()
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-QUEUE-01", "JC-QUEUE-02"}, run.output[-3000:]
+    stale = run.message("JC-QUEUE-01")
+    assert "older than 5 min while Júlia is active, found 3 (of 3 pending" in stale, stale
+    assert stale.endswith("processed in the last 5 min: 0: the worker is not processing"), stale
+    dead = run.message("JC-QUEUE-02")
+    assert dead.startswith(f"expected ARQ's health-check key '{ARQ_KEY}' to expire unless renewed"), dead
+    assert "found it without expiry (value 'Nov-25 10:00:00 j_complete=12" in dead
+    assert dead.endswith("it is not a live worker's — julia-worker may be down"), dead
 
 
 def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
