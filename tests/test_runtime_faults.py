@@ -29,6 +29,7 @@ from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
 from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract_runtime import load
+from tests.area_helpers import runbook_copy
 from tests.conftest import targets_text, ROOT
 
 RUNTIME = ("checks/test_runtime.py",)
@@ -185,14 +186,18 @@ def test_worker_stopped(healthy: NativeStack, suite, sql) -> None:  # type: igno
     assert dead.endswith("it is not a live worker's — julia-worker may be down"), dead
 
 
-def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    """A worker job and a scheduler run left `executando`: each named with its kill procedure;
-    one running for 29 minutes is not stuck yet."""
-    worker_stuck, worker_young = uuid.uuid4(), uuid.uuid4()
+def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A worker job and a scheduler run left `executando`, and a weekly report left `running`
+    (the English word runbook.toml maps as well) for 8 days, longer than any of the checks'
+    windows: each named with its kill procedure, in the word it was found with; one running
+    for 29 minutes is not stuck yet. With the threshold raised to 60 minutes in runbook.toml,
+    the 31- and 33-minute runs pass and only the 8-day one is left."""
+    worker_stuck, worker_young, week_stuck = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     sql("INSERT INTO job_executions (job_id, job_name, status, started_at, created_at, scheduler_instance)"
         " VALUES (%s, %s, 'executando', now() - interval '31 minutes', now() - interval '31 minutes', 'julia-worker-1'),"
-        "        (%s, %s, 'executando', now() - interval '29 minutes', now() - interval '29 minutes', 'julia-worker-1')",
-        (worker_stuck, WORKER_JOB, worker_young, WORKER_JOB))
+        "        (%s, %s, 'executando', now() - interval '29 minutes', now() - interval '29 minutes', 'julia-worker-1'),"
+        "        (%s, 'report-semanal', 'running', now() - interval '8 days', now() - interval '8 days', 'julia-scheduler-0')",
+        (worker_stuck, WORKER_JOB, worker_young, WORKER_JOB, week_stuck))
     # The scheduler's own run of a slot 33 minutes ago never finished (one run, its slot's only).
     (sched_stuck,), = rows(healthy,
         "UPDATE job_executions SET status = 'executando', ended_at = NULL, duracao_ms = NULL WHERE job_id = ("
@@ -202,23 +207,47 @@ def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql) -> None:  # 
     assert run.not_passed() == {"JC-JOBS-01"}, run.output[-3000:]
     msg = run.message("JC-JOBS-01")
     assert str(worker_young) not in msg
-    assert msg.startswith("expected no run executando/running over 30 min, found 2 — Kill Stuck Job: UPDATE "
+    # The oldest first; the message's kill statement covers two runs, the evidence all three.
+    assert msg.startswith("expected no run executando/running over 30 min, found 3 — Kill Stuck Job: UPDATE "
                           "job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to "
-                          f"timeout' WHERE job_id IN ('{sched_stuck}', '{worker_stuck}') AND status = 'executando';")
-    # the newest slot older than 33 min: 33 min unless a restart in an earlier test missed a slot
-    assert re.search(r"Runs: processar-campanhas-agendadas \(3[3-9] min, julia-scheduler-\d\); processar-fila \(31 min", msg), msg
+                          f"timeout' WHERE job_id IN ('{week_stuck}', '{sched_stuck}') AND status IN ('executando', "
+                          "'running'); (+1 more in the evidence) Runs: report-semanal (192 h"), msg
+
+    # stuck_minutes = 60: the threshold is runbook.toml's.
+    raised = runbook_copy(tmp_path, ("stuck_minutes = 30", "stuck_minutes = 60"))
+    run = runtime_suite(suite, "--runbook", str(raised))
+    assert run.not_passed() == {"JC-JOBS-01"}, run.output[-3000:]
+    msg = run.message("JC-JOBS-01")
+    assert msg.startswith("expected no run executando/running over 60 min, found 1 — Kill Stuck Job: UPDATE "
+                          "job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to "
+                          f"timeout' WHERE job_id = '{week_stuck}' AND status = 'running'; Runs: report-semanal "
+                          "(192 h"), msg
+    assert str(sched_stuck) not in msg and str(worker_stuck) not in msg
 
 
 def test_burst_of_failures(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    """Chatwoot down for six hours: most campaign runs of that window failed (then recovered)."""
+    """Chatwoot down for six hours: most campaign runs of that window failed (then recovered),
+    recorded in both words runbook.toml maps to a failure — `falha`, then `error` from a
+    release that writes English: one rate over both, and the newest error."""
+    job = "processar-campanhas-agendadas"
     sql("UPDATE job_executions SET status = 'falha', erro = 'Chatwoot retornou HTTP 502'"
-        " WHERE job_name = 'processar-campanhas-agendadas'"
-        " AND started_at BETWEEN now() - interval '6 hours' AND now() - interval '10 minutes'")
+        " WHERE job_name = %s AND started_at BETWEEN now() - interval '6 hours' AND now() - interval '3 hours'", (job,))
+    sql("UPDATE job_executions SET status = 'error', erro = 'Chatwoot: connection refused'"
+        " WHERE job_name = %s AND started_at BETWEEN now() - interval '3 hours' AND now() - interval '10 minutes'", (job,))
+    (failures, runs_before), = rows(healthy,
+        "SELECT count(*) FILTER (WHERE status = ANY (%s)), count(*) FROM job_executions"
+        " WHERE job_name = %s AND started_at >= now() - interval '7 days'", (list(load().status.failure), job))
     run = runtime_suite(suite)
     assert run.not_passed() == {"JC-JOBS-02"}, run.output[-3000:]
     msg = run.message("JC-JOBS-02")
-    assert "found 1: processar-campanhas-agendadas " in msg and "last error: Chatwoot retornou HTTP 502" in msg
     assert "at most 5% of its runs over the last 7 days" in msg
+    found = re.search(r"found 1: processar-campanhas-agendadas (\d+)/(\d+) \((\d+\.\d)%\), "
+                      r"last error: Chatwoot: connection refused$", msg)
+    assert found, msg
+    fails, runs, percent = int(found[1]), int(found[2]), found[3]
+    # Both words counted; the live scheduler may have added a few (successful) runs since.
+    assert fails == failures and runs_before <= runs <= runs_before + 5, (failures, runs_before, msg)
+    assert f"{fails / runs:.1%}" == f"{percent}%" and fails / runs > 0.05
 
 
 def _cycle(stack: NativeStack) -> dict[str, Any] | None:
