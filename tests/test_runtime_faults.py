@@ -30,7 +30,7 @@ from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract_runtime import load
 from tests.area_helpers import runbook_copy
-from tests.conftest import targets_text, ROOT
+from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, run_suite, targets_text
 
 RUNTIME = ("checks/test_runtime.py",)
 NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
@@ -102,9 +102,18 @@ def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[
             "SELECT job_name FROM job_executions WHERE job_name = ANY (%s) AND started_at >= %s"
             " GROUP BY job_name, date_trunc('minute', started_at) HAVING count(DISTINCT scheduler_instance) > 1",
             (PER_MINUTE, since)), timeout_s=130)
+        # Each live run is recorded whole: its end, its duration and the runbook's success word.
+        ended = wait_for("the live runs to end", lambda: (found := rows(
+            healthy, "SELECT scheduler_instance, status, started_at, ended_at, duracao_ms FROM job_executions"
+            " WHERE job_name = ANY (%s) AND started_at >= %s", (PER_MINUTE, since))) and all(
+                r[3] is not None for r in found) and found, timeout_s=30)
         run = suite(paths=RUNTIME)
     finally:
         extra.stop()
+    assert {r[0] for r in ended} == {"julia-scheduler-1", "julia-scheduler-2"}, ended
+    for _, status, started, end, duration_ms in ended:
+        assert status == load().status.success[0] and end >= started, ended
+        assert duration_ms == round((end - started).total_seconds() * 1000), ended
     # The local platform counts both scheduler processes, as Railway would count replicas.
     assert run.not_passed() == {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-04"}, run.output[-3000:]
     assert "Railway reports 2" in run.message("JC-SCHED-04")
@@ -361,3 +370,27 @@ def test_scheduler_scale_via_railway_api(railway, suite, answer: dict[str, Any],
     assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
     # The token is a secret: it appears nowhere the run writes.
     assert TOKEN not in run.output and TOKEN not in json.dumps(run.certificate)
+
+
+@pytest.mark.parametrize(("profile", "env", "why"), [
+    ("", {}, "no railway_token_env in the profile"),
+    ('railway_token_env = "JC_TEST_RAILWAY_TOKEN"\n', {"JC_TEST_RAILWAY_TOKEN": ""},
+     "its variable JC_TEST_RAILWAY_TOKEN is empty or unset"),
+], ids=["no-token-variable", "empty-token"])
+def test_scheduler_scale_skipped_without_a_token(stack: NativeStack, tmp_path: Path, profile: str,
+                                                 env: dict[str, str], why: str) -> None:
+    """Off the local stack, with no token to read Railway with, the replica count is not
+    judged: skipped, saying why (never passed, never guessed)."""
+    info = stack.info
+    assert info is not None
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        "[targets.remote]\nlocal = false\n"
+        f'api_url = "{info.api_url}"\nenvironment = "{LOCAL_ENV}"\nproject_ref = "{LOCAL_REF}"\n'
+        'database_url_env = "JC_REMOTE_DB"\nredis_url_env = "JC_REMOTE_REDIS"\n' + profile)
+    run = run_suite("--target-file", str(targets), "--target", "remote",
+                    paths=("checks/test_runtime.py::test_scheduler_scale",), reports=tmp_path / "reports",
+                    env={"JC_REMOTE_DB": info.database_url, "JC_REMOTE_REDIS": info.redis_url, **env})
+    assert run.outcomes() == {"JC-SCHED-04": "skipped"}, run.output[-3000:]
+    assert run.message("JC-SCHED-04") == (
+        f"no Railway API token for target remote ({why}): the scheduler's replica count cannot be read")
