@@ -354,7 +354,7 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
 def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames) -> None:
     names.require("pause")
-    state = pr.julia_status(db, runbook)
+    state = pr.julia_status(db, runbook, now)
     pa = runtime.pause
     if state is None:
         raise violated(f"expected the newest {pa.table} row to be {'/'.join(pa.active)}, found no row at all: "
@@ -390,7 +390,7 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
     names.require("queue", "pause")
     qu = runtime.queue
     q = pr.queue_state(db, runbook, now)
-    state = pr.julia_status(db, runbook)
+    state = pr.julia_status(db, runbook, now)
     if state is not None and state.status in runtime.pause.paused:
         pytest.skip(
             f"paused: backlog expected — Júlia is {state.status!r} since {_t(state.created_at)} "
