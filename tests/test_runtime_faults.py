@@ -130,6 +130,18 @@ def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: i
     healthy.stop_service("scheduler")
     sql("DELETE FROM job_executions WHERE job_name = ANY (%s) AND started_at > now() - interval '3 minutes'",
         (CRON_JOBS,))
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-SCHED-02", "JC-SCHED-03"}, run.output[-3000:]
+    assert run.message("JC-SCHED-02") == (
+        f"expected exactly one live scheduler, found no heartbeat under '{HEARTBEAT_PREFIX}*' (each live "
+        f"julia-scheduler renews its key within {load().scheduler.heartbeat_ttl_s} s): the scheduler is down")
+    late = run.message("JC-SCHED-03")
+    assert "found 2 late" in late
+    assert "processar-mensagens-agendadas ('* * * * *' UTC): last success 20" in late
+    assert "If Fails: Messages delay" in late
+    assert "processar-campanhas-agendadas ('* * * * *' UTC): last success 20" in late
+    assert "If Fails: Campaign delays" in late
+
     # Heartbeat keys no live scheduler renews: one without expiry (a hand-made key, an old
     # release's), one whose last beat is 10 minutes old though it still has a TTL.
     client = redis.Redis.from_url(healthy.info.redis_url)
@@ -139,14 +151,8 @@ def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: i
         client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-9", json.dumps({"pid": 9, "beat": old}), ex=600)
     finally:
         client.close()
-    run = runtime_suite(suite)
-    assert run.not_passed() == {"JC-SCHED-02", "JC-SCHED-03"}, run.output[-3000:]
-    late = run.message("JC-SCHED-03")
-    assert "found 2 late" in late
-    assert "processar-mensagens-agendadas ('* * * * *' UTC): last success 20" in late
-    assert "If Fails: Messages delay" in late
-    assert "processar-campanhas-agendadas ('* * * * *' UTC): last success 20" in late
-    assert "If Fails: Campaign delays" in late
+    run = suite(paths=("checks/test_runtime.py::test_one_live_scheduler",))
+    assert run.outcomes() == {"JC-SCHED-02": "failed"}, run.output[-3000:]
     beats = run.message("JC-SCHED-02")
     assert beats.startswith(f"expected exactly one live scheduler, found no live heartbeat under '{HEARTBEAT_PREFIX}*', "
                             f"only stale key(s): {HEARTBEAT_PREFIX}julia-scheduler-8 (no expiry); "

@@ -4,6 +4,7 @@ statements and the Railway probe — no stack needed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -418,3 +419,37 @@ def test_scheduler_trigger_fires_on_the_contracts_cron(cron: str, tz: str, now: 
         fire = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
         assert fire == job.next_fire(moment), (cron, tz, moment)
         moment = fire
+
+
+def test_heartbeat_is_written_with_its_ttl(stack) -> None:  # type: ignore[no-untyped-def]
+    """The reference scheduler's heartbeat expires unless renewed (a crashed scheduler's key
+    dies with its TTL), and the check reads it as live; the same key left without expiry, or
+    renewed no more, reads as stale."""
+    import types
+
+    import redis
+
+    from checks.test_runtime import _stale_beat
+    from fixtures.clients import SafeRedis
+    from fixtures.stack.refapp.scheduler import Heartbeat
+
+    rb = load_runbook(ROOT / "runbook.toml")
+    rt = pr.contract_of(rb)
+    instance = f"unit-{datetime.now(UTC).timestamp():.0f}"
+    beat = Heartbeat(types.SimpleNamespace(redis_url=stack.info.redis_url), rt, instance)  # type: ignore[arg-type]
+    client = SafeRedis.from_url(stack.info.redis_url, decode_responses=True)
+    try:
+        beat.beat()
+        (found,) = [b for b in pr.scheduler_heartbeats(client, rb) if b.instance == instance]
+        assert 0 < found.ttl_s <= rt.scheduler.heartbeat_ttl_s and found.detail["pid"] == os.getpid()
+        now = pr.redis_now(client)
+        assert _stale_beat(found, now, rt) is None
+        later = now + timedelta(seconds=rt.scheduler.heartbeat_ttl_s) + rt.clock_skew + timedelta(seconds=1)
+        assert _stale_beat(found, later, rt).startswith("last beat ")  # type: ignore[union-attr]
+        redis.Redis.from_url(stack.info.redis_url).persist(found.key)
+        (kept,) = [b for b in pr.scheduler_heartbeats(client, rb) if b.instance == instance]
+        assert kept.ttl_s == -1 and _stale_beat(kept, now, rt) == "no expiry"
+    finally:
+        beat.clear()
+        client.close()
+    assert client.exists(found.key) == 0
