@@ -116,13 +116,26 @@ def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeC
 )
 @pytest.mark.postdeploy
 def test_one_live_scheduler(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeContract) -> None:
-    beats = pr.scheduler_heartbeats(redis_ro, runbook)
-    prefix = runtime.scheduler.heartbeat_prefix
+    """A heartbeat is live when its key expires unless renewed (a TTL) and, when its value
+    says when it was last renewed, that was within the TTL: a key left without expiry (a
+    crashed scheduler of an older release, a hand-made key) proves nothing about a scheduler."""
+    keys = pr.scheduler_heartbeats(redis_ro, runbook)
+    sc = runtime.scheduler
+    now = pr.redis_now(redis_ro) if keys else None
+    stale = [(b, why) for b in keys if (why := _stale_beat(b, now, runtime))]
+    beats = [b for b in keys if not any(b is s for s, _ in stale)]
+    prefix = sc.heartbeat_prefix
     if not beats:
+        if not stale:
+            raise violated(
+                f"expected exactly one live scheduler, found no heartbeat under '{prefix}*' (each live "
+                f"{sc.service_name} renews its key within {sc.heartbeat_ttl_s} s): the scheduler is down",
+            )
         raise violated(
-            f"expected exactly one live scheduler, found no heartbeat under '{prefix}*' (each live "
-            f"{runtime.scheduler.service_name} renews its key within {runtime.scheduler.heartbeat_ttl_s} s): "
-            "the scheduler is down",
+            f"expected exactly one live scheduler, found no live heartbeat under '{prefix}*', only stale "
+            f"key(s): {_more([f'{b.key} ({why})' for b, why in stale])}: the scheduler is down (a live "
+            f"{sc.service_name} renews its key within {sc.heartbeat_ttl_s} s, with that TTL)",
+            evidence=[{**b.__dict__, "stale": why} for b, why in stale],
         )
     if len(beats) > 1:
         who = [f"{b.instance} (pid {b.detail.get('pid', '?')} on {b.detail.get('host', '?')}, since "
@@ -229,6 +242,17 @@ def _judge_scale(scale: pr.RailwayScale, runtime: RuntimeContract) -> None:
         )
 
 
+def _stale_beat(beat: pr.Heartbeat, now: datetime | None, runtime: RuntimeContract) -> str | None:
+    """Why a heartbeat key is not a live scheduler's, or None when it is."""
+    ttl = runtime.scheduler.heartbeat_ttl_s
+    if beat.ttl_s < 0:
+        return "no expiry"
+    last = beat.beat
+    if now is not None and last is not None and now - last > timedelta(seconds=ttl) + runtime.clock_skew:
+        return f"last beat {_age(now - last)} ago, expires in {beat.ttl_s} s"
+    return None
+
+
 # --- runs ---------------------------------------------------------------------------------
 
 
@@ -330,7 +354,7 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
 def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames) -> None:
     names.require("pause")
-    state = pr.julia_status(db, runbook)
+    state = pr.julia_status(db, runbook, now)
     pa = runtime.pause
     if state is None:
         raise violated(f"expected the newest {pa.table} row to be {'/'.join(pa.active)}, found no row at all: "
@@ -366,7 +390,7 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
     names.require("queue", "pause")
     qu = runtime.queue
     q = pr.queue_state(db, runbook, now)
-    state = pr.julia_status(db, runbook)
+    state = pr.julia_status(db, runbook, now)
     if state is not None and state.status in runtime.pause.paused:
         pytest.skip(
             f"paused: backlog expected — Júlia is {state.status!r} since {_t(state.created_at)} "
@@ -387,7 +411,8 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
     if q.pending and q.oldest_pending and now - q.oldest_pending > qu.pickup and not q.processed_recently:
         raise violated(
             f"expected pending {qu.table} rows to be picked up within {_age(qu.pickup)}, found {q.pending} "
-            f"pending since {_t(q.oldest_pending)} and nothing {processing}: the worker is not processing",
+            f"pending since {_t(q.oldest_pending)} ({_age(now - q.oldest_pending)}) and nothing processed in "
+            f"the last {_age(qu.processing_window)}: the worker is not processing",
             evidence=evidence,
         )
 
@@ -454,4 +479,13 @@ def test_worker_alive(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeCon
         raise violated(
             f"expected ARQ's health-check key '{health.key}' (renewed by every live worker), found none: "
             "julia-worker is down or its event loop is stuck",
+        )
+    if health.ttl_ms < 0:
+        # ARQ always writes it with a TTL (health_check_interval + 1 s): a key that never
+        # expires outlives any worker and says nothing about one.
+        raise violated(
+            f"expected ARQ's health-check key '{health.key}' to expire unless renewed (ARQ sets a TTL of "
+            f"its health_check_interval + 1 s), found it without expiry (value {str(health.value)[:80]!r}): "
+            "it is not a live worker's — julia-worker may be down",
+            evidence=health.__dict__,
         )

@@ -29,7 +29,8 @@ from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
 from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract_runtime import load
-from tests.conftest import targets_text, ROOT
+from tests.area_helpers import runbook_copy
+from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, run_suite, targets_text
 
 RUNTIME = ("checks/test_runtime.py",)
 NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
@@ -37,6 +38,8 @@ RUNTIME_IDS = {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-03", "JC-JOBS-01", "JC-JO
                "JC-QUEUE-02", "JC-PAUSE-01", "JC-PAUSE-02"}
 PER_MINUTE = [j.name for j in load().jobs if j.cron == "* * * * *"]
 CRON_JOBS = [j.name for j in load().jobs]
+ARQ_KEY = load().queue.health_check_key
+HEARTBEAT_PREFIX = load().scheduler.heartbeat_prefix
 
 T = TypeVar("T")
 
@@ -99,9 +102,18 @@ def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[
             "SELECT job_name FROM job_executions WHERE job_name = ANY (%s) AND started_at >= %s"
             " GROUP BY job_name, date_trunc('minute', started_at) HAVING count(DISTINCT scheduler_instance) > 1",
             (PER_MINUTE, since)), timeout_s=130)
+        # Each live run is recorded whole: its end, its duration and the runbook's success word.
+        ended = wait_for("the live runs to end", lambda: (found := rows(
+            healthy, "SELECT scheduler_instance, status, started_at, ended_at, duracao_ms FROM job_executions"
+            " WHERE job_name = ANY (%s) AND started_at >= %s", (PER_MINUTE, since))) and all(
+                r[3] is not None for r in found) and found, timeout_s=30)
         run = suite(paths=RUNTIME)
     finally:
         extra.stop()
+    assert {r[0] for r in ended} == {"julia-scheduler-1", "julia-scheduler-2"}, ended
+    for _, status, started, end, duration_ms in ended:
+        assert status == load().status.success[0] and end >= started, ended
+        assert duration_ms == round((end - started).total_seconds() * 1000), ended
     # The local platform counts both scheduler processes, as Railway would count replicas.
     assert run.not_passed() == {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-04"}, run.output[-3000:]
     assert "Railway reports 2" in run.message("JC-SCHED-04")
@@ -114,39 +126,93 @@ def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[
 def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     """julia-scheduler down for 3 minutes: the per-minute jobs are late (grace 2 min); the
     15-minute and hourly jobs are not (graces 5 and 10 min exceed the outage)."""
+    assert healthy.info is not None
     healthy.stop_service("scheduler")
     sql("DELETE FROM job_executions WHERE job_name = ANY (%s) AND started_at > now() - interval '3 minutes'",
         (CRON_JOBS,))
     run = runtime_suite(suite)
     assert run.not_passed() == {"JC-SCHED-02", "JC-SCHED-03"}, run.output[-3000:]
+    assert run.message("JC-SCHED-02") == (
+        f"expected exactly one live scheduler, found no heartbeat under '{HEARTBEAT_PREFIX}*' (each live "
+        f"julia-scheduler renews its key within {load().scheduler.heartbeat_ttl_s} s): the scheduler is down")
     late = run.message("JC-SCHED-03")
     assert "found 2 late" in late
     assert "processar-mensagens-agendadas ('* * * * *' UTC): last success 20" in late
     assert "If Fails: Messages delay" in late
     assert "processar-campanhas-agendadas ('* * * * *' UTC): last success 20" in late
     assert "If Fails: Campaign delays" in late
-    assert "no heartbeat" in run.message("JC-SCHED-02")
+
+    # Heartbeat keys no live scheduler renews: one without expiry (a hand-made key, an old
+    # release's), one whose last beat is 10 minutes old though it still has a TTL.
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    try:
+        old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-8", json.dumps({"pid": 8, "beat": old}))
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-9", json.dumps({"pid": 9, "beat": old}), ex=600)
+    finally:
+        client.close()
+    run = suite(paths=("checks/test_runtime.py::test_one_live_scheduler",))
+    assert run.outcomes() == {"JC-SCHED-02": "failed"}, run.output[-3000:]
+    beats = run.message("JC-SCHED-02")
+    assert beats.startswith(f"expected exactly one live scheduler, found no live heartbeat under '{HEARTBEAT_PREFIX}*', "
+                            f"only stale key(s): {HEARTBEAT_PREFIX}julia-scheduler-8 (no expiry); "
+                            f"{HEARTBEAT_PREFIX}julia-scheduler-9 (last beat 10 min ago, expires in "), beats
+    assert "the scheduler is down" in beats
 
 
 def test_worker_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """julia-worker down. First a young backlog (2 minutes, under the 5-minute age limit)
+    with nothing processed for over 5 minutes: the worker stopped picking up. Then the same
+    backlog past the age limit, and a health-check key left without expiry (not ARQ's own,
+    which always has a TTL) that must not pass for a live worker."""
+    assert healthy.info is not None
     healthy.stop_service("worker")
+    # The last processing more than 5 minutes ago: processed rows' timestamps pushed back.
+    sql("UPDATE fila_mensagens SET updated_at = now() - interval '7 minutes'"
+        " WHERE processada AND updated_at > now() - interval '7 minutes'")
     sql("INSERT INTO fila_mensagens (cliente_id, conteudo, created_at, updated_at)"
-        " SELECT id, 'Lembrete: plantão amanhã às 19h.', now() - interval '6 minutes', now() - interval '6 minutes'"
+        " SELECT id, 'Lembrete: plantão amanhã às 19h.', now() - interval '2 minutes', now() - interval '2 minutes'"
         " FROM clientes ORDER BY id LIMIT 3")
     run = runtime_suite(suite)
     assert run.not_passed() == {"JC-QUEUE-01", "JC-QUEUE-02"}, run.output[-3000:]
-    assert "older than 5 min while Júlia is active, found 3 (of 3 pending" in run.message("JC-QUEUE-01")
-    assert "'arq:queue:health-check'" in run.message("JC-QUEUE-02")
+    young = run.message("JC-QUEUE-01")
+    assert young.startswith("expected pending fila_mensagens rows to be picked up within 1 min, found 3 pending "
+                            "since 20"), young
+    assert re.search(r"\(\d+ min\) and nothing processed in the last 5 min: the worker is not processing$", young), young
+    assert run.message("JC-QUEUE-02") == (
+        f"expected ARQ's health-check key '{ARQ_KEY}' (renewed by every live worker), found none: julia-worker "
+        "is down or its event loop is stuck")
+
+    # Past the age limit; a key without expiry where ARQ's would be.
+    sql("UPDATE fila_mensagens SET created_at = now() - interval '6 minutes' WHERE NOT processada")
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    try:
+        client.set(ARQ_KEY, "Nov-25 10:00:00 j_complete=12 j_failed=0 j_retried=0 j_ongoing=0 queued=0")
+    finally:
+        client.close()
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-QUEUE-01", "JC-QUEUE-02"}, run.output[-3000:]
+    stale = run.message("JC-QUEUE-01")
+    assert "older than 5 min while Júlia is active, found 3 (of 3 pending" in stale, stale
+    assert stale.endswith("processed in the last 5 min: 0: the worker is not processing"), stale
+    dead = run.message("JC-QUEUE-02")
+    assert dead.startswith(f"expected ARQ's health-check key '{ARQ_KEY}' to expire unless renewed"), dead
+    assert "found it without expiry (value 'Nov-25 10:00:00 j_complete=12" in dead
+    assert dead.endswith("it is not a live worker's — julia-worker may be down"), dead
 
 
-def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    """A worker job and a scheduler run left `executando`: each named with its kill procedure;
-    one running for 29 minutes is not stuck yet."""
-    worker_stuck, worker_young = uuid.uuid4(), uuid.uuid4()
+def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A worker job and a scheduler run left `executando`, and a weekly report left `running`
+    (the English word runbook.toml maps as well) for 8 days, longer than any of the checks'
+    windows: each named with its kill procedure, in the word it was found with; one running
+    for 29 minutes is not stuck yet. With the threshold raised to 60 minutes in runbook.toml,
+    the 31- and 33-minute runs pass and only the 8-day one is left."""
+    worker_stuck, worker_young, week_stuck = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     sql("INSERT INTO job_executions (job_id, job_name, status, started_at, created_at, scheduler_instance)"
         " VALUES (%s, %s, 'executando', now() - interval '31 minutes', now() - interval '31 minutes', 'julia-worker-1'),"
-        "        (%s, %s, 'executando', now() - interval '29 minutes', now() - interval '29 minutes', 'julia-worker-1')",
-        (worker_stuck, WORKER_JOB, worker_young, WORKER_JOB))
+        "        (%s, %s, 'executando', now() - interval '29 minutes', now() - interval '29 minutes', 'julia-worker-1'),"
+        "        (%s, 'report-semanal', 'running', now() - interval '8 days', now() - interval '8 days', 'julia-scheduler-0')",
+        (worker_stuck, WORKER_JOB, worker_young, WORKER_JOB, week_stuck))
     # The scheduler's own run of a slot 33 minutes ago never finished (one run, its slot's only).
     (sched_stuck,), = rows(healthy,
         "UPDATE job_executions SET status = 'executando', ended_at = NULL, duracao_ms = NULL WHERE job_id = ("
@@ -156,23 +222,47 @@ def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql) -> None:  # 
     assert run.not_passed() == {"JC-JOBS-01"}, run.output[-3000:]
     msg = run.message("JC-JOBS-01")
     assert str(worker_young) not in msg
-    assert msg.startswith("expected no run executando/running over 30 min, found 2 — Kill Stuck Job: UPDATE "
+    # The oldest first; the message's kill statement covers two runs, the evidence all three.
+    assert msg.startswith("expected no run executando/running over 30 min, found 3 — Kill Stuck Job: UPDATE "
                           "job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to "
-                          f"timeout' WHERE job_id IN ('{sched_stuck}', '{worker_stuck}') AND status = 'executando';")
-    # the newest slot older than 33 min: 33 min unless a restart in an earlier test missed a slot
-    assert re.search(r"Runs: processar-campanhas-agendadas \(3[3-9] min, julia-scheduler-\d\); processar-fila \(31 min", msg), msg
+                          f"timeout' WHERE job_id IN ('{week_stuck}', '{sched_stuck}') AND status IN ('executando', "
+                          "'running'); (+1 more in the evidence) Runs: report-semanal (192 h"), msg
+
+    # stuck_minutes = 60: the threshold is runbook.toml's.
+    raised = runbook_copy(tmp_path, ("stuck_minutes = 30", "stuck_minutes = 60"))
+    run = runtime_suite(suite, "--runbook", str(raised))
+    assert run.not_passed() == {"JC-JOBS-01"}, run.output[-3000:]
+    msg = run.message("JC-JOBS-01")
+    assert msg.startswith("expected no run executando/running over 60 min, found 1 — Kill Stuck Job: UPDATE "
+                          "job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to "
+                          f"timeout' WHERE job_id = '{week_stuck}' AND status = 'running'; Runs: report-semanal "
+                          "(192 h"), msg
+    assert str(sched_stuck) not in msg and str(worker_stuck) not in msg
 
 
 def test_burst_of_failures(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    """Chatwoot down for six hours: most campaign runs of that window failed (then recovered)."""
+    """Chatwoot down for six hours: most campaign runs of that window failed (then recovered),
+    recorded in both words runbook.toml maps to a failure — `falha`, then `error` from a
+    release that writes English: one rate over both, and the newest error."""
+    job = "processar-campanhas-agendadas"
     sql("UPDATE job_executions SET status = 'falha', erro = 'Chatwoot retornou HTTP 502'"
-        " WHERE job_name = 'processar-campanhas-agendadas'"
-        " AND started_at BETWEEN now() - interval '6 hours' AND now() - interval '10 minutes'")
+        " WHERE job_name = %s AND started_at BETWEEN now() - interval '6 hours' AND now() - interval '3 hours'", (job,))
+    sql("UPDATE job_executions SET status = 'error', erro = 'Chatwoot: connection refused'"
+        " WHERE job_name = %s AND started_at BETWEEN now() - interval '3 hours' AND now() - interval '10 minutes'", (job,))
+    (failures, runs_before), = rows(healthy,
+        "SELECT count(*) FILTER (WHERE status = ANY (%s)), count(*) FROM job_executions"
+        " WHERE job_name = %s AND started_at >= now() - interval '7 days'", (list(load().status.failure), job))
     run = runtime_suite(suite)
     assert run.not_passed() == {"JC-JOBS-02"}, run.output[-3000:]
     msg = run.message("JC-JOBS-02")
-    assert "found 1: processar-campanhas-agendadas " in msg and "last error: Chatwoot retornou HTTP 502" in msg
     assert "at most 5% of its runs over the last 7 days" in msg
+    found = re.search(r"found 1: processar-campanhas-agendadas (\d+)/(\d+) \((\d+\.\d)%\), "
+                      r"last error: Chatwoot: connection refused$", msg)
+    assert found, msg
+    fails, runs, percent = int(found[1]), int(found[2]), found[3]
+    # Both words counted; the live scheduler may have added a few (successful) runs since.
+    assert fails == failures and runs_before <= runs <= runs_before + 5, (failures, runs_before, msg)
+    assert f"{fails / runs:.1%}" == f"{percent}%" and fails / runs > 0.05
 
 
 def _cycle(stack: NativeStack) -> dict[str, Any] | None:
@@ -286,3 +376,27 @@ def test_scheduler_scale_via_railway_api(railway, suite, answer: dict[str, Any],
     assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
     # The token is a secret: it appears nowhere the run writes.
     assert TOKEN not in run.output and TOKEN not in json.dumps(run.certificate)
+
+
+@pytest.mark.parametrize(("profile", "env", "why"), [
+    ("", {}, "no railway_token_env in the profile"),
+    ('railway_token_env = "JC_TEST_RAILWAY_TOKEN"\n', {"JC_TEST_RAILWAY_TOKEN": ""},
+     "its variable JC_TEST_RAILWAY_TOKEN is empty or unset"),
+], ids=["no-token-variable", "empty-token"])
+def test_scheduler_scale_skipped_without_a_token(stack: NativeStack, tmp_path: Path, profile: str,
+                                                 env: dict[str, str], why: str) -> None:
+    """Off the local stack, with no token to read Railway with, the replica count is not
+    judged: skipped, saying why (never passed, never guessed)."""
+    info = stack.info
+    assert info is not None
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        "[targets.remote]\nlocal = false\n"
+        f'api_url = "{info.api_url}"\nenvironment = "{LOCAL_ENV}"\nproject_ref = "{LOCAL_REF}"\n'
+        'database_url_env = "JC_REMOTE_DB"\nredis_url_env = "JC_REMOTE_REDIS"\n' + profile)
+    run = run_suite("--target-file", str(targets), "--target", "remote",
+                    paths=("checks/test_runtime.py::test_scheduler_scale",), reports=tmp_path / "reports",
+                    env={"JC_REMOTE_DB": info.database_url, "JC_REMOTE_REDIS": info.redis_url, **env})
+    assert run.outcomes() == {"JC-SCHED-04": "skipped"}, run.output[-3000:]
+    assert run.message("JC-SCHED-04") == (
+        f"no Railway API token for target remote ({why}): the scheduler's replica count cannot be read")

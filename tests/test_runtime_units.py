@@ -4,6 +4,7 @@ statements and the Railway probe — no stack needed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -331,3 +332,124 @@ def test_duplicate_slots_match_an_oracle(stack, cron: str, tz: str, offsets: lis
                          (job.name,))
     assert {d.slot: d.runs for d in found} == expected
     assert all(d.job == job.name and d.instances == ("prop",) and len(d.run_ids) == d.runs for d in found)
+
+
+# --- the reference scheduler's job table ----------------------------------------------------
+
+
+def test_scheduler_registers_the_runbooks_jobs() -> None:
+    """APScheduler gets runbook.toml's job table: one job per row, by its name, firing when
+    the checks' own cron arithmetic says it does — in the job's time zone (the period
+    reports in São Paulo), across a day, a week and a daylight-saving change elsewhere."""
+    from fixtures.stack.refapp.scheduler import build_scheduler
+
+    rt = load()
+    scheduler = build_scheduler(lambda job: None, rt)  # type: ignore[arg-type]
+    registered = {j.id: j for j in scheduler.get_jobs()}
+    assert sorted(registered) == sorted(job.name for job in rt.jobs)
+    assert any(job.timezone == "America/Sao_Paulo" for job in rt.jobs)
+    for job in rt.jobs:
+        entry = registered[job.name]
+        assert entry.args == (job,) and str(entry.trigger.timezone) == job.timezone
+        for start in (datetime(2026, 11, 25, 14, 7, 30, tzinfo=UTC), datetime(2026, 11, 29, 23, 59, 59, tzinfo=UTC),
+                      datetime(2026, 3, 8, 6, 30, tzinfo=UTC)):
+            moment = start
+            for _ in range(4):
+                # APScheduler's next fire at or after a moment; the contract's strictly after.
+                fire = entry.trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+                assert fire == job.next_fire(moment), (job.name, moment)
+                moment = fire
+
+
+# --- the seed's volumes -------------------------------------------------------------------
+
+
+def test_seed_scales_the_runbooks_volumes(stack) -> None:  # type: ignore[no-untyped-def]
+    """seed(scale=2) writes twice the runbook's per-day volumes ("High-Volume Tables") —
+    job_executions included — while the scheduler's runs stay those of the cron table."""
+    import secrets
+
+    import psycopg
+
+    from fixtures.stack import dbsetup
+    from fixtures.stack.launcher import _replace_db
+
+    name = f"julia_seedscale_{secrets.token_hex(3)}"
+    url = _replace_db(stack.info.database_url, name)
+    maintenance = load_runbook(ROOT / "runbook.toml").section("maintenance")
+    per_day = {t.table: (t.rows_per_day, t.time_column) for t in maintenance.high_volume_tables if t.rows_per_day}
+    now = datetime(2026, 11, 25, 14, 7, 30, tzinfo=UTC)
+    since = now - timedelta(days=1)
+    counted: dict[float, tuple[dict[str, int], dict[str, int]]] = {}
+    with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dbsetup.apply_migrations(url)
+        for scale in (1.0, 2.0):
+            dbsetup.seed(url, environment="local", project_ref="scale", scale=scale, days=1, now=now)
+            with psycopg.connect(url) as conn:
+                volumes = {table: conn.execute(f"SELECT count(*) FROM {table} WHERE {column} >= %s",  # type: ignore[arg-type]
+                                               (since,)).fetchone()[0] for table, (_, column) in per_day.items()}
+                runs = dict(conn.execute("SELECT job_name, count(*) FROM job_executions WHERE job_name <> %s"
+                                         " GROUP BY job_name", (dbsetup.WORKER_JOB,)).fetchall())
+            counted[scale] = volumes, runs
+    finally:
+        with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for scale, (volumes, _) in counted.items():
+        for table, (rows_per_day, _) in per_day.items():
+            assert volumes[table] == pytest.approx(scale * rows_per_day, rel=0.01), (scale, table, volumes)
+    cron_runs = counted[1.0][1]
+    assert counted[2.0][1] == cron_runs and set(cron_runs) == {job.name for job in load().jobs}
+    assert cron_runs["processar-mensagens-agendadas"] == 1440  # a day of minutes
+
+
+@settings(max_examples=60, deadline=None)
+@given(cron=_crons, tz=_zones, now=_moments)
+def test_scheduler_trigger_fires_on_the_contracts_cron(cron: str, tz: str, now: datetime) -> None:
+    """Property: for any cron of the shape the table uses (day-of-week lists with cron's own
+    numbering included), the reference scheduler's trigger fires exactly when the checks'
+    cron arithmetic says."""
+    from fixtures.stack.refapp.scheduler import cron_trigger
+
+    job = _job(cron, tz)
+    trigger = cron_trigger(job)
+    moment = now
+    for _ in range(3):
+        fire = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+        assert fire == job.next_fire(moment), (cron, tz, moment)
+        moment = fire
+
+
+def test_heartbeat_is_written_with_its_ttl(stack) -> None:  # type: ignore[no-untyped-def]
+    """The reference scheduler's heartbeat expires unless renewed (a crashed scheduler's key
+    dies with its TTL), and the check reads it as live; the same key left without expiry, or
+    renewed no more, reads as stale."""
+    import types
+
+    import redis
+
+    from checks.test_runtime import _stale_beat
+    from fixtures.clients import SafeRedis
+    from fixtures.stack.refapp.scheduler import Heartbeat
+
+    rb = load_runbook(ROOT / "runbook.toml")
+    rt = pr.contract_of(rb)
+    instance = f"unit-{datetime.now(UTC).timestamp():.0f}"
+    beat = Heartbeat(types.SimpleNamespace(redis_url=stack.info.redis_url), rt, instance)  # type: ignore[arg-type]
+    client = SafeRedis.from_url(stack.info.redis_url, decode_responses=True)
+    try:
+        beat.beat()
+        (found,) = [b for b in pr.scheduler_heartbeats(client, rb) if b.instance == instance]
+        assert 0 < found.ttl_s <= rt.scheduler.heartbeat_ttl_s and found.detail["pid"] == os.getpid()
+        now = pr.redis_now(client)
+        assert _stale_beat(found, now, rt) is None
+        later = now + timedelta(seconds=rt.scheduler.heartbeat_ttl_s) + rt.clock_skew + timedelta(seconds=1)
+        assert _stale_beat(found, later, rt).startswith("last beat ")  # type: ignore[union-attr]
+        redis.Redis.from_url(stack.info.redis_url).persist(found.key)
+        (kept,) = [b for b in pr.scheduler_heartbeats(client, rb) if b.instance == instance]
+        assert kept.ttl_s == -1 and _stale_beat(kept, now, rt) == "no expiry"
+    finally:
+        beat.clear()
+        client.close()
+    assert client.exists(found.key) == 0
