@@ -50,15 +50,24 @@ def test_postgres_stopped(healthy: NativeStack, suite) -> None:  # type: ignore[
     assert "database unreachable" in run.message("JC-GUARD-01")
 
 
-def test_environment_key_deleted(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    sql("DELETE FROM app_settings WHERE key = 'environment'")
+@pytest.mark.parametrize(
+    ("key", "value", "description", "guard"),
+    [("environment", "local", "Environment marker", "JC-GUARD-01"),
+     ("supabase_project_ref", LOCAL_REF, "Project reference", "JC-GUARD-02")],
+    ids=["environment", "project-ref"],
+)
+def test_app_settings_key_deleted(healthy: NativeStack, suite, sql, key: str, value: str,  # type: ignore[no-untyped-def]
+                                  description: str, guard: str) -> None:
+    """A missing app_settings key is its own failure (JC-GUARD-04) with the runbook's INSERT;
+    the guard that needed the key says why it could not decide."""
+    sql("DELETE FROM app_settings WHERE key = %s", (key,))
     run = suite(paths=AREA)
-    expect(run, failed={"JC-GUARD-04", "JC-DEEP-01", "JC-DEEP-07"}, error={"JC-GUARD-01"})
+    expect(run, failed={"JC-GUARD-04", "JC-DEEP-01", "JC-DEEP-07"}, error={guard})
     msg = run.message("JC-GUARD-04")
-    assert "no 'environment' row" in msg
-    assert ("INSERT INTO app_settings (key, value, description) VALUES ('environment', 'local', "
-            "'Environment marker') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value") in msg
-    assert "JC-GUARD-04" in run.message("JC-GUARD-01")
+    assert f"no '{key}' row" in msg
+    assert (f"INSERT INTO app_settings (key, value, description) VALUES ('{key}', '{value}', "
+            f"'{description}') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value") in msg
+    assert "JC-GUARD-04" in run.message(guard)
     assert "hard guard" in run.message("JC-DEEP-07")
 
 
@@ -401,18 +410,6 @@ def test_liveness_missing_on_every_alias(healthy: NativeStack, remote: RemoteRun
     expect(run, failed={"JC-HEALTH-01", "JC-HEALTH-03"})
     missing = "endpoint health missing: every path answered 404 (/health)"
     assert missing in run.message("JC-HEALTH-01") and missing in run.message("JC-HEALTH-03")
-
-
-def test_project_ref_key_deleted(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    sql("DELETE FROM app_settings WHERE key = 'supabase_project_ref'")
-    run = suite(paths=AREA)
-    expect(run, failed={"JC-GUARD-04", "JC-DEEP-01", "JC-DEEP-07"}, error={"JC-GUARD-02"})
-    msg = run.message("JC-GUARD-04")
-    assert "no 'supabase_project_ref' row" in msg
-    assert (f"INSERT INTO app_settings (key, value, description) VALUES ('supabase_project_ref', '{LOCAL_REF}', "
-            "'Project reference') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value") in msg
-    assert "JC-GUARD-04" in run.message("JC-GUARD-02")
-    assert "hard guard" in run.message("JC-DEEP-07")
 
 
 # The post-deploy gate (runbook rule 3: any failure means ROLLBACK NOW), pinned by name. By
