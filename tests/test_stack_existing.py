@@ -42,9 +42,8 @@ def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_pa
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    # The operator's keys, one of them in the app's own namespace: both must survive the run.
+    # The operator's key, outside the app's namespaces: it must survive the run.
     client.set("operator:keep", "1")
-    client.set("arq:operator-keep", "1")
 
     seen: set[str] = set()
     run_keys: set[bytes] = set()
@@ -84,10 +83,39 @@ def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_pa
         # During the run: its own database (from a template it also made), on the operator's server.
         assert dbname in seen, seen
         # ... and its app's keys in the operator's Redis (the worker's, the scheduler's).
-        assert run_keys - {b"operator:keep", b"arq:operator-keep"}, "the run's app wrote no key"
+        assert run_keys - {b"operator:keep"}, "the run's app wrote no key"
         # Afterwards: nothing of the run is left on the servers or on the machine.
         assert _databases(admin_url, f"{dbname}%") == set()
-        assert sorted(client.keys("*")) == [b"arq:operator-keep", b"operator:keep"]
+        assert client.keys("*") == [b"operator:keep"]
+        assert _leftovers("native", run_id) == {}
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def test_existing_redis_used_by_another_arq_app_is_refused(stack: NativeStack, tmp_path: Path) -> None:
+    """A Redis database already holding keys of the app's namespaces (another ARQ app) is
+    refused before anything is created: the reference worker would take that app's jobs."""
+    assert stack.info is not None
+    admin_url = stack.info.admin_url
+    redis_url = stack.info.redis_url.rsplit("/", 1)[0] + "/1"
+    run_id = f"existing-busy.{os.getpid()}"
+    dbname = "jc_" + re.sub(r"[^a-z0-9]", "_", run_id.lower())
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.rpush("arq:queue", "another-apps-job")
+    try:
+        run = run_suite("--stack", "existing", reports=tmp_path / "reports", env={
+            "JC_RUN_ID": run_id,
+            LOCAL["database_url_env"]: admin_url,
+            LOCAL["redis_url_env"]: redis_url,
+        })
+        assert run.exitcode == 3, run.output[-3000:]
+        assert "database 1 already holds 1 key(s) in the app's namespaces (arq:*, julia:*)" in run.output
+        assert "Traceback" not in run.output
+        assert client.lrange("arq:queue", 0, -1) == [b"another-apps-job"]
+        assert client.dbsize() == 1
+        assert _databases(admin_url, f"{dbname}%") == set()
         assert _leftovers("native", run_id) == {}
     finally:
         client.flushdb()
