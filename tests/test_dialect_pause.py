@@ -134,3 +134,9 @@ def test_deployment_dialect_pause_honoured_then_ignored(deployed: Deployed, heal
                           "expected nothing with status in enviada and enviada_em inside a pause "
                           "(julia_status pausado/manutencao since "), msg
     assert "(julia_status rows alterado_via in sistema are the heartbeat's, not decisions)" in msg, msg
+
+    # A manual resume that leaves alterado_via out (NULL) is a decision, not a heartbeat:
+    # Júlia is active again; the sends inside the pause stay a violation.
+    deployed.sql("INSERT INTO julia_status (status, motivo, created_at) VALUES ('ativo', 'retomada', now())")
+    run = deployed.run("deployment", *PAUSE_CHECKS, paths=RUNTIME)
+    assert _outcomes(run) == {"JC-PAUSE-01": "passed", "JC-PAUSE-02": "failed"}, run.output[-3000:]
