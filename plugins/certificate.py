@@ -16,6 +16,7 @@ After the local stack is stopped, the run's Allure results become an offline HTM
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
 FORMAT = 2
+MAX_SLACK_TIMEOUT_S = 120.0  # the Slack post's total deadline, at most (targets.toml slack_timeout_s)
 # worst wins when a test reports several phases
 _RANK = {"passed": 0, "waived": 1, "skipped": 2, "failed": 3, "error": 4}
 
@@ -403,9 +405,11 @@ def _slack_url(config: pytest.Config) -> tuple[str, float] | None:
         raise pytest.UsageError(f"{target.path}: {key}: {var} {problem} (value not shown: it is a secret)")
     redactor(config).register(url)
     timeout = target.options.get("slack_timeout_s", TOTAL_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    # TOML also spells inf and nan: a deadline must be finite (and short: it delays the exit).
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout)
+            or not 0 < timeout <= MAX_SLACK_TIMEOUT_S):
         raise pytest.UsageError(f"{target.path}: targets.{target.name}.slack_timeout_s: must be a number of "
-                                f"seconds greater than 0, got {timeout!r}")
+                                f"seconds greater than 0 and at most {MAX_SLACK_TIMEOUT_S:g}, got {timeout!r}")
     return url, float(timeout)
 
 

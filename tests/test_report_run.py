@@ -375,8 +375,8 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[HTTPServer, threading
     return server, thread
 
 
-def _slack_probe(tmp_path: Path, hook: str, name: str) -> SuiteRun:
-    targets = local_targets(tmp_path, 'slack_webhook_env = "JC_LOCAL_SLACK"\nslack_timeout_s = 2\n')
+def _slack_probe(tmp_path: Path, hook: str, name: str, timeout: str = "2") -> SuiteRun:
+    targets = local_targets(tmp_path, f'slack_webhook_env = "JC_LOCAL_SLACK"\nslack_timeout_s = {timeout}\n')
     return run_suite("--target-file", str(targets), "--notify-slack", *_ONLY_PASSING, paths=_PROBE_PASSES,
                      reports=tmp_path / f"reports-{name}", env={"JC_LOCAL_SLACK": hook})
 
@@ -437,3 +437,13 @@ def test_slack_webhook_value_is_checked_before_the_run(tmp_path: Path, slack_ser
         assert run.exitcode == 4 and run.certificate is None, (name, run.output[-3000:])
         assert f"targets.local.slack_webhook_env: JC_LOCAL_SLACK {why}" in run.output, (name, run.output[-3000:])
         assert "slack-token-cafe" not in run.output and "Traceback" not in run.output, (name, run.output[-3000:])
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "0", "600"])
+def test_slack_deadline_must_be_finite_and_short(tmp_path: Path, timeout: str) -> None:
+    """TOML spells inf and nan: a deadline that would never end (or delay the exit by
+    minutes) is a config error before anything starts, not a crash at the end of the run."""
+    run = _slack_probe(tmp_path, "http://127.0.0.1:9/services/T/B/slack-token-cafe", f"deadline-{timeout}", timeout)
+    assert run.exitcode == 4 and run.certificate is None, run.output[-3000:]
+    assert "targets.local.slack_timeout_s: must be a number of seconds greater than 0 and at most 120" in run.output
+    assert "Traceback" not in run.output and "slack-token-cafe" not in run.output
