@@ -154,9 +154,10 @@ def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: i
     run = suite(paths=("checks/test_runtime.py::test_one_live_scheduler",))
     assert run.outcomes() == {"JC-SCHED-02": "failed"}, run.output[-3000:]
     beats = run.message("JC-SCHED-02")
-    assert beats.startswith(f"expected exactly one live scheduler, found no live heartbeat under '{HEARTBEAT_PREFIX}*', "
-                            f"only stale key(s): {HEARTBEAT_PREFIX}julia-scheduler-8 (no expiry); "
-                            f"{HEARTBEAT_PREFIX}julia-scheduler-9 (last beat 10 min ago, expires in "), beats
+    # "10 min ago" is floored: a slow start of the suite under load may make it 11.
+    assert re.match(re.escape(f"expected exactly one live scheduler, found no live heartbeat under '{HEARTBEAT_PREFIX}*', "
+                              f"only stale key(s): {HEARTBEAT_PREFIX}julia-scheduler-8 (no expiry); "
+                              f"{HEARTBEAT_PREFIX}julia-scheduler-9 (last beat ") + r"1[01] min ago, expires in ", beats), beats
     assert "the scheduler is down" in beats
 
 
