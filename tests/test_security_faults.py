@@ -66,7 +66,7 @@ def test_definer_views_through_views_private_schemas_and_materialized(  # type: 
     over the (security_invoker) view metricas_conversa reads its RLS tables as the outer
     owner; a definer view publishes a table of a schema the API does not expose, which has
     no RLS; a materialized view never applies RLS. A definer view over a catalog PUBLIC may
-    read anyway is no finding."""
+    read anyway is no finding, nor the table an INSTEAD rule of that view writes to."""
     sql("CREATE VIEW public.resumo AS SELECT * FROM metricas_conversa")
     sql("GRANT SELECT ON resumo TO anon")
     sql("CREATE SCHEMA interno")
@@ -78,6 +78,9 @@ def test_definer_views_through_views_private_schemas_and_materialized(  # type: 
     # not a finding: a catalog every role may read anyway (SELECT granted to PUBLIC)
     sql("CREATE VIEW public.tabelas AS SELECT relname FROM pg_catalog.pg_class")
     sql("GRANT SELECT ON tabelas TO anon")
+    # not a finding either: what an INSTEAD rule writes to is not what the view reads
+    sql("CREATE RULE tabelas_insert AS ON INSERT TO public.tabelas DO INSTEAD "
+        "INSERT INTO interno.notas_medicas (id, nota) VALUES (1, NEW.relname::text)")
     run = area(paths=SEC)
     assert run.exitcode == 1
     assert run.not_passed() == {"JC-SEC-02"}
