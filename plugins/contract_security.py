@@ -40,6 +40,8 @@ class SecurityContract:
     anon_role: str
     api_roles: tuple[str, ...]
     secret_rotation: tuple[SecretRotation, ...]
+    # JC-SEC-05: the budget of the git history scan; past it the check is undecidable.
+    history_scan_timeout_s: float = 300.0
 
 
 _SPEC: _Spec = {
@@ -47,6 +49,7 @@ _SPEC: _Spec = {
     "anon_role": (str, True),
     "api_roles": (list, True),
     "secret_rotation": (list, True),
+    "history_scan_timeout_s": ((int, float), False),
 }
 _ROTATION_SPEC: _Spec = {
     "secret": (str, True),
@@ -74,6 +77,10 @@ def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) ->
     api_roles = _names(path, f"{SECTION}.api_roles", data["api_roles"])
     if data["anon_role"] not in api_roles:
         raise ConfigError(f"{path}: {SECTION}.api_roles: must include anon_role {data['anon_role']!r}")
+
+    timeout = data.get("history_scan_timeout_s", SecurityContract.history_scan_timeout_s)
+    if not 0 < timeout <= 86_400:
+        raise ConfigError(f"{path}: {SECTION}.history_scan_timeout_s: must be > 0 and at most 86400, got {timeout!r}")
 
     rotations: list[SecretRotation] = []
     for i, raw in enumerate(data["secret_rotation"]):
@@ -106,4 +113,5 @@ def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) ->
         anon_role=data["anon_role"],
         api_roles=api_roles,
         secret_rotation=tuple(rotations),
+        history_scan_timeout_s=float(timeout),
     )

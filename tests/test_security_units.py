@@ -49,6 +49,10 @@ def test_shipped_section_parses() -> None:
     contract = parse(ROOT / "runbook.toml", shipped(), today=TODAY)
     assert contract.anon_role == "anon" and contract.exposed_schemas == ("public",)
     assert {r.secret for r in contract.secret_rotation} >= {"ANTHROPIC_API_KEY", "SUPABASE_SERVICE_KEY"}
+    assert contract.history_scan_timeout_s == 300
+    data = shipped()
+    del data["history_scan_timeout_s"]
+    assert parse(ROOT / "runbook.toml", data, today=TODAY).history_scan_timeout_s == ps.HISTORY_TIMEOUT_S
 
 
 @pytest.mark.parametrize(
@@ -68,6 +72,8 @@ def test_shipped_section_parses() -> None:
         (lambda d: d["secret_rotation"][1].update(secret="ANTHROPIC_API_KEY"),
          "security.secret_rotation[1].secret: 'ANTHROPIC_API_KEY' is listed twice"),
         (lambda d: d["secret_rotation"][0].update(value="sk-..."), "security.secret_rotation[0].value: unknown key"),
+        (lambda d: d.update(history_scan_timeout_s=0), "security.history_scan_timeout_s: must be > 0"),
+        (lambda d: d.update(history_scan_timeout_s="5m"), "security.history_scan_timeout_s: must be "),
     ],
 )
 def test_bad_section_names_the_key(change: Any, message: str) -> None:
@@ -293,3 +299,164 @@ def test_history_line_numbers_are_the_file_lines_of_that_commit(tmp_path: Path) 
     commit_all(repo, "remove it")
     assert [f.describe() for f in ps.scan_repository(repo).findings] == [
         f"app.py:5 in commit {added[:12]} (history) (Base64 High Entropy String)"]
+
+
+# --- git history: whatever git's config, and never silently partial ----------------------------
+
+
+def key_in_history(repo: Path, name: str = "settings.py") -> str:
+    """Commit a key in ``name`` (line 2), then remove it; the commit that added it."""
+    (repo / name).write_text(f'import os\nANTHROPIC_API_KEY = "{KEY}"\n')
+    added = commit_all(repo, "wip: key")
+    (repo / name).unlink()
+    commit_all(repo, "gone")
+    return added
+
+
+@pytest.mark.parametrize("config", [
+    ("diff.noprefix", "true"), ("diff.mnemonicPrefix", "true"), ("diff.srcPrefix", "x/"),
+    ("diff.dstPrefix", "y/"), ("diff.interHunkContext", "10"), ("diff.external", "false"),
+    ("log.follow", "true"), ("color.ui", "always"), ("core.quotePath", "true"),
+])
+def test_history_is_read_whatever_the_repositorys_diff_config(tmp_path: Path, config: tuple[str, str]) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    git(repo, "config", *config)
+    (repo / "settings.py").write_text("import os\n\n\nDEBUG = True\n")
+    commit_all(repo, "settings")
+    (repo / "settings.py").write_text(f'import os\nAPI_KEY = "{KEY}"\n\nDEBUG = True\nX = 1\n')
+    added = commit_all(repo, "wip: key")
+    (repo / "settings.py").unlink()
+    commit_all(repo, "gone")
+    result = ps.scan_repository(repo)
+    assert [f.describe() for f in result.findings] == [
+        f"settings.py:2 in commit {added[:12]} (history) (Base64 High Entropy String, Secret Keyword)"]
+    assert result.history_incomplete is None
+
+
+def test_the_root_commit_is_read_without_running_the_repositorys_gpg(tmp_path: Path) -> None:
+    """log.showRoot=false would hide the first commit's diff; log.showSignature=true would run
+    the repository's gpg.program on every signed commit."""
+    marker = tmp_path / "gpg-ran"
+    gpg = tmp_path / "fake-gpg"
+    gpg.write_text(f"#!/bin/sh\ncat > /dev/null\necho ran >> '{marker}'\necho '[GNUPG:] SIG_CREATED ' >&2\n"
+                   "printf -- '-----BEGIN PGP SIGNATURE-----\\n\\nAAAA\\n-----END PGP SIGNATURE-----\\n'\n")
+    gpg.chmod(0o755)
+    repo = make_repo(tmp_path, {"settings.py": f'API_KEY = "{KEY}"\n'})
+    root = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    git(repo, "config", "gpg.program", str(gpg))
+    (repo / "settings.py").write_text("import os\nAPI_KEY = os.environ['API_KEY']\n")
+    git(repo, "add", "settings.py")
+    git(repo, "commit", "-S", "-qm", "signed: key removed")
+    marker.unlink()
+    git(repo, "config", "log.showRoot", "false")
+    git(repo, "config", "log.showSignature", "true")
+    result = ps.scan_repository(repo)
+    assert [f.describe() for f in result.findings] == [
+        f"settings.py:1 in commit {root[:12]} (history) (Base64 High Entropy String, Secret Keyword)"]
+    assert not marker.exists()
+
+
+def test_a_history_git_cannot_read_is_incomplete_not_clean(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    key_in_history(repo)
+    for obj in (repo / ".git" / "objects").glob("??/*"):
+        obj.unlink()  # the index still lists main.py: only the history is gone
+    result = ps.scan_repository(repo)
+    assert result.git and result.findings == []
+    assert result.history_incomplete is not None
+    assert result.history_incomplete.startswith("git log failed (exit 128): fatal: ")
+    from checks import test_security as checks
+    from plugins.invariants import Undecidable
+
+    contract = parse(ROOT / "runbook.toml", shipped(), today=TODAY)
+    with pytest.raises(Undecidable) as err:
+        checks.test_no_secret_in_app_repository(repo, contract)
+    assert "no secret in the files as they are now, but git log failed (exit 128): fatal: " in str(err.value)
+
+
+def test_paths_with_spaces_quotes_and_accents_are_named_as_they_are(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    names = ["my file.env", "configuração.py", 'say "hi".py', "back\\slash.py", "tab\there.py"]
+    for i, name in enumerate(names):
+        (repo / name).write_text(f"import os\nAPI_KEY{i} = '{KEY}{i}'\n")
+    commit_all(repo, "keys")
+    for name in names:
+        (repo / name).unlink()
+    commit_all(repo, "gone")
+    assert sorted(f"{f.path}:{f.line}" for f in ps.scan_repository(repo).findings) == sorted(
+        f"{name}:2" for name in names)
+
+
+def test_the_deadline_stops_the_scan_naming_the_commits_covered(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n", ".env": f"API_KEY={KEY}\n"}, commit=("main.py",))
+    key_in_history(repo)
+    result = ps.scan_repository(repo, history_timeout_s=0)
+    assert result.history_incomplete == (
+        "git history scan stopped at its 0 s deadline: the newest 0 of 3 commits covered")
+    assert [f.path for f in result.findings] == [".env"]  # what was read still counts
+    assert ps.scan_repository(repo).history_incomplete is None
+
+
+def test_a_deadline_passed_mid_history_names_the_commits_read_to_their_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that jumps past the deadline at the second commit's header (calls: the start,
+    then one per commit or file header): the newest commit only was covered."""
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    added = key_in_history(repo)
+    calls = iter(range(1000))
+    monkeypatch.setattr(ps, "_clock", lambda: 0.0 if next(calls) < 3 else 1e6)
+    result = ps.scan_repository(repo, history_timeout_s=60)
+    assert result.history_incomplete == (
+        "git history scan stopped at its 60 s deadline: the newest 1 of 3 commits covered")
+    assert result.findings == [] and result.history_changes == 0  # HEAD removed a file: nothing added
+    monkeypatch.undo()
+    assert [f.commit for f in ps.scan_repository(repo).findings] == [added]
+
+
+def test_an_oversized_addition_is_skipped_and_the_next_file_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    (repo / "dump.sql").write_text(f"-- {KEY}x\n" + "INSERT INTO t VALUES (1);\n" * 50)
+    (repo / "settings.py").write_text(f'import os\nAPI_KEY = "{KEY}"\n')
+    commit_all(repo, "dump and key")
+    (repo / "dump.sql").unlink()
+    (repo / "settings.py").unlink()
+    commit_all(repo, "gone")
+    monkeypatch.setattr(ps, "HISTORY_MAX_ADDED_BYTES", 500)
+    additions = list(ps.history_additions(repo))
+    assert sorted(a.path for a in additions) == ["main.py", "settings.py"]
+    assert [f.path for f in ps.scan_repository(repo).findings] == ["settings.py"]
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("app/settings.py", "7/app/settings.py"), ("../../pwn/evil.py", "7/_/_/pwn/evil.py"),
+    ("a/./b/../c.env", "7/a/_/b/_/c.env"), ("/abs/x.py", "7/_/abs/x.py"), ("..", "7/_"),
+])
+def test_temp_names_stay_inside_their_folder(path: str, name: str) -> None:
+    assert ps._temp_name(7, path) == name
+
+
+def test_a_crafted_dot_dot_path_in_history_is_reported_not_written_outside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree entry named `..` (git's plumbing accepts it; no checkout would) reaches `git
+    log -p` as `b/../../pwn/evil.py`."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+
+    def plumb(*args: str, stdin: str = "") -> str:
+        return subprocess.run(["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "-C", str(repo),
+                               *args], input=stdin, capture_output=True, text=True, check=True).stdout.strip()
+
+    blob = plumb("hash-object", "-w", "--stdin", stdin=f'API_KEY = "{KEY}"\n')
+    tree = plumb("mktree", stdin=f"100644 blob {blob}\tevil.py\n")
+    for name in ("pwn", "..", ".."):
+        tree = plumb("mktree", stdin=f"040000 tree {tree}\t{name}\n")
+    plumb("update-ref", "HEAD", plumb("commit-tree", tree, "-m", "crafted"))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(ps.tempfile, "tempdir", str(scratch))
+    result = ps.scan_repository(repo)
+    assert [f.path for f in result.findings] == ["../../pwn/evil.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "tmp"] and list(scratch.iterdir()) == []
