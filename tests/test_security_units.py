@@ -460,3 +460,22 @@ def test_a_crafted_dot_dot_path_in_history_is_reported_not_written_outside(
     result = ps.scan_repository(repo)
     assert [f.path for f in result.findings] == ["../../pwn/evil.py"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "tmp"] and list(scratch.iterdir()) == []
+
+
+def test_an_inherited_git_dir_does_not_redirect_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a git hook, the suite inherits GIT_DIR (and friends): the scan still reads the
+    repository it was given, current files and history alike."""
+    repo = make_repo(tmp_path, {"app/config.py": f'ANTHROPIC_API_KEY = "{KEY}"\n'})
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    (other / "clean.py").write_text("print(1)\n")
+    git(other, "add", "clean.py")
+    git(other, "commit", "-qm", "clean")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    result = ps.scan_repository(repo)
+    assert result.git
+    assert [f.describe() for f in result.findings] == [
+        "app/config.py:1 (Base64 High Entropy String, Secret Keyword)"]
+    assert [a.path for a in ps.history_additions(repo)] == ["app/config.py"]
