@@ -479,3 +479,22 @@ def test_an_inherited_git_dir_does_not_redirect_the_scan(tmp_path: Path, monkeyp
     assert [f.describe() for f in result.findings] == [
         "app/config.py:1 (Base64 High Entropy String, Secret Keyword)"]
     assert [a.path for a in ps.history_additions(repo)] == ["app/config.py"]
+
+
+def test_a_repository_git_cannot_read_is_not_taken_for_a_plain_folder(tmp_path: Path) -> None:
+    """A git repository whose index is corrupt is still scanned file by file, but its history
+    is not vouched for: the scan says git failed (the check is then undecidable, not clean).
+    A folder that is no repository at all is simply scanned as files."""
+    repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
+    (repo / ".git" / "index").write_bytes(b"not an index")
+    result = ps.scan_repository(repo)
+    assert not result.git and result.files >= 1 and result.findings == []
+    assert result.history_incomplete is not None
+    assert result.history_incomplete.startswith("git ls-files failed: fatal: "), result.history_incomplete
+    assert result.history_incomplete.endswith("every file scanned as it is now, history not read")
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "main.py").write_text("print(1)\n")
+    result = ps.scan_repository(plain)
+    assert not result.git and result.files == 1 and result.history_incomplete is None
