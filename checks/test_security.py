@@ -102,13 +102,17 @@ def test_no_security_definer_view(db: Database, security: SecurityContract, api_
             if v.unprotected_private_tables():
                 parts.append(f"exposes {', '.join(v.unprotected_private_tables())} "
                              f"(no RLS, outside {', '.join(security.exposed_schemas)})")
+            if v.materialized_sources():
+                parts.append(f"publishes the materialized view(s) {', '.join(v.materialized_sources())} "
+                             "(never RLS)")
             lines.append(f"{v.schema}.{v.name} ({'; '.join(parts)})")
         raise violated(
             f"expected no view that bypasses row-level security, found {len(found)}: " + "; ".join(lines),
             evidence=[{"view": f"{v.schema}.{v.name}", "owner": v.owner, "materialized": v.materialized,
                        "security_invoker": v.security_invoker, "readable_by": list(v.readable_by),
                        "bypassed_tables": v.bypassed_tables(),
-                       "unprotected_private_tables": v.unprotected_private_tables()} for v in found],
+                       "unprotected_private_tables": v.unprotected_private_tables(),
+                       "materialized_sources": v.materialized_sources()} for v in found],
         )
 
 

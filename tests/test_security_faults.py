@@ -62,10 +62,10 @@ def test_view_owned_by_table_owner_without_force(healthy: NativeStack, sql, area
 
 def test_definer_views_through_views_private_schemas_and_materialized(  # type: ignore[no-untyped-def]
         healthy: NativeStack, sql, area) -> None:
-    """Three bypasses that a one-level look at base tables misses, in one run: a definer view
+    """Four bypasses that a one-level look at base tables misses, in one run: a definer view
     over the (security_invoker) view metricas_conversa reads its RLS tables as the outer
     owner; a definer view publishes a table of a schema the API does not expose, which has
-    no RLS; a materialized view never applies RLS. A definer view over a catalog PUBLIC may
+    no RLS; a materialized view never applies RLS, nor a definer view over one. A definer view over a catalog PUBLIC may
     read anyway is no finding, nor the table an INSTEAD rule of that view writes to."""
     sql("CREATE VIEW public.resumo AS SELECT * FROM metricas_conversa")
     sql("GRANT SELECT ON resumo TO anon")
@@ -75,6 +75,9 @@ def test_definer_views_through_views_private_schemas_and_materialized(  # type: 
     sql("GRANT SELECT ON notas TO anon")
     sql("CREATE MATERIALIZED VIEW public.clientes_resumo AS SELECT id FROM clientes")
     sql("GRANT SELECT ON clientes_resumo TO authenticated")
+    # a definer view hands anon a materialized view anon may not read itself
+    sql("CREATE VIEW public.clientes_contagem AS SELECT count(*) AS n FROM clientes_resumo")
+    sql("GRANT SELECT ON clientes_contagem TO anon")
     # not a finding: a catalog every role may read anyway (SELECT granted to PUBLIC)
     sql("CREATE VIEW public.tabelas AS SELECT relname FROM pg_catalog.pg_class")
     sql("GRANT SELECT ON tabelas TO anon")
@@ -85,7 +88,9 @@ def test_definer_views_through_views_private_schemas_and_materialized(  # type: 
     assert run.exitcode == 1
     assert run.not_passed() == {"JC-SEC-02"}
     assert run.message("JC-SEC-02").startswith(
-        "expected no view that bypasses row-level security, found 3: "
+        "expected no view that bypasses row-level security, found 4: "
+        "public.clientes_contagem (owner postgres: superuser; readable by anon; publishes the materialized "
+        "view(s) public.clientes_resumo (never RLS)); "
         "public.clientes_resumo (materialized view: never applies RLS; owner postgres; readable by authenticated); ")
     full = " ".join(run.output.split())  # the certificate keeps one line; the report the whole message
     assert ("public.notas (owner postgres: superuser; readable by anon; exposes interno.notas_medicas "

@@ -107,6 +107,7 @@ RLS_VIA_DEFINER_VIEW = ps.BaseTable("public.t", rls_enabled=True, rls_forced=Fal
 # Outside the exposed schemas and without RLS: the API cannot reach it but through the view.
 PRIVATE_NO_RLS = ps.BaseTable("interno.t", rls_enabled=False, rls_forced=False, owned_by_view_owner=False,
                               exposed=False)
+MATVIEW = ps.BaseTable("public.m", rls_enabled=False, rls_forced=False, owned_by_view_owner=True, materialized=True)
 PRIVATE_RLS = ps.BaseTable("interno.t", rls_enabled=True, rls_forced=False, owned_by_view_owner=False,
                            exposed=False)
 
@@ -141,6 +142,10 @@ PRIVATE_RLS = ps.BaseTable("interno.t", rls_enabled=True, rls_forced=False, owne
         # a materialized view never applies RLS: readable by the API is enough
         (view(materialized=True), True),
         (view(materialized=True, readable=()), False),
+        # ... nor does a definer view over one the view's API readers may not read themselves
+        (view(bases=(MATVIEW,)), True),
+        (view(bases=(replace(MATVIEW, direct_readers=("anon",)),)), False),
+        (view(invoker=True, bases=(MATVIEW,)), False),
     ],
 )
 def test_bypasses_rls(facts: ps.ViewFacts, bypasses: bool) -> None:
