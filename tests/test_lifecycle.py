@@ -183,3 +183,28 @@ def test_interrupt_on_a_line_less_instruction_still_reports_interrupted(tmp_path
     assert proc.returncode == 2, out[-3000:]
     assert "TypeError" not in out, out[-3000:]
     assert "KeyboardInterrupt" in out
+
+
+def test_ctrl_c_in_a_terminal_under_xdist_leaves_nothing(tmp_path: Path) -> None:
+    """`scripts/conformance -n 2` interrupted from a terminal: Ctrl-C reaches the whole
+    foreground process group (controller, workers, and whatever of the stack shares it)."""
+    run_id = _run_id("lifecycle-xdist-ctrl-c", "native")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q", "-n", "2",
+         "-p", "no:cacheprovider", "--stack", "native", "--reports-dir", str(tmp_path / "reports")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "JC_RUN_ID": run_id, "JC_SLOW_STARTED": str(tmp_path / "slow-started")},
+    )
+    deadline = time.monotonic() + 180
+    started = tmp_path / "slow-started"
+    while time.monotonic() < deadline and proc.poll() is None and not started.exists():
+        time.sleep(0.1)  # a worker is executing the slow test: interrupt mid-run
+    assert started.exists(), "the run never reached its slow test"
+    assert _stack_up("native", run_id)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert _leftovers("native", run_id) == {}, out[-2000:]
+    cert = tmp_path / "reports" / "latest" / "certificate.json"
+    assert cert.exists() and '"verdict": "not-certified"' in cert.read_text(), out[-3000:]
