@@ -120,3 +120,26 @@ def test_existing_redis_used_by_another_arq_app_is_refused(stack: NativeStack, t
     finally:
         client.flushdb()
         client.close()
+
+
+def test_a_stack_that_cannot_start_exits_3_and_leaves_nothing(stack: NativeStack, tmp_path: Path) -> None:
+    """The database server named by the profile refuses connections: the run stops before
+    any test with exit 3 and one line naming the cause — never the DSN's password — and
+    leaves no temp dir, process or report behind."""
+    import socket
+
+    assert stack.info is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    password = "pw-never-printed-4242"  # pragma: allowlist secret
+    run_id = f"existing-down.{os.getpid()}"
+    run = run_suite("--stack", "existing", reports=tmp_path / "reports", env={
+        "JC_RUN_ID": run_id,
+        LOCAL["database_url_env"]: f"postgresql://postgres:{password}@127.0.0.1:{closed_port}/postgres",
+        LOCAL["redis_url_env"]: stack.info.redis_url.rsplit("/", 1)[0] + "/2",
+    })
+    assert run.exitcode == 3, run.output[-3000:]
+    assert "local stack: existing database server: OperationalError" in run.output, run.output[-3000:]
+    assert password not in run.output and "Traceback" not in run.output, run.output[-3000:]
+    assert _leftovers("native", run_id) == {}
