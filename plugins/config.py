@@ -506,6 +506,7 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "slack_timeout_s": (int, float),  # the post's total deadline (plugins.notify)
     "report_base_url": str,
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
+    "app_command": list,  # native/existing stacks: the operator's own app instead of the reference one
     # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).
     "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
     "railway_environment_id": str, "railway_scheduler_service_id": str,
@@ -538,6 +539,13 @@ def load_targets(path: Path) -> dict[str, dict[str, Any]]:
             )
         if not prof["local"] and prof.get("stack"):
             raise ConfigError(f"{path}: {prefix}.stack: only a local target starts a stack")
+        if "app_command" in prof:
+            argv = prof["app_command"]
+            if not argv or not all(isinstance(a, str) and a for a in argv):
+                raise ConfigError(f"{path}: {prefix}.app_command: must be a non-empty list of non-empty "
+                                  f"strings (the app's argv), got {argv!r}")
+            if not prof["local"]:
+                raise ConfigError(f"{path}: {prefix}.app_command: only a local target starts an app")
         for key in [k for k in prof if k.endswith("_env")]:
             if not _is_env_name(prof[key]):
                 raise ConfigError(
@@ -579,6 +587,9 @@ def resolve_target(
         stack = stack_override or prof.get("stack") or "native"
     elif stack_override:
         raise ConfigError(f"{path}: {prefix}: --stack applies only to a local target")
+    if stack == "containers" and prof.get("app_command"):
+        raise ConfigError(f"{path}: {prefix}.app_command: the containers stack runs app_image; "
+                          "app_command is for the native and existing stacks")
 
     needs_env = not prof["local"] or stack == "existing"
     db_url = redis_url = None

@@ -54,8 +54,15 @@ def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
         (TARGETS.replace('local = true\n# native', 'local = "yes"\n# native'), (), "targets.local.local: must be a boolean"),
         (TARGETS.replace('environment = "local"', 'environment = "local"\nenviroment = "typo"'), (), "targets.local.enviroment: unknown key"),
         (TARGETS.replace('stack = "native"', 'stack = "kubernetes"'), (), "targets.local.stack: must be one of"),
+        (TARGETS.replace('stack = "native"', 'stack = "native"\napp_command = ["./app", ""]'), (),
+         "targets.local.app_command: must be a non-empty list of non-empty strings"),
+        (TARGETS.replace('stack = "native"', 'stack = "native"\napp_command = []'), (),
+         "targets.local.app_command: must be a non-empty list of non-empty strings"),
+        (TARGETS.replace('stack = "native"', 'stack = "native"\napp_command = ["./app"]'), ("--stack", "containers"),
+         "targets.local.app_command: the containers stack runs app_image"),
     ],
-    ids=["unknown-target", "missing-env-var", "malformed-toml", "wrong-type", "unknown-key", "bad-stack"],
+    ids=["unknown-target", "missing-env-var", "malformed-toml", "wrong-type", "unknown-key", "bad-stack",
+         "app-command-empty-arg", "app-command-empty", "app-command-with-containers"],
 )
 def test_bad_targets_file_exits_4(tmp_path: Path, targets: str, args: tuple[str, ...], expect: str) -> None:
     path = tmp_path / "targets.toml"

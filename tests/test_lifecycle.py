@@ -115,9 +115,20 @@ def assert_header(run: SuiteRun, backend: str) -> dict[str, tuple[str, str, int]
 
 def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
     """A run that started its own stack and failed (one invariant violated, the health checks
-    passed): exit 1, not certified, and nothing of the stack is left."""
+    passed): exit 1, not certified, and nothing of the stack is left.
+
+    The stack runs the operator's own app (the local profile's ``app_command``; here a
+    wrapper that notes its RUN_MODE and execs the reference app): the suite starts that
+    command for the API, the worker and the scheduler, and judges and stops it alike."""
     run_id = _run_id("lifecycle-failed", "native")
-    run = run_suite("--stack", "native", reports=tmp_path / "reports",
+    modes = tmp_path / "modes"
+    app = tmp_path / "my-app"
+    app.write_text(f'#!/bin/sh\necho "$RUN_MODE" >> "{modes}"\nexec "{sys.executable}" -m fixtures.stack.refapp\n')
+    app.chmod(0o755)
+    targets = (ROOT / "targets.toml").read_text().replace('stack = "native"\n', f'stack = "native"\napp_command = ["{app}"]\n', 1)
+    targets = re.sub(r'(?m)^(migrations_dir|schema_baseline) = "(.*)"$', lambda m: f'{m[1]} = "{ROOT / m[2]}"', targets)
+    (tmp_path / "targets.toml").write_text(targets)
+    run = run_suite("--stack", "native", "--target-file", str(tmp_path / "targets.toml"), reports=tmp_path / "reports",
                     paths=("checks/test_health.py", "tests/probes/probe_verdict.py"),
                     env={"JC_RUN_ID": run_id, "JC_VERDICT_FAIL": "1"})
     assert run.exitcode == 1, run.output[-3000:]
@@ -125,6 +136,7 @@ def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
     assert run.not_passed() == {"JC-VERDICT-02"}, run.output[-3000:]
     assert run.outcomes()["JC-VERDICT-02"] == "failed"
     assert_header(run, "native")
+    assert sorted(modes.read_text().split()) == ["api", "scheduler", "worker"]
     assert _leftovers("native", run_id) == {}
 
 
