@@ -20,7 +20,7 @@ import redis
 
 from fixtures.stack.launcher import NativeStack
 from plugins.config import load_targets
-from tests.conftest import ROOT, run_suite
+from tests.conftest import ROOT, SuiteRun, run_suite
 from tests.test_lifecycle import _leftovers
 
 pytestmark = pytest.mark.backends("native")
@@ -33,13 +33,25 @@ def _databases(admin_url: str, like: str) -> set[str]:
         return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,))}
 
 
-def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_path: Path) -> None:
+def _servers(stack: NativeStack, stem: str) -> tuple[str, str, str, str]:
+    """The session stack's servers as the operator's (its Redis on database 1), a run id and
+    the database name the run will own."""
     assert stack.info is not None
-    admin_url = stack.info.admin_url
-    redis_url = stack.info.redis_url.rsplit("/", 1)[0] + "/1"
-    run_id = f"existing.{os.getpid()}"
-    dbname = "jc_" + re.sub(r"[^a-z0-9]", "_", run_id.lower())
+    run_id = f"{stem}.{os.getpid()}"
+    return (stack.info.admin_url, stack.info.redis_url.rsplit("/", 1)[0] + "/1", run_id,
+            "jc_" + re.sub(r"[^a-z0-9]", "_", run_id.lower()))
 
+
+def _run_existing(tmp_path: Path, run_id: str, admin_url: str, redis_url: str) -> SuiteRun:
+    return run_suite("--stack", "existing", reports=tmp_path / "reports", env={
+        "JC_RUN_ID": run_id,
+        LOCAL["database_url_env"]: admin_url,
+        LOCAL["redis_url_env"]: redis_url,
+    })
+
+
+def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_path: Path) -> None:
+    admin_url, redis_url, run_id, dbname = _servers(stack, "existing")
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     # The operator's key, outside the app's namespaces: it must survive the run.
@@ -63,11 +75,7 @@ def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_pa
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        run = run_suite("--stack", "existing", reports=tmp_path / "reports", env={
-            "JC_RUN_ID": run_id,
-            LOCAL["database_url_env"]: admin_url,
-            LOCAL["redis_url_env"]: redis_url,
-        })
+        run = _run_existing(tmp_path, run_id, admin_url, redis_url)
     finally:
         done.set()
         watcher.join()
@@ -96,20 +104,12 @@ def test_existing_servers_certified_and_left_as_found(stack: NativeStack, tmp_pa
 def test_existing_redis_used_by_another_arq_app_is_refused(stack: NativeStack, tmp_path: Path) -> None:
     """A Redis database already holding keys of the app's namespaces (another ARQ app) is
     refused before anything is created: the reference worker would take that app's jobs."""
-    assert stack.info is not None
-    admin_url = stack.info.admin_url
-    redis_url = stack.info.redis_url.rsplit("/", 1)[0] + "/1"
-    run_id = f"existing-busy.{os.getpid()}"
-    dbname = "jc_" + re.sub(r"[^a-z0-9]", "_", run_id.lower())
+    admin_url, redis_url, run_id, dbname = _servers(stack, "existing-busy")
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.rpush("arq:queue", "another-apps-job")
     try:
-        run = run_suite("--stack", "existing", reports=tmp_path / "reports", env={
-            "JC_RUN_ID": run_id,
-            LOCAL["database_url_env"]: admin_url,
-            LOCAL["redis_url_env"]: redis_url,
-        })
+        run = _run_existing(tmp_path, run_id, admin_url, redis_url)
         assert run.exitcode == 3, run.output[-3000:]
         assert "database 1 already holds 1 key(s) in the app's namespaces (arq:*, julia:*)" in run.output
         assert "Traceback" not in run.output
@@ -128,17 +128,13 @@ def test_a_stack_that_cannot_start_exits_3_and_leaves_nothing(stack: NativeStack
     leaves no temp dir, process or report behind."""
     import socket
 
-    assert stack.info is not None
+    _, redis_url, run_id, _ = _servers(stack, "existing-down")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     password = "pw-never-printed-4242"  # pragma: allowlist secret
-    run_id = f"existing-down.{os.getpid()}"
-    run = run_suite("--stack", "existing", reports=tmp_path / "reports", env={
-        "JC_RUN_ID": run_id,
-        LOCAL["database_url_env"]: f"postgresql://postgres:{password}@127.0.0.1:{closed_port}/postgres",
-        LOCAL["redis_url_env"]: stack.info.redis_url.rsplit("/", 1)[0] + "/2",
-    })
+    run = _run_existing(tmp_path, run_id, f"postgresql://postgres:{password}@127.0.0.1:{closed_port}/postgres",
+                        redis_url)
     assert run.exitcode == 3, run.output[-3000:]
     assert "local stack: existing database server: OperationalError" in run.output, run.output[-3000:]
     assert password not in run.output and "Traceback" not in run.output, run.output[-3000:]
