@@ -144,7 +144,13 @@ def test_no_undeclared_drift(dialects: Dialects, health: HealthEndpoints, db: Da
     if unobserved or unanswered:
         raise Undecidable("no undeclared drift seen, but part of the deployment was not observed: "
                           + "; ".join(unobserved + unanswered))
-    if runbook.drift:
-        keys = ", ".join(d.key for d in runbook.drift)
-        warn(f"{len(runbook.drift)} respelling(s) of the runbook declared in dialects/{runbook.dialect}.toml "
+    respelled = [d for d in runbook.drift if not d.source]
+    disagree = [d for d in runbook.drift if d.source]
+    if respelled:
+        keys = ", ".join(d.key for d in respelled)
+        warn(f"{len(respelled)} respelling(s) of the runbook declared in dialects/{runbook.dialect}.toml "
              f"(the certificate's drift section): {keys}")
+    if disagree:
+        warn(f"{len(disagree)} disagreement(s) between the runbook and the deployment's code declared in "
+             f"dialects/{runbook.dialect}.toml (the certificate's drift section): "
+             + ", ".join(d.key for d in disagree))

@@ -293,11 +293,17 @@ def _import_parser(ref: str) -> Any:
 
 @dataclass(frozen=True)
 class Drift:
-    """One place where a deployment's dialect respells the runbook (for the drift section)."""
+    """One place where a deployment's dialect respells the runbook (for the drift section).
+
+    ``source`` is set for a *disagreement*: a fact of the deployment that no key of the
+    contract can respell (a job the runbook names that the code no longer schedules, a
+    pause switch no code reads), declared in the dialect's ``[[disagreements]]`` with the
+    file of the deployment's code it comes from."""
 
     key: str
     runbook: Any
     deployment: Any
+    source: str = ""
 
 
 RUNBOOK_DIALECT = "runbook"
@@ -326,6 +332,30 @@ def _overlay(base: dict[str, Any], over: dict[str, Any], path: Path, prefix: str
     return drift
 
 
+DISAGREEMENTS = "disagreements"
+_DISAGREEMENT_SPEC: _Spec = {"topic": (str, True), "runbook": (str, True), "deployment": (str, True),
+                             "source": (str, True)}
+
+
+def _disagreements(path: Path, over: dict[str, Any]) -> list[Drift]:
+    """A dialect's ``[[disagreements]]`` (removed from ``over``): where the runbook and the
+    deployment's code disagree beyond respelling a key, each with the code file it is read
+    from. Listed in the certificate's drift section beside the respellings."""
+    raw = over.pop(DISAGREEMENTS, [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: {DISAGREEMENTS}: must be an array of tables ([[{DISAGREEMENTS}]])")
+    found: list[Drift] = []
+    for i, item in enumerate(raw):
+        entry = _check_table(path, f"{DISAGREEMENTS}[{i}]", item, _DISAGREEMENT_SPEC)
+        for key, value in entry.items():
+            if not value.strip():
+                raise ConfigError(f"{path}: {DISAGREEMENTS}[{i}].{key}: must not be empty")
+        if any(d.key == entry["topic"] for d in found):
+            raise ConfigError(f"{path}: {DISAGREEMENTS}[{i}].topic: {entry['topic']!r} is listed twice")
+        found.append(Drift(entry["topic"], entry["runbook"], entry["deployment"], entry["source"]))
+    return found
+
+
 def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     path = Path(path)
     spec = {**_RUNBOOK_SPEC, **{name: (dict, True) for name in EXTRA_SECTIONS}}
@@ -335,7 +365,9 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
         over_path = dialect_path(path, dialect)
         if not over_path.exists():
             raise ConfigError(f"{over_path}: dialect {dialect!r}: file not found")
-        drift = _overlay(raw, _load_toml(over_path), over_path)
+        over = _load_toml(over_path)
+        notes = _disagreements(over_path, over)
+        drift = _overlay(raw, over, over_path) + notes
         path_for_errors = Path(f"{path} + {over_path.name}")
     else:
         path_for_errors = path

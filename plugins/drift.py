@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from plugins.config import RUNBOOK_DIALECT, ConfigError, Runbook, _load_toml, _overlay, dialect_path
+from plugins.config import DISAGREEMENTS, RUNBOOK_DIALECT, ConfigError, Runbook, _load_toml, _overlay, dialect_path
 from plugins.invariants import Undecidable, Violation, invariant_of, one_line
 from plugins.target import redactor, run_context
 
@@ -86,7 +86,9 @@ def raw_contract(runbook_path: Path, dialect: str) -> dict[str, Any]:
     """runbook.toml with the dialect's respellings applied (the data checks read)."""
     raw = _load_toml(runbook_path)
     if dialect != RUNBOOK_DIALECT:
-        _overlay(raw, _load_toml(dialect_path(runbook_path, dialect)), dialect_path(runbook_path, dialect))
+        over = _load_toml(dialect_path(runbook_path, dialect))
+        over.pop(DISAGREEMENTS, None)  # facts beside the contract, not respellings of it
+        _overlay(raw, over, dialect_path(runbook_path, dialect))
     return raw
 
 
@@ -284,7 +286,8 @@ def _allure_section(item: pytest.Item, report: pytest.TestReport) -> None:
 def declared_entries(rb: Runbook) -> list[dict[str, Any]]:
     """The dialect file's respellings, as drift entries (``declared_in`` the file)."""
     source = f"dialects/{rb.dialect}.toml"
-    return [{**DriftFinding(d.key, d.runbook, d.deployment).entry(), "declared_in": source} for d in rb.drift]
+    return [{**DriftFinding(d.key, d.runbook, d.deployment, note=f"read from {d.source}" if d.source else "").entry(),
+             "declared_in": source} for d in rb.drift]
 
 
 class DriftCollector:
