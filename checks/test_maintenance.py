@@ -117,7 +117,7 @@ def _required_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[Req
         for req in absent:
             said = runbook_side.get(req.name, {})
             ours = _spelled(said.get("table", req.table), tuple(said.get("columns", req.columns)))
-            lacks = f"{names.schema} has no {names.lacks(req.table, req.columns)}"
+            lacks = names.lacks(req.table, req.columns) or ""
             alt = theirs.get(req.name)
             if alt is None:
                 findings.append(DriftFinding(_REQUIRED_KEY, ours, f"not listed (no {req.name})", lacks,
@@ -206,7 +206,7 @@ def test_required_indices_exist(
     lacking = (
         f"the database lacks what dialect '{runbook.dialect}' names ({_REQUIRED_KEY}), so no CREATE INDEX "
         "is proposed for it: " + "; ".join(
-            f"{r.name} on {_spelled(r.table, r.columns)}: {runbook.schema} has no {names.lacks(r.table, r.columns)}"
+            f"{r.name} on {_spelled(r.table, r.columns)}: {names.lacks(r.table, r.columns)}"
             for r in unaccounted)
     ) if unaccounted else ""
     if missing:
@@ -227,9 +227,9 @@ def test_required_indices_exist(
                                              for r in unaccounted])
     if drift is not None:
         raise drift.undecidable(
-            f"{len(absent)} of the runbook's {len(required)} required indices name a table or column "
-            f"{runbook.schema} lacks ({', '.join(_spelled(r.table, r.columns) for r in absent)}); the other "
-            f"{len(required) - len(absent)} are covered")
+            f"{len(absent)} of the {len(required)} required indices of dialect '{runbook.dialect}' name a table or "
+            f"column the database lacks (no CREATE INDEX proposed); the other {len(required) - len(absent)} are "
+            "covered")
 
 
 @invariant(
@@ -268,8 +268,8 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
         raise violated("expected maintained high-volume tables, found: " + "; ".join(problems), evidence=evidence)
     if absent:
         raise Undecidable(
-            f"the database lacks what dialect '{runbook.dialect}' names (maintenance.high_volume_tables): "
-            + ", ".join(f"table {runbook.schema}.{t}" for t in absent) + "; the other tables are maintained")
+            f"the database lacks what dialect '{runbook.dialect}' names ({_VOLUME_KEY}): "
+            + ", ".join(f"there is no table {runbook.schema}.{t}" for t in absent) + "; the other tables are maintained")
 
 
 @invariant(
@@ -422,7 +422,7 @@ def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighV
         findings: list[DriftFinding] = []
         for hv in absent:
             alt = theirs.get(hv.table)
-            lacks = f"{names.schema} has no {names.lacks(hv.table, [hv.time_column or ''])}"
+            lacks = names.lacks(hv.table, [hv.time_column or ""]) or ""
             ours = f"{hv.table}.{runbook_side.get(hv.table, {}).get('time_column', hv.time_column)}"
             if alt is None or names.lacks(alt.table, [alt.time_column] if alt.time_column else []) is not None:
                 break
@@ -482,8 +482,8 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
     })
     lacking = (
         f"the database lacks what dialect '{runbook.dialect}' dates rows by ({_VOLUME_KEY}): "
-        + "; ".join(f"{hv.table} by {hv.time_column}: {runbook.schema} has no "
-                    f"{names.lacks(hv.table, [hv.time_column or ''])}" for hv in absent)
+        + "; ".join(f"{hv.table} by {hv.time_column}: {names.lacks(hv.table, [hv.time_column or ''])}"
+                    for hv in absent)
     ) if absent else ""
     over = [d for d in last_day if d["capped"]]
     if over:
@@ -497,6 +497,6 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
     if absent:
         drift = _volume_drift(dialects, names, absent)
         if drift is not None:
-            raise drift.undecidable(f"cannot count {', '.join(f'{hv.table} by {hv.time_column}' for hv in absent)}: "
-                                    f"{runbook.schema} has no such column")
+            raise drift.undecidable(f"cannot count {', '.join(f'{hv.table} by {hv.time_column}' for hv in absent)} "
+                                    f"(dialect '{runbook.dialect}'): no such column")
         raise Undecidable(lacking + "; the other tables are within their Rows/Day")
