@@ -10,6 +10,7 @@ rendered as short, readable lines: an operator at 3 a.m. reads a cause, not a tr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, TypeVar
 
@@ -117,8 +118,13 @@ def violated(message: str, *, evidence: Any = None) -> Violation:
     return Violation(message, evidence=evidence)
 
 
+# PostgreSQL's excerpt of the statement under an error ("LINE 3: FROM "public"."x" e" and a
+# caret line), flattened to one line: noise in a verdict, which names the cause instead.
+_STATEMENT_EXCERPT = re.compile(r"\s*\bLINE \d+: .*?\^")
+
+
 def one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(str(text).split())
+    flat = _STATEMENT_EXCERPT.sub("", " ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -63,6 +63,8 @@ ALTER TABLE business_events RENAME COLUMN medico_id TO cliente_id;
 ALTER TABLE business_events RENAME COLUMN conversa_id TO conversation_id;
 ALTER TABLE business_events RENAME COLUMN evento TO event_type;
 ALTER TABLE business_events RENAME COLUMN payload TO event_props;
+ALTER TABLE business_events RENAME CONSTRAINT business_events_medico_id_fkey TO business_events_cliente_id_fkey;
+ALTER TABLE business_events RENAME CONSTRAINT business_events_conversa_id_fkey TO business_events_conversation_id_fkey;
 ALTER TABLE business_events
     ADD COLUMN source text NOT NULL DEFAULT 'backend'
         CHECK (source IN ('pipeline', 'backend', 'db', 'heuristic', 'ops')),
@@ -81,6 +83,7 @@ CREATE INDEX idx_business_events_interaction_id ON business_events (interaction_
 -- idx_interacoes_conversation, :6079); attributed_campaign_id references campanhas and is
 -- indexed only by partial indexes on its IS NOT NULL (:6067, :6071) — which cover the key.
 ALTER TABLE interacoes RENAME COLUMN conversa_id TO conversation_id;
+ALTER TABLE interacoes RENAME CONSTRAINT interacoes_conversa_id_fkey TO interacoes_conversation_id_fkey;
 ALTER INDEX idx_interacoes_conversa_id RENAME TO idx_interacoes_conversation;
 ALTER TABLE interacoes ADD COLUMN attributed_campaign_id bigint REFERENCES campanhas (id);
 UPDATE interacoes SET attributed_campaign_id = (SELECT min(id) FROM campanhas) WHERE id % 10 = 0;
