@@ -17,39 +17,7 @@ CREATE TABLE avaliacoes_qualidade_tabela AS SELECT * FROM avaliacoes_qualidade;
 DROP VIEW avaliacoes_qualidade;
 ALTER TABLE avaliacoes_qualidade_tabela RENAME TO avaliacoes_qualidade;
 
--- The app's own critical tables and views.
-CREATE TABLE doctor_state (
-    cliente_id  bigint PRIMARY KEY REFERENCES clientes (id),
-    estado      text NOT NULL DEFAULT 'novo',
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
-INSERT INTO doctor_state (cliente_id, estado, updated_at)
-SELECT id, (ARRAY['novo', 'em_conversa', 'ativo'])[1 + id % 3], created_at FROM clientes;
-
-CREATE TABLE intent_log (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    cliente_id  bigint REFERENCES clientes (id),
-    intent      text NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX idx_intent_log_cliente_id ON intent_log (cliente_id);
-
-CREATE TABLE touch_reconciliation_log (
-    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    cliente_id     bigint REFERENCES clientes (id),
-    touched_at     timestamptz NOT NULL,
-    reconciled_at  timestamptz
-);
-CREATE INDEX idx_touch_reconciliation_log_cliente_id ON touch_reconciliation_log (cliente_id);
-
-CREATE VIEW campaign_sends AS
-SELECT e.id, e.campanha_id, e.cliente_id, e.status, e.enviado_em FROM envios e;
-
-CREATE VIEW campaign_metrics AS
-SELECT campanha_id, count(*) AS enviados,
-       count(*) FILTER (WHERE status IN ('entregue', 'lido')) AS entregues
-FROM envios GROUP BY campanha_id;
-
+-- === Maintenance: non-runtime tables (issue 15, points 14-18) ===
 -- Non-runtime tables as the deployment's schema has them (whats-agents bootstrap/01-schema.sql),
 -- for the maintenance checks (issue 15 points 14, 15 and 18). The reference's data is kept.
 --
@@ -99,6 +67,39 @@ ALTER TABLE campanhas DROP COLUMN criado_por;
 DROP TABLE conversas_grupo CASCADE;
 ALTER TABLE mensagens_grupo DROP COLUMN conversa_grupo_id, ADD COLUMN eh_oferta boolean;
 CREATE INDEX idx_mensagens_grupo_ofertas ON mensagens_grupo (grupo_id, created_at) WHERE eh_oferta = true;
+
+-- The app's own critical tables and views.
+CREATE TABLE doctor_state (
+    cliente_id  bigint PRIMARY KEY REFERENCES clientes (id),
+    estado      text NOT NULL DEFAULT 'novo',
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO doctor_state (cliente_id, estado, updated_at)
+SELECT id, (ARRAY['novo', 'em_conversa', 'ativo'])[1 + id % 3], created_at FROM clientes;
+
+CREATE TABLE intent_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    cliente_id  bigint REFERENCES clientes (id),
+    intent      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_intent_log_cliente_id ON intent_log (cliente_id);
+
+CREATE TABLE touch_reconciliation_log (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    cliente_id     bigint REFERENCES clientes (id),
+    touched_at     timestamptz NOT NULL,
+    reconciled_at  timestamptz
+);
+CREATE INDEX idx_touch_reconciliation_log_cliente_id ON touch_reconciliation_log (cliente_id);
+
+CREATE VIEW campaign_sends AS
+SELECT e.id, e.campanha_id, e.cliente_id, e.status, e.enviado_em FROM envios e;
+
+CREATE VIEW campaign_metrics AS
+SELECT campanha_id, count(*) AS enviados,
+       count(*) FILTER (WHERE status IN ('entregue', 'lido')) AS entregues
+FROM envios GROUP BY campanha_id;
 
 -- job_executions(id, job_name, started_at, finished_at, status, duration_ms, response_code,
 -- error, items_processed); statuses running|success|error|timeout; job names with underscores.
