@@ -2,7 +2,7 @@
 
 The runbook asks an operator to run its queries by hand every Monday and every first Monday;
 here each query's *intent* is an invariant judged every night, with queries that are correct
-on PostgreSQL 13–17 (the runbook's FK-index and pg_stat_statements queries are not — see
+on PostgreSQL 13–18 (the runbook's FK-index and pg_stat_statements queries are not — see
 fixtures/probes_maintenance.py). Everything is read-only and catalog-only: no table or index
 is scanned, so the checks are safe against production.
 """
@@ -16,19 +16,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
+from fixtures import probes_drift
 from fixtures import probes_maintenance as pm
 from fixtures.clients import Database
-from plugins.config import Runbook
-from plugins.contract_maintenance import MaintenanceContract, create_index_statement
+from plugins.config import RUNBOOK_DIALECT, Runbook
+from plugins.contract_maintenance import HighVolumeTable, MaintenanceContract, RequiredIndex, create_index_statement
+from plugins.drift import Dialect, Dialects, DriftFinding, DriftViolation, at_key
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext, redactor
 
 pytestmark = [pytest.mark.nightly]
 
 _SECTION = "Database Maintenance"
+_REQUIRED_KEY = "maintenance.required_indices"
+_VOLUME_KEY = "maintenance.high_volume_tables"
 
 
 @pytest.fixture(scope="module")
@@ -62,22 +65,71 @@ def record_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable
 
 
 def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
-    """Why an index that mentions the columns still does not count (None: unrelated)."""
+    """Why an index that mentions the columns still does not count (None: unrelated), in
+    the terms of pm.covers (the planner's rule for the key's lookup)."""
     if not set(columns) <= {c for c in index.columns if c}:
         return None
     if not index.usable:
         return f"{index.name}: invalid (failed CREATE INDEX CONCURRENTLY)"
-    if index.partial:
-        return f"{index.name}: partial"
-    if index.expressions:
-        return f"{index.name} {pm.describe_columns(index.keys)}: has an expression"
-    if index.method != "btree":
+    if index.method not in pm.EQUALITY_METHODS:
         return f"{index.name}: {index.method}, not btree"
     if not set(columns) <= {c for c in index.keys if c}:
         return f"{index.name}: columns only INCLUDEd"
-    if set(index.keys[: len(columns)]) == set(columns):
-        return f"{index.name} {pm.describe_columns(index.keys)}: wrong column order"
-    return f"{index.name} {pm.describe_columns(index.keys)}: does not lead with them"
+    lead = index.keys[: len(columns)]
+    if set(lead) != set(columns):
+        if None in lead:
+            return f"{index.name} {pm.describe_columns(index.keys)}: has an expression before them"
+        return f"{index.name} {pm.describe_columns(index.keys)}: does not lead with them"
+    if not pm.predicate_implied(index, columns):
+        return f"{index.name}: partial (WHERE {index.predicate}), not implied by the key's lookup"
+    return f"{index.name}: does not cover them"
+
+
+def _spelled(table: str, columns: tuple[str, ...]) -> str:
+    return f"{table}({', '.join(columns)})"
+
+
+def _declared(other: Dialect, *spellings: str) -> str:
+    """The disagreement another dialect declares about one of ``spellings`` ("" = none)."""
+    for d in other.runbook.drift:
+        if d.source and any(s in d.key for s in spellings):
+            return f"declared in dialects/{other.name}.toml: {d.deployment} ({d.source})"
+    return ""
+
+
+def _stale_note(other: Dialect, dialects: Dialects) -> str:
+    if other.name != RUNBOOK_DIALECT:
+        return ""
+    return (f"dialects/{dialects.in_force.name}.toml respells it, but the deployment speaks the runbook's "
+            "words here: the dialect is stale")
+
+
+def _required_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[RequiredIndex]
+                    ) -> tuple[probes_drift.Recognition | None, list[RequiredIndex]]:
+    """Entries of the dialect in force on a table or column the database lacks: drift when
+    another known dialect accounts for every one — it names the index on columns the
+    database has, or it does not list the entry (the deployment has no such table or
+    column) — else the entries no dialect accounts for."""
+    runbook_side = {e.get("name"): e for e in at_key(dialects.runbook_raw, "maintenance.required_indices") or []}
+    for other in dialects.others:
+        theirs = {r.name: r for r in other.runbook.section("maintenance").required_indices}
+        findings: list[DriftFinding] = []
+        for req in absent:
+            said = runbook_side.get(req.name, {})
+            ours = _spelled(said.get("table", req.table), tuple(said.get("columns", req.columns)))
+            lacks = names.lacks(req.table, req.columns) or ""
+            alt = theirs.get(req.name)
+            if alt is None:
+                findings.append(DriftFinding(_REQUIRED_KEY, ours, f"not listed (no {req.name})", lacks,
+                                             _declared(other, ours, _spelled(req.table, req.columns))))
+            elif names.lacks(alt.table, alt.columns) is None:
+                findings.append(DriftFinding(_REQUIRED_KEY, ours, _spelled(alt.table, alt.columns), lacks,
+                                             _stale_note(other, dialects)))
+            else:
+                break
+        else:
+            return probes_drift.Recognition(other, "pg_catalog", tuple(findings)), []
+    return None, absent
 
 
 @invariant(
@@ -123,21 +175,24 @@ def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_
     "`SELECT indexname FROM pg_indexes WHERE tablename = '…';`.",
 )
 def test_required_indices_exist(
-    db: Database, runbook: Runbook, maintenance: MaintenanceContract, index_defs: list[pm.IndexDef]
+    db: Database, runbook: Runbook, maintenance: MaintenanceContract, index_defs: list[pm.IndexDef],
+    dialects: Dialects,
 ) -> None:
     """Each runbook entry is a table and its columns; any index leading with those columns,
     whatever its name, satisfies it — and an index with the runbook's name on other columns
-    does not."""
+    does not. An entry on a table or column the database lacks is never a missing index (its
+    CREATE INDEX would fail): it is drift when another known dialect accounts for it, and
+    otherwise a name the dialect in force gives that the database lacks — one line each."""
     required = maintenance.required_indices
     if not required:
         pytest.skip("runbook.toml lists no required indices")
-    tables = pm.existing_tables(db, runbook.schema, sorted({r.table for r in required}))
-    absent_tables = sorted({r.table for r in required} - tables)
+    wanted = {r.table for r in required} | {
+        r.table for o in dialects.others for r in o.runbook.section("maintenance").required_indices}
+    names = pm.table_columns(db, runbook.schema, sorted(wanted))
+    absent = [r for r in required if names.lacks(r.table, r.columns) is not None]
     missing = []
     for req in required:
-        if req.table not in tables:
-            continue
-        if pm.covering(index_defs, req.table, req.columns):
+        if req in absent or pm.covering(index_defs, req.table, req.columns):
             continue
         namesake = next((i for i in index_defs if i.table == req.table and i.name == req.name), None)
         near = [w for i in index_defs if i.table == req.table and (w := _why_not(i, req.columns))]
@@ -147,21 +202,34 @@ def test_required_indices_exist(
             "runbook_name": req.name, "table": req.table, "columns": list(req.columns),
             "not_counted": near, "fix": req.create_statement(runbook.schema),
         })
+    drift, unaccounted = _required_drift(dialects, names, absent) if absent else (None, [])
+    lacking = (
+        f"the database lacks what dialect '{runbook.dialect}' names ({_REQUIRED_KEY}), so no CREATE INDEX "
+        "is proposed for it: " + "; ".join(
+            f"{r.name} on {_spelled(r.table, r.columns)}: {names.lacks(r.table, r.columns)}"
+            for r in unaccounted)
+    ) if unaccounted else ""
     if missing:
         lines = [
             f"{m['runbook_name']}: no index on {m['table']} leads with {pm.describe_columns(m['columns'])}"
             + (f" [{'; '.join(m['not_counted'])}]" if m["not_counted"] else "") + f" fix: {m['fix']}"
             for m in missing
         ]
-        if absent_tables:
-            lines.append(f"tables not found: {', '.join(absent_tables)}")
-        raise violated(f"{len(missing)} of the runbook's {len(required)} required indices missing: "
-                       + " | ".join(lines), evidence=missing)
-    if absent_tables:
-        raise Undecidable(
-            f"runbook.toml requires indices on tables {runbook.schema} does not have: "
-            f"{', '.join(absent_tables)}"
-        )
+        if lacking:
+            lines.append(lacking)
+        message = f"{len(missing)} of the runbook's {len(required)} required indices missing: " + " | ".join(lines)
+        if drift is not None:
+            message += " | also drift: " + "; ".join(f.describe() for f in drift.findings)
+            raise DriftViolation(message, drift.findings)
+        raise violated(message, evidence=missing)
+    if unaccounted:
+        raise Undecidable(lacking, evidence=[{"name": r.name, "table": r.table, "columns": list(r.columns)}
+                                             for r in unaccounted])
+    if drift is not None:
+        raise drift.undecidable(
+            f"{len(absent)} of the {len(required)} required indices of dialect '{runbook.dialect}' name a table or "
+            f"column the database lacks (no CREATE INDEX proposed); the other {len(required) - len(absent)} are "
+            "covered")
 
 
 @invariant(
@@ -199,7 +267,9 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
     if problems:
         raise violated("expected maintained high-volume tables, found: " + "; ".join(problems), evidence=evidence)
     if absent:
-        raise Undecidable(f"high-volume tables not found in {runbook.schema}: {', '.join(absent)}")
+        raise Undecidable(
+            f"the database lacks what dialect '{runbook.dialect}' names ({_VOLUME_KEY}): "
+            + ", ".join(f"there is no table {runbook.schema}.{t}" for t in absent) + "; the other tables are maintained")
 
 
 @invariant(
@@ -342,27 +412,61 @@ def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
     "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
     "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
 )
+def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighVolumeTable]
+                  ) -> probes_drift.Recognition | None:
+    """Tables the dialect in force dates by a column the database lacks: drift when another
+    known dialect dates each of them by a column the database has (or by none)."""
+    runbook_side = {e.get("table"): e for e in at_key(dialects.runbook_raw, _VOLUME_KEY) or []}
+    for other in dialects.others:
+        theirs = {t.table: t for t in other.runbook.section("maintenance").high_volume_tables}
+        findings: list[DriftFinding] = []
+        for hv in absent:
+            alt = theirs.get(hv.table)
+            lacks = names.lacks(hv.table, [hv.time_column or ""]) or ""
+            ours = f"{hv.table}.{runbook_side.get(hv.table, {}).get('time_column', hv.time_column)}"
+            if alt is None or names.lacks(alt.table, [alt.time_column] if alt.time_column else []) is not None:
+                break
+            findings.append(DriftFinding(_VOLUME_KEY, ours, f"{alt.table}.{alt.time_column}" if alt.time_column
+                                         else f"{alt.table} (not counted by time)", lacks,
+                                         _stale_note(other, dialects)))
+        else:
+            return probes_drift.Recognition(other, "pg_catalog", tuple(findings))
+    return None
+
+
+@invariant(
+    "JC-MAINT-07",
+    title="High-volume tables grow within the runbook's Rows/Day (sizes recorded as growth evidence)",
+    severity="minor",
+    section=f"{_SECTION} › High-Volume Tables",
+    remedy="Find what writes the table this fast (a job firing in a loop, a second scheduler — rule 4 — or "
+    "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
+    "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
+)
 def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
-                                     ctx: RunContext, record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
+                                     ctx: RunContext, record_evidence: Callable[[str, dict[str, Any]], Path],
+                                     dialects: Dialects) -> None:
     """The runbook's weekly "check table sizes" query, kept as evidence (table names and
     sizes only: nothing a certificate may not carry) and compared with the last run; and
-    each high-volume table's last 24 hours of rows against growth_max_factor × its Rows/Day."""
+    each high-volume table's last 24 hours of rows against growth_max_factor × its Rows/Day,
+    dated by the table's own time column (maintenance.high_volume_tables[].time_column, which
+    a dialect respells: the deployment's business_events is stamped by ``ts``). A table or
+    column the database lacks is read from the catalog first and named in one line."""
     taken_at, sizes = pm.table_sizes(db, [runbook.schema], maintenance.growth_top_tables)
     previous = _previous_growth(ctx.run_dir, ctx.target.name)
     before = {t["table"]: t["total_bytes"] for t in (previous or {}).get("tables", [])}
     factor = maintenance.growth_max_factor
+    dated = [hv for hv in maintenance.high_volume_tables if hv.rows_per_day is not None and hv.time_column]
+    names = pm.table_columns(db, runbook.schema, sorted({hv.table for hv in dated}))
+    absent = [hv for hv in dated if names.lacks(hv.table, [hv.time_column or ""]) is not None]
     last_day: list[dict[str, Any]] = []
-    for hv in maintenance.high_volume_tables:
-        if hv.rows_per_day is None or hv.time_column is None:
+    for hv in dated:
+        if hv in absent or hv.rows_per_day is None or hv.time_column is None:
             continue
         cap = math.ceil(hv.rows_per_day * factor)
-        try:
-            rows = pm.rows_last_day(db, runbook.schema, hv.table, hv.time_column, cap)
-        except psycopg.Error as exc:
-            raise Undecidable(f"cannot count {hv.table}'s last day by {hv.time_column}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
-        last_day.append({"table": hv.table, "rows_last_24h": rows, "capped": rows > cap,
-                         "runbook_rows_per_day": hv.rows_per_day, "limit": cap})
+        rows = pm.rows_last_day(db, runbook.schema, hv.table, hv.time_column, cap)
+        last_day.append({"table": hv.table, "time_column": hv.time_column, "rows_last_24h": rows,
+                         "capped": rows > cap, "runbook_rows_per_day": hv.rows_per_day, "limit": cap})
     record_evidence(GROWTH_EVIDENCE, {
         "target": ctx.target.name,
         "taken_at": taken_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
@@ -376,11 +480,23 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
         ],
         "last_day": last_day,
     })
+    lacking = (
+        f"the database lacks what dialect '{runbook.dialect}' dates rows by ({_VOLUME_KEY}): "
+        + "; ".join(f"{hv.table} by {hv.time_column}: {names.lacks(hv.table, [hv.time_column or ''])}"
+                    for hv in absent)
+    ) if absent else ""
     over = [d for d in last_day if d["capped"]]
     if over:
         raise violated(
             f"expected each high-volume table's last 24 h within {factor:g}× the runbook's Rows/Day, found: "
             + "; ".join(f"{d['table']}: more than {d['limit']:,} rows (runbook ~{d['runbook_rows_per_day']:,.0f}/day)"
-                        for d in over),
+                        for d in over)
+            + (f" | not counted: {lacking}" if lacking else ""),
             evidence=over,
         )
+    if absent:
+        drift = _volume_drift(dialects, names, absent)
+        if drift is not None:
+            raise drift.undecidable(f"cannot count {', '.join(f'{hv.table} by {hv.time_column}' for hv in absent)} "
+                                    f"(dialect '{runbook.dialect}'): no such column")
+        raise Undecidable(lacking + "; the other tables are within their Rows/Day")

@@ -46,6 +46,17 @@ def migration_scan(schema_options: SchemaOptions) -> probes_schema.MigrationScan
 
 
 @pytest.fixture(scope="module")
+def migration_files(migration_scan: probes_schema.MigrationScan) -> probes_schema.MigrationScan:
+    """The scan, for the checks that compare files with the log: with no file named in the
+    runbook's convention there is nothing to compare, and passing on nothing would say the
+    folder is applied. JC-MIG-02 says why, once; these are not judged (a skip is not a pass)."""
+    if not migration_scan.conventional:
+        pytest.skip("not judged: no file of the migrations folder is named in the runbook's convention "
+                    "(YYYYMMDD_description.sql), so none can be matched with the migration log (JC-MIG-02)")
+    return migration_scan
+
+
+@pytest.fixture(scope="module")
 def applied(db: Database, runbook: Runbook, dialects: Dialects) -> list[probes.MigrationRow]:
     try:
         return probes_schema.applied_migrations(db, runbook)
@@ -95,8 +106,8 @@ def test_critical_tables_exist(db: Database, runbook: Runbook, dialects: Dialect
     wrong = {r.name: f"{r.name} ({r.kind})" for r in found.values() if r.kind != "table"}
     if wrong:
         _judge_kinds(found, "table", wrong, dialects,
-                     f"expected tables {', '.join(runbook.critical_tables)} in schema {runbook.schema}; "
-                     "not a table: ")
+                     f"expected tables {', '.join(runbook.critical_tables)} in schema {runbook.schema} "
+                     f"(database.critical_tables, dialect '{runbook.dialect}'); not a table: ")
 
 
 @pytest.mark.postdeploy
@@ -121,7 +132,8 @@ def test_critical_views_answer(db: Database, runbook: Runbook, dialects: Dialect
                 problems[r.name] = f"{r.name} does not answer SELECT * LIMIT 0: {error}"
     if problems:
         _judge_kinds(found, "view", problems, dialects,
-                     f"expected views {', '.join(runbook.critical_views)} in schema {runbook.schema}; ")
+                     f"expected views {', '.join(runbook.critical_views)} in schema {runbook.schema} "
+                     f"(database.critical_views, dialect '{runbook.dialect}'); ")
 
 
 @invariant(
@@ -167,15 +179,15 @@ def test_schema_drift(db: Database, runbook: Runbook, schema_options: SchemaOpti
     remedy="Rule 1 / step 3: apply the listed migration to production by hand (Supabase SQL editor "
     "or psql) BEFORE merging the code, then verify /health/schema (step 4).",
 )
-def test_migration_files_applied(migration_scan: probes_schema.MigrationScan,
+def test_migration_files_applied(migration_files: probes_schema.MigrationScan,
                                  applied: list[probes.MigrationRow], runbook: Runbook) -> None:
-    cmp = probes_schema.compare_migrations(migration_scan.migrations, applied)
+    cmp = probes_schema.compare_migrations(migration_files.migrations, applied)
     if cmp.unapplied:
-        names = ", ".join(m.path.name for m in cmp.unapplied)
+        names = ", ".join(m.file for m in cmp.unapplied)
         raise violated(
             f"expected every file of the migrations folder in {runbook.migration_log}; "
             f"not applied: {names} ({_RULE_1}; order: MIGRATION FIRST → CODE AFTER)",
-            evidence={"unapplied": [m.path.name for m in cmp.unapplied],
+            evidence={"unapplied": [m.file for m in cmp.unapplied],
                       "newest_applied": applied[0].version if applied else None},
         )
 
@@ -188,12 +200,12 @@ def test_migration_files_applied(migration_scan: probes_schema.MigrationScan,
     remedy="Case 4: find the file of the listed version (deleted, renamed, or applied from a branch "
     "that never merged) and restore it to migrations/, so the code's history matches production.",
 )
-def test_applied_migrations_have_files(migration_scan: probes_schema.MigrationScan,
+def test_applied_migrations_have_files(migration_files: probes_schema.MigrationScan,
                                        applied: list[probes.MigrationRow], runbook: Runbook) -> None:
     """Nightly only: a row newer than every file is the runbook's own order (applied before
     its PR merges) and passes; an older row with no file is drift. Not in `premerge`, where
     another PR's already-applied migration must not block this one."""
-    cmp = probes_schema.compare_migrations(migration_scan.migrations, applied)
+    cmp = probes_schema.compare_migrations(migration_files.migrations, applied)
     if cmp.drift:
         rows = ", ".join(f"{r.version} ({r.description})" for r in cmp.drift)
         raise violated(
@@ -212,12 +224,28 @@ def test_applied_migrations_have_files(migration_scan: probes_schema.MigrationSc
     remedy="Rename the file to migrations/YYYYMMDD_description.sql (or YYYYMMDDHHMMSS_…) with a "
     "version no other file has — Common Mistakes: 'use timestamp in filename'.",
 )
-def test_migration_file_names(migration_scan: probes_schema.MigrationScan) -> None:
+def test_migration_file_names(migration_scan: probes_schema.MigrationScan, schema_options: SchemaOptions) -> None:
     """A badly named file is never matched to the log (so never known to be applied); two
-    files sharing a version make one row stand for both."""
-    problems = [reason for _, reason in migration_scan.bad_names]
-    for group in migration_scan.duplicates:
-        problems.append(f"files {', '.join(repr(m.path.name) for m in group)} share version {group[0].version}")
+    files sharing a version make one row stand for both. Subfolders are read too. A folder
+    with no file in the convention at all is one finding, said once (the file-against-log
+    checks are then not judged), not a list of every file."""
+    scan = migration_scan
+    if not scan.conventional:
+        folders = sorted({name.rpartition("/")[0] or "." for name, _ in scan.bad_names})
+        sample = ", ".join(name for name, _ in scan.bad_names[:2])
+        found = (f"its {scan.sql_files} .sql file(s) in {len(folders)} folder(s) follow another convention "
+                 f"(e.g. {sample})" if scan.sql_files else "it holds no .sql file")
+        raise violated(
+            "no migration file is named YYYYMMDD_description.sql (or YYYYMMDDHHMMSS_…): " + found
+            + (f", besides {scan.other_files} other file(s)" if scan.other_files else "")
+            + "; none can be matched with the migration log, so JC-MIG-01/05/06 are not judged "
+            f"(folder {schema_options.migrations_dir})",
+            evidence={"files": [name for name, _ in scan.bad_names], "folders": folders,
+                      "other_files": scan.other_files},
+        )
+    problems = [reason for _, reason in scan.bad_names]
+    for group in scan.duplicates:
+        problems.append(f"files {', '.join(repr(m.file) for m in group)} share version {group[0].version}")
     if problems:
         raise violated("expected YYYYMMDD_description.sql names with unique versions; " + "; ".join(problems),
                        evidence=problems)
@@ -288,12 +316,12 @@ def test_expected_version_applied(api: Api, applied: list[probes.MigrationRow], 
     "runbook's 'safe way to add index without blocking queries'), NOT VALID then VALIDATE, a "
     "nullable column plus a CHECK constraint.",
 )
-def test_pending_migrations_lint(migration_scan: probes_schema.MigrationScan,
+def test_pending_migrations_lint(migration_files: probes_schema.MigrationScan,
                                  applied: list[probes.MigrationRow], db: Database, runbook: Runbook,
                                  contract: SchemaContract) -> None:
     """Only the files not yet applied are linted: an applied migration's locks are history,
     and the next one is what someone is about to paste into production's SQL editor."""
-    pending = probes_schema.compare_migrations(migration_scan.migrations, applied).unapplied
+    pending = probes_schema.compare_migrations(migration_files.migrations, applied).unapplied
     if not pending:
         return
     try:

@@ -10,6 +10,7 @@ rendered as short, readable lines: an operator at 3 a.m. reads a cause, not a tr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, TypeVar
 
@@ -117,8 +118,13 @@ def violated(message: str, *, evidence: Any = None) -> Violation:
     return Violation(message, evidence=evidence)
 
 
+# PostgreSQL's excerpt of the statement under an error ("LINE 3: FROM "public"."x" e" and a
+# caret line), flattened to one line: noise in a verdict, which names the cause instead.
+_STATEMENT_EXCERPT = re.compile(r"\s*\bLINE \d+: .*?\^")
+
+
 def one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(str(text).split())
+    flat = _STATEMENT_EXCERPT.sub("", " ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -160,7 +166,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): set by @invariant")
 
 
-def _classify(call: pytest.CallInfo[Any], report: pytest.TestReport) -> tuple[str, str]:
+# SQLSTATEs of a name a statement uses that the database does not have.
+UNDEFINED_NAMES = {"42P01": "table", "42703": "column", "3F000": "schema"}
+
+
+def database_error(exc: BaseException | None, config: pytest.Config) -> str | None:
+    """A database error that reached the verdict unjudged, as one line: the server's primary
+    message (never the statement excerpt with its ``LINE n: … ^``) and, for a table, column
+    or schema the database lacks, the dialect in force, whose name it is. The check could
+    not read what it needs: that is undecidable, not a broken invariant (None: not one)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return None
+    if not isinstance(exc, psycopg.Error):
+        return None
+    diag = getattr(exc, "diag", None)
+    primary = (getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]
+               if str(exc).strip() else type(exc).__name__)
+    kind = UNDEFINED_NAMES.get(getattr(exc, "sqlstate", None) or "")
+    if kind is None:
+        return one_line(f"database error: {primary}")
+    try:
+        from plugins.target import run_context
+
+        dialect = run_context(config).runbook.dialect
+    except Exception:  # noqa: BLE001 - no run context (a unit test): say so rather than guess
+        dialect = "?"
+    return one_line(f"{primary}: a {kind} dialect '{dialect}' names that the database lacks (the check could not "
+                    "read it)")
+
+
+def _classify(call: pytest.CallInfo[Any], report: pytest.TestReport,
+              config: pytest.Config | None = None) -> tuple[str, str]:
     """Outcome (passed|failed|skipped|error) and a one-line message for the certificate."""
     if report.skipped:
         reason = ""
@@ -174,6 +212,8 @@ def _classify(call: pytest.CallInfo[Any], report: pytest.TestReport) -> tuple[st
         return ("failed" if report.when == "call" else "error"), one_line(exc.message)
     if isinstance(exc, Undecidable):
         return "error", one_line(exc.message)
+    if config is not None and (line := database_error(exc, config)) is not None:
+        return "error", line
     if exc is not None:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return ("failed" if report.when == "call" else "error"), one_line(text)
@@ -193,12 +233,14 @@ def pytest_runtest_makereport(
         report.user_properties.append((RETRY_PROP, log.pop(0)))
     red = redactor(item.config)
     if report.when == "call" or not report.passed:
-        outcome, message = _classify(call, report)
+        outcome, message = _classify(call, report, item.config)
         message = red.scrub(message)
         report.user_properties.append((_OUTCOME_PROP, outcome))
         report.user_properties.append((_MESSAGE_PROP, message))
         exc = call.excinfo.value if call.excinfo else None
-        if isinstance(exc, (Violation, Undecidable)):
+        if not report.skipped and database_error(exc, item.config) is not None:
+            report.longrepr = red.scrub(f"[{inv.id}] UNDECIDED: {message}\n  remedy: {inv.remedy}")
+        elif isinstance(exc, (Violation, Undecidable)):
             # A readable incident line instead of a traceback; the remedy right under it.
             kind = "VIOLATION" if isinstance(exc, Violation) else "UNDECIDED"
             report.longrepr = red.scrub(f"[{inv.id}] {kind}: {exc.message}\n  remedy: {inv.remedy}")

@@ -1,5 +1,5 @@
 """Every catalog query of the maintenance and security probes, run on every PostgreSQL server
-version installed on this machine (13–17 where present), read-only, as the suite runs them.
+version installed on this machine (13–18 where present), read-only, as the suite runs them.
 
 The session's stack serves its own version; any other installed major gets a throwaway stack
 of its own (JC_PG_BINDIR). Versions that are not installed cannot be proven here: the test
@@ -26,7 +26,7 @@ from plugins.config import load_runbook
 from plugins.redaction import Redactor
 
 ROOT = Path(__file__).resolve().parents[1]
-SUPPORTED = range(13, 18)
+SUPPORTED = range(13, 19)
 
 
 def installed_majors() -> list[int]:
@@ -91,6 +91,7 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
     idx = pm.indexes(db, schemas)
     fks = pm.foreign_keys(db, schemas)
     tables = pm.existing_tables(db, rb.schema, [t.table for t in maint.high_volume_tables])
+    names = pm.table_columns(db, rb.schema, [t.table for t in maint.high_volume_tables])
     activity = pm.table_activity(db, rb.schema, [t.table for t in maint.high_volume_tables])
     bloat = pm.bloat_estimates(db, schemas)
     usage, _reset = pm.index_usage(db, schemas)
@@ -105,7 +106,8 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
         composite = next(fk for fk in fks if fk.name == "mensagens_grupo_conversa_fkey")
         assert composite.columns == ("conversa_grupo_id", "grupo_id")
         assert all(pm.covering(idx, fk.table, fk.columns) for fk in fks)
-        assert tables == {t.table for t in maint.high_volume_tables} == set(activity.tables)
+        assert tables == {t.table for t in maint.high_volume_tables} == set(activity.tables) == set(names.columns)
+        assert all(names.lacks(t.table, [t.time_column]) is None for t in maint.high_volume_tables if t.time_column)
         assert {e.name for e in bloat} >= {"business_events", "business_events_pkey"}
         assert {u.name for u in usage} == {i.name for i in idx}
         assert sizes and sizes[0].total_bytes >= sizes[-1].total_bytes
@@ -117,7 +119,8 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
             assert t.time_column is not None
             assert pm.rows_last_day(db, rb.schema, t.table, t.time_column, 10) <= 11
     else:
-        assert not (idx or fks or tables or bloat or usage or sizes or rls or views) and readable is None
+        assert not (idx or fks or tables or names.columns or bloat or usage or sizes or rls or views)
+        assert readable is None
 
 
 @pytest.mark.parametrize("database_url", MAJORS, indirect=True, ids=lambda m: f"pg{m}" if m else "no-server")
@@ -144,7 +147,7 @@ def test_every_catalog_query_runs(database_url: str) -> None:
         run_every_probe(db, has_schema=False)
         with pytest.raises(pm.StatementsUnavailable, match="not installed"):
             pm.slow_statements(db, 0.0, 1)
-        # no such table: the error JC-MAINT-07 turns into an undecidable result
+        # no such table: JC-MAINT-07 reads the catalog first (pm.table_columns) and never runs this
         with pytest.raises(psycopg.errors.UndefinedTable):
             pm.rows_last_day(db, "public", "job_executions", "started_at", 10)
     finally:

@@ -55,6 +55,19 @@ def test_bad_names_raise_naming_the_file(tmp_path: Path, name: str) -> None:
         list_migrations(tmp_path)
 
 
+def test_subfolders_are_migrations_too(tmp_path: Path) -> None:
+    """The local stack applies what the checks scan: a file in a subfolder is a migration."""
+    touch(tmp_path, "20260105_a.sql")
+    (tmp_path / "sprint-2").mkdir()
+    touch(tmp_path / "sprint-2", "20260104_b.sql")
+    migrations = list_migrations(tmp_path)
+    assert [(m.version, m.file) for m in migrations] == [("20260104", "sprint-2/20260104_b.sql"),
+                                                         ("20260105", "20260105_a.sql")]
+    touch(tmp_path / "sprint-2", "001_c.sql")
+    with pytest.raises(ValueError, match="'sprint-2/001_c.sql' is not named"):
+        list_migrations(tmp_path)
+
+
 def test_duplicate_versions_raise(tmp_path: Path) -> None:
     touch(tmp_path, "20260105_a.sql", "20260105000000_b.sql")
     with pytest.raises(ValueError, match="share a version"):

@@ -41,6 +41,8 @@ MIGRATION_LOG_READERS = {"JC-MIG-01", "JC-MIG-03", "JC-MIG-04", "JC-MIG-05", "JC
 # Read the job history (executions) and the queue in the dialect in force.
 HISTORY_READERS = {"JC-SCHED-01", "JC-SCHED-03", "JC-JOBS-01", "JC-JOBS-02"}
 QUEUE_READERS = {"JC-QUEUE-01", "JC-PAUSE-02"}
+# Read the runbook's maintenance names (required indices, time columns) in the dialect in force.
+MAINTENANCE_NAMES = {"JC-MAINT-02", "JC-MAINT-07"}
 # No schema baseline given; no Railway token for the replica count; no app checkout to scan.
 SKIPPED = {"JC-SCHEMA-03": "skipped", "JC-SCHED-04": "skipped", "JC-SEC-05": "skipped"}
 
@@ -171,7 +173,7 @@ def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
         "JC-DRIFT-01": "failed", **SKIPPED,
         **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-03", "JC-HEALTH-04", "JC-RATE-01", "JC-CIRCUIT-01",
                          "JC-GUARD-03", "JC-SCHEMA-02"} | DEEP_PARTS | MIGRATION_LOG_READERS | HISTORY_READERS
-                        | QUEUE_READERS, "error"),
+                        | QUEUE_READERS | MAINTENANCE_NAMES, "error"),
     }, run.output[-4000:]
     for inv, outcome in got.items():
         if outcome == "error":
@@ -197,6 +199,11 @@ def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
     assert ("runtime.executions.instance", "scheduler_instance", "") in seen
     assert ("runtime.queue.processed", "processada", "") in seen
     assert ("runtime.queue.sent", "[]", "['enviada']") in seen
+    # the runbook's maintenance names: a column renamed, one the schema lacks, a time column
+    assert ("maintenance.required_indices", "interacoes(conversa_id)", "interacoes(conversation_id)") in seen
+    assert ("maintenance.required_indices", "business_events(conversa_id)", "business_events(conversation_id)") in seen
+    assert ("maintenance.required_indices", "campanhas(criado_por)", "not listed (no idx_campanhas_criado_por)") in seen
+    assert ("maintenance.high_volume_tables", "business_events.created_at", "business_events.ts") in seen
     word = next(d for d in drift_entries(run) if d["key"] == "deep.part_warning")
     assert word["observed"] == "GET /health/deep checks.schema_version is 'warning'"
     assert {"JC-DRIFT-01", "JC-DEEP-06"} <= set(word["invariants"])  # type: ignore[arg-type]

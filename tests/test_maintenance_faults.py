@@ -58,22 +58,26 @@ def test_foreign_key_index_dropped(healthy: NativeStack, sql, area, index: str, 
 
 
 def test_right_columns_under_misleading_names_pass(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
-    """Judged by definition: names that say nothing (or lie) do not matter."""
+    """Judged by definition: names that say nothing (or lie) do not matter; nor does the order
+    of the key's columns at the head of the index, nor a predicate the key's lookup implies
+    (the planner's rule, tests/test_maintenance_planner.py)."""
     sql("DROP INDEX idx_interacoes_cliente_id")
     sql("CREATE INDEX zz_tmp_misc ON interacoes (cliente_id, created_at)")
     sql("DROP INDEX idx_mensagens_grupo_conversa")
-    sql("CREATE INDEX idx_mensagens_grupo_created_at_old ON mensagens_grupo (conversa_grupo_id, grupo_id, created_at)")
+    sql("CREATE INDEX idx_mensagens_grupo_created_at_old ON mensagens_grupo (grupo_id, conversa_grupo_id, created_at)")
+    sql("DROP INDEX idx_interacoes_conversa_id")
+    sql("CREATE INDEX idx_interacoes_com_conversa ON interacoes (conversa_id) WHERE conversa_id IS NOT NULL")
     run = area(paths=MAINT)
     assert run.exitcode == 0, run.output[-3000:]
     assert run.not_passed() == set()
 
 
-def test_wrong_column_order_fails(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
-    """The runbook's names on indices whose columns are in the wrong order."""
+def test_index_not_leading_with_the_key_fails(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """The runbook's names on indices whose leading columns are not the key's."""
     sql("DROP INDEX idx_envios_campanha_id")
     sql("CREATE INDEX idx_envios_campanha_id ON envios (cliente_id, campanha_id)")
     sql("DROP INDEX idx_mensagens_grupo_conversa")
-    sql("CREATE INDEX idx_mensagens_grupo_conversa ON mensagens_grupo (grupo_id, conversa_grupo_id)")
+    sql("CREATE INDEX idx_mensagens_grupo_conversa ON mensagens_grupo (created_at, grupo_id, conversa_grupo_id)")
     run = area(paths=MAINT)
     assert run.not_passed() == {"JC-MAINT-01", "JC-MAINT-02"}
     fk = run.message("JC-MAINT-01")
@@ -82,9 +86,10 @@ def test_wrong_column_order_fails(healthy: NativeStack, sql, area) -> None:  # t
                          "lead with them] fix: CREATE INDEX CONCURRENTLY idx_envios_campanha_id ON public.envios "
                          "(campanha_id); | public.mensagens_grupo (conversa_grupo_id, grupo_id)"), fk
     # the certificate keeps one line; the full message is in the report
-    assert ("[mensagens_grupo_conversa_fkey; idx_mensagens_grupo_conversa (grupo_id, conversa_grupo_id): wrong "
-            "column order] fix: CREATE INDEX CONCURRENTLY idx_mensagens_grupo_conversa_grupo_id_grupo_id ON "
-            "public.mensagens_grupo (conversa_grupo_id, grupo_id);") in " ".join(run.output.split())
+    assert ("[mensagens_grupo_conversa_fkey; idx_mensagens_grupo_conversa (created_at, grupo_id, "
+            "conversa_grupo_id): does not lead with them] fix: CREATE INDEX CONCURRENTLY "
+            "idx_mensagens_grupo_conversa_grupo_id_grupo_id ON public.mensagens_grupo (conversa_grupo_id, grupo_id);"
+            ) in " ".join(run.output.split())
     req = run.message("JC-MAINT-02")
     assert req.startswith("1 of the runbook's 9 required indices missing: idx_envios_campanha_id: no index on "
                           "envios leads with (campanha_id) [idx_envios_campanha_id (cliente_id, campanha_id): "
@@ -92,22 +97,25 @@ def test_wrong_column_order_fails(healthy: NativeStack, sql, area) -> None:  # t
                           "public.envios (campanha_id);"), req
 
 
-def test_partial_and_expression_indices_do_not_count(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
-    """A partial index, an index on an expression of the column, and an index leading with the
-    column followed by an expression: none counts (the issue's "partial and expression indices
-    do not count"); the two that mention the column are named."""
+def test_partial_and_expression_indices_that_the_lookup_cannot_use(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
+    """A partial index whose predicate the key's lookup does not imply, an index on an
+    expression of the column, an index where the column is not leading: none counts, and the
+    ones that hold the column are named with the reason. A partial index on `fk IS NOT NULL`
+    (implied by `fk = $1`) counts: that key is not flagged."""
     sql("DROP INDEX idx_fila_mensagens_conversa_id")
     sql("CREATE INDEX idx_fila_mensagens_conversa_id ON fila_mensagens (conversa_id) WHERE NOT processada")
     sql("CREATE INDEX fila_mensagens_conversa_expr ON fila_mensagens ((conversa_id + 0))")
-    sql("CREATE INDEX fila_mensagens_conversa_lower ON fila_mensagens (conversa_id, lower(conteudo))")
+    sql("CREATE INDEX fila_mensagens_conversa_late ON fila_mensagens (created_at, conversa_id)")
+    sql("DROP INDEX idx_fila_mensagens_cliente_id")
+    sql("CREATE INDEX idx_fila_mensagens_cliente_id ON fila_mensagens (cliente_id) WHERE cliente_id IS NOT NULL")
     run = area(paths=MAINT)
     assert run.not_passed() == {"JC-MAINT-01"}
     msg = run.message("JC-MAINT-01")
-    assert msg.startswith("1 foreign key(s) without a covering index: public.fila_mensagens (conversa_id) "
-                          "[fila_mensagens_conversa_id_fkey; fila_mensagens_conversa_lower (conversa_id, "
-                          "<expression>): has an expression; idx_fila_mensagens_conversa_id: partial] fix: "
-                          "CREATE INDEX CONCURRENTLY idx_fila_mensagens_conversa_id ON public.fila_mensagens "
-                          "(conversa_id);"), msg
+    assert msg == ("1 foreign key(s) without a covering index: public.fila_mensagens (conversa_id) "
+                   "[fila_mensagens_conversa_id_fkey; fila_mensagens_conversa_late (created_at, conversa_id): does "
+                   "not lead with them; idx_fila_mensagens_conversa_id: partial (WHERE (NOT processada)), not "
+                   "implied by the key's lookup] fix: CREATE INDEX CONCURRENTLY idx_fila_mensagens_conversa_id ON "
+                   "public.fila_mensagens (conversa_id);"), msg
 
 
 def test_autovacuum_disabled_and_mass_update(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]

@@ -22,16 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def index(columns: tuple[str | None, ...], *, key_columns: int | None = None, partial: bool = False,
-          usable: bool = True, method: str = "btree", name: str = "ix") -> pm.IndexDef:
-    """``None`` in ``columns`` is an expression (as pm.indexes reads it)."""
+          usable: bool = True, method: str = "btree", name: str = "ix", predicate: str = "") -> pm.IndexDef:
+    """``None`` in ``columns`` is an expression (as pm.indexes reads it); a ``predicate`` makes
+    the index partial (as pg_get_expr deparses it)."""
     return pm.IndexDef(
         schema="public", table="t", name=name, method=method, columns=columns,
-        key_columns=len(columns) if key_columns is None else key_columns, partial=partial, usable=usable,
-        unique=False, primary=False, size_bytes=8192, definition="", expressions=None in columns,
+        key_columns=len(columns) if key_columns is None else key_columns, partial=partial or bool(predicate),
+        usable=usable, unique=False, primary=False, size_bytes=8192, definition="", expressions=None in columns,
+        predicate=predicate,
     )
 
 
 # --- coverage ------------------------------------------------------------------------------
+# Each case is the planner's verdict on the foreign key's lookup, proven with EXPLAIN on a
+# real server in tests/test_maintenance_planner.py.
 
 
 @pytest.mark.parametrize(
@@ -40,21 +44,52 @@ def index(columns: tuple[str | None, ...], *, key_columns: int | None = None, pa
         (index(("a",)), ("a",), True),
         (index(("a", "b")), ("a",), True),  # leading column
         (index(("a", "b")), ("a", "b"), True),
-        (index(("b", "a")), ("a", "b"), False),  # wrong order
+        (index(("b", "a")), ("a", "b"), True),  # both leading, other order: both are index conditions
         (index(("b", "a")), ("a",), False),  # not leading
         (index(("a",)), ("a", "b"), False),  # too short
         (index(("a", "b"), key_columns=1), ("a", "b"), False),  # b only INCLUDEd
-        (index(("a",), partial=True), ("a",), False),
+        (index(("a",), partial=True), ("a",), False),  # a predicate we cannot read
+        (index(("a",), predicate="(a IS NOT NULL)"), ("a",), True),  # implied by a = $1
+        (index(("a", "c"), predicate="(a IS NOT NULL)"), ("a",), True),
+        (index(("a", "b"), predicate="((a IS NOT NULL) AND (b IS NOT NULL))"), ("a", "b"), True),
+        (index(("a", "b"), predicate="(b IS NOT NULL)"), ("a", "b"), True),
+        (index(("a",), predicate="(status = 'x'::text)"), ("a",), False),
+        (index(("a",), predicate="(eh_oferta = true)"), ("a",), False),
+        (index(("a",), predicate="(deleted_at IS NULL)"), ("a",), False),
+        (index(("a",), predicate="(c IS NOT NULL)"), ("a",), False),  # another column
+        (index(("a",), predicate="((a IS NOT NULL) AND (status = 'x'::text))"), ("a",), False),
+        (index(("a",), predicate="((a IS NOT NULL) OR (b IS NOT NULL))"), ("a",), False),
         (index((None,)), ("a",), False),  # expression
-        (index(("a", None)), ("a",), False),  # an expression anywhere: not counted (the issue's rule)
+        (index((None, "a")), ("a",), False),  # an expression before the column
+        (index(("a", None)), ("a",), True),  # an expression after the leading column
         (index(("a",), usable=False), ("a",), False),  # failed CREATE INDEX CONCURRENTLY
-        (index(("a",), method="hash"), ("a",), False),
+        (index(("a",), method="hash"), ("a",), True),  # answers a = $1
+        (index(("a",), method="brin"), ("a",), False),
         (index(("a",), method="gin"), ("a",), False),
         (index(("a",)), (), False),
     ],
 )
 def test_covers(idx: pm.IndexDef, cols: tuple[str, ...], expected: bool) -> None:
     assert pm.covers(idx, cols) is expected
+
+
+@pytest.mark.parametrize(
+    ("predicate", "columns"),
+    [
+        ("(a IS NOT NULL)", {"a"}),
+        ('("Odd Name" IS NOT NULL)', {"Odd Name"}),
+        ("((a IS NOT NULL) AND ((b IS NOT NULL) AND (c IS NOT NULL)))", {"a", "b", "c"}),
+        ("(a IS NULL)", None),
+        ("(NOT (a IS NULL))", None),
+        ("((a IS NOT NULL) OR (b IS NOT NULL))", None),
+        ("(x.a IS NOT NULL)", None),  # not a plain column of the table
+        ("((a IS NOT NULL) AND (status = 'x'::text))", None),
+        ("", None),
+        ("((", None),  # unparsable: never implied
+    ],
+)
+def test_not_null_columns(predicate: str, columns: set[str] | None) -> None:
+    assert pm.not_null_columns(predicate) == (frozenset(columns) if columns is not None else None)
 
 
 _names = st.sampled_from(["a", "b", "c", "d", "e"])
@@ -64,18 +99,26 @@ _names = st.sampled_from(["a", "b", "c", "d", "e"])
        st.text(min_size=1, max_size=20))
 def test_coverage_is_by_definition_not_name(cols: list[str], extra: list[str], name: str) -> None:
     """Any btree leading with the columns covers them, whatever follows and whatever its name;
-    and a covering index covers every prefix of the columns."""
+    and a covering index covers every prefix of the columns. Partial, it covers exactly when
+    its predicate is IS NOT NULL on some of them."""
     trailing = [c for c in extra if c not in cols]
     idx = index((*cols, *trailing), name=name)
     assert pm.covers(idx, cols)
     for k in range(1, len(cols) + 1):
         assert pm.covers(idx, cols[:k])
     assert not pm.covers(index((*cols, *trailing), name=name, partial=True), cols)
+    implied = " AND ".join(f"({c} IS NOT NULL)" for c in cols)
+    assert pm.covers(index((*cols, *trailing), name=name, predicate=f"({implied})"), cols)
+    for c in trailing:
+        assert not pm.covers(index((*cols, *trailing), name=name, predicate=f"({c} IS NOT NULL)"), cols)
 
 
 @given(st.permutations(["a", "b", "c"]))
-def test_only_the_same_order_covers(perm: list[str]) -> None:
-    assert pm.covers(index(tuple(perm)), ("a", "b", "c")) is (perm == ["a", "b", "c"])
+def test_any_order_of_the_leading_columns_covers(perm: list[str]) -> None:
+    """Every column of the key is an index condition whatever their order in the index."""
+    assert pm.covers(index(tuple(perm)), ("a", "b", "c"))
+    assert pm.covers(index((*perm, "d")), ("a", "b", "c"))
+    assert not pm.covers(index(("d", *perm)), ("a", "b", "c"))
 
 
 # --- bloat estimate -----------------------------------------------------------------------

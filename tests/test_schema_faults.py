@@ -118,6 +118,40 @@ def test_badly_named_migration_file(healthy: NativeStack, suite, migrations: Pat
     assert expect in run.message("JC-MIG-02")
 
 
+def test_migration_in_a_subfolder_is_scanned(healthy: NativeStack, suite, migrations: Path) -> None:  # type: ignore[no-untyped-def]
+    """A repository may keep migrations/sprint-NN/*.sql: a file there is a migration too."""
+    (migrations / "sprint-71").mkdir()
+    (migrations / "sprint-71" / "20260301_interacoes_lida_em.sql").write_text(HARMLESS)
+    run = suite("--migrations-dir", str(migrations), paths=SCHEMA)
+    assert run.not_passed() == {"JC-MIG-01"}, run.output[-3000:]
+    assert "not applied: sprint-71/20260301_interacoes_lida_em.sql" in run.message("JC-MIG-01")
+
+
+def test_folder_without_the_naming_convention_says_so_once(healthy: NativeStack, suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The deployment's own migrations folder (sprint subfolders, NNN_desc.sql, APPLY_ME.sql,
+    apply.py — tests/test_schema_units.py real_layout): no file is named in the runbook's
+    convention, so nothing can be compared with the log. One finding (JC-MIG-02) says so; the
+    checks that compare files with the log are not judged — never passed on nothing."""
+    from tests.test_schema_units import real_layout
+
+    folder = real_layout(tmp_path)
+    run = suite("--migrations-dir", str(folder), paths=SCHEMA)
+    assert run.exitcode == 1, run.output[-3000:]
+    assert run.not_passed() == {"JC-MIG-01", "JC-MIG-02", "JC-MIG-05", "JC-MIG-06"}
+    assert {i: run.outcomes()[i] for i in ("JC-MIG-01", "JC-MIG-05", "JC-MIG-06")} == dict.fromkeys(
+        ("JC-MIG-01", "JC-MIG-05", "JC-MIG-06"), "skipped")
+    assert run.outcomes()["JC-MIG-02"] == "failed"
+    assert run.message("JC-MIG-02").startswith(
+        "no migration file is named YYYYMMDD_description.sql (or YYYYMMDDHHMMSS_…): its 15 .sql file(s) in 6 "
+        "folder(s) follow another convention (e.g. criar_indices_performance.sql, sprint-25/001_chips_schema.sql), "
+        "besides 1 other file(s); none can be matched with the migration log, so JC-MIG-01/05/06 are not judged "
+        "(folder "), run.message("JC-MIG-02")
+    for inv in ("JC-MIG-01", "JC-MIG-05", "JC-MIG-06"):
+        assert run.message(inv).startswith("not judged: no file of the migrations folder is named in the "
+                                           "runbook's convention"), run.message(inv)
+        assert "(JC-MIG-02)" in run.message(inv)
+
+
 @pytest.mark.parametrize(
     ("recorded", "state"),
     [("20260126", "left behind"), ("20991231", "ahead of the log")],

@@ -183,6 +183,47 @@ def test_scan_collects_every_fault_without_raising(tmp_path: Path) -> None:
     assert "invalid date" in scan.bad_names[0][1]
     assert [[m.path.name for m in g] for g in scan.duplicates] == [
         ["20260105000000_b.sql", "20260105_a.sql", "20260105_c.sql"]]
+    assert scan.other_files == 1 and scan.sql_files == 6 and scan.conventional
+
+
+def real_layout(root: Path) -> Path:
+    """A migrations folder shaped like the deployment's (whats-agents migrations/, git
+    ls-files at e8dea89): sprint subfolders of NNN_desc.sql, loose descriptive names, a
+    sprintNN_tXX_ prefix, an APPLY_ME.sql and a Python script — no file in the runbook's
+    YYYYMMDD_ convention."""
+    folder = root / "migrations"
+    for name in ("criar_indices_performance.sql", "sprint44_t03_5_dlq.sql", "sprint44_t04_1_reserva_transacional.sql",
+                 "sprint-25/001_chips_schema.sql", "sprint-25/002_chips_triggers.sql", "sprint-25/APPLY_ME.sql",
+                 "sprint-25/MIGRATE_DATA.sql", "sprint-25/apply.py", "sprint-36/001_chip_metrics_rpcs.sql",
+                 "sprint-36/002_circuit_transitions.sql", "sprint-39/001_warmup_schedule.sql",
+                 "sprint-40/add_extrator_v2_columns.sql", "sprint-41/001_interacoes_chip_tracking.sql",
+                 "sprint-41/002_chip_daily_snapshots.sql", "sprint-41/003_delivery_status_rpc.sql",
+                 "sprint-41/004_snapshot_rpcs.sql"):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("SELECT 1;\n")
+    return folder
+
+
+def test_scan_reads_subfolders_and_names_files_by_their_path(tmp_path: Path) -> None:
+    folder = real_layout(tmp_path)
+    scan = scan_migrations(folder)
+    assert not scan.conventional and scan.migrations == ()
+    assert scan.sql_files == 15 and scan.other_files == 1  # sprint-25/apply.py is not read
+    names = [n for n, _ in scan.bad_names]
+    assert names[:3] == ["criar_indices_performance.sql", "sprint-25/001_chips_schema.sql",
+                         "sprint-25/002_chips_triggers.sql"]
+    assert "sprint-25/APPLY_ME.sql" in names and "sprint44_t03_5_dlq.sql" in names
+    assert "'sprint-41/004_snapshot_rpcs.sql' is not named YYYYMMDD_description.sql" in dict(scan.bad_names)[
+        "sprint-41/004_snapshot_rpcs.sql"]
+    # a file in the convention in a subfolder is a migration, named by its path
+    (folder / "sprint-71").mkdir()
+    (folder / "sprint-71" / "20260222_meta_dashboard.sql").write_text("SELECT 1;\n")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "20260101_hidden.sql").write_text("SELECT 1;\n")
+    scan = scan_migrations(folder)
+    assert scan.conventional and [m.file for m in scan.migrations] == ["sprint-71/20260222_meta_dashboard.sql"]
+    assert scan.migrations[0].version == "20260222"
 
 
 # --- lint -----------------------------------------------------------------------------------

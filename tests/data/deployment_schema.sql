@@ -17,6 +17,57 @@ CREATE TABLE avaliacoes_qualidade_tabela AS SELECT * FROM avaliacoes_qualidade;
 DROP VIEW avaliacoes_qualidade;
 ALTER TABLE avaliacoes_qualidade_tabela RENAME TO avaliacoes_qualidade;
 
+-- === Maintenance: non-runtime tables (issue 15, points 14-18) ===
+-- Non-runtime tables as the deployment's schema has them (whats-agents bootstrap/01-schema.sql),
+-- for the maintenance checks (issue 15 points 14, 15 and 18). The reference's data is kept.
+--
+-- business_events (01-schema.sql:2585-2600): stamped by ts (no created_at); the doctor is
+-- cliente_id, the conversation conversation_id, the event event_type / event_props, plus
+-- source, interaction_id and dedupe_key. Its indexes as the schema names them (:5523-5587),
+-- plus the one the runbook asks for on conversation_id (the real schema still lacks it) and
+-- a partial one on interaction_id that the key's lookup implies (point 14).
+ALTER TABLE business_events RENAME COLUMN created_at TO ts;
+ALTER TABLE business_events RENAME COLUMN medico_id TO cliente_id;
+ALTER TABLE business_events RENAME COLUMN conversa_id TO conversation_id;
+ALTER TABLE business_events RENAME COLUMN evento TO event_type;
+ALTER TABLE business_events RENAME COLUMN payload TO event_props;
+ALTER TABLE business_events RENAME CONSTRAINT business_events_medico_id_fkey TO business_events_cliente_id_fkey;
+ALTER TABLE business_events RENAME CONSTRAINT business_events_conversa_id_fkey TO business_events_conversation_id_fkey;
+ALTER TABLE business_events
+    ADD COLUMN source text NOT NULL DEFAULT 'backend'
+        CHECK (source IN ('pipeline', 'backend', 'db', 'heuristic', 'ops')),
+    ADD COLUMN interaction_id bigint REFERENCES interacoes (id) ON DELETE SET NULL,
+    ADD COLUMN dedupe_key text;
+DROP INDEX idx_business_events_created_at, idx_business_events_medico_id, idx_business_events_conversa_id;
+CREATE INDEX idx_be_cliente_ts ON business_events (cliente_id, ts DESC);
+CREATE INDEX idx_be_ts ON business_events (ts DESC);
+CREATE INDEX idx_be_type_ts ON business_events (event_type, ts DESC);
+CREATE UNIQUE INDEX idx_business_events_dedupe_key ON business_events (dedupe_key) WHERE dedupe_key IS NOT NULL;
+CREATE INDEX idx_business_events_conversation_id ON business_events (conversation_id);
+CREATE INDEX idx_business_events_interaction_id ON business_events (interaction_id)
+    WHERE interaction_id IS NOT NULL;
+
+-- interacoes (01-schema.sql:3703-3736): the conversation is conversation_id (index
+-- idx_interacoes_conversation, :6079); attributed_campaign_id references campanhas and is
+-- indexed only by partial indexes on its IS NOT NULL (:6067, :6071) — which cover the key.
+ALTER TABLE interacoes RENAME COLUMN conversa_id TO conversation_id;
+ALTER TABLE interacoes RENAME CONSTRAINT interacoes_conversa_id_fkey TO interacoes_conversation_id_fkey;
+ALTER INDEX idx_interacoes_conversa_id RENAME TO idx_interacoes_conversation;
+ALTER TABLE interacoes ADD COLUMN attributed_campaign_id bigint REFERENCES campanhas (id);
+UPDATE interacoes SET attributed_campaign_id = (SELECT min(id) FROM campanhas) WHERE id % 10 = 0;
+CREATE INDEX idx_interacoes_attributed_campaign ON interacoes (attributed_campaign_id)
+    WHERE attributed_campaign_id IS NOT NULL;
+CREATE INDEX idx_interacoes_attributed_campaign_created ON interacoes (attributed_campaign_id, created_at)
+    WHERE attributed_campaign_id IS NOT NULL;
+
+-- campanhas (01-schema.sql:2873-2901) has no criado_por; the schema has no conversas_grupo
+-- table, so mensagens_grupo has no conversation of its own (:4161-4187), and its partial
+-- index on offers (:6143) does not cover grupo_id (idx_mensagens_grupo_grupo_id does).
+ALTER TABLE campanhas DROP COLUMN criado_por;
+DROP TABLE conversas_grupo CASCADE;
+ALTER TABLE mensagens_grupo DROP COLUMN conversa_grupo_id, ADD COLUMN eh_oferta boolean;
+CREATE INDEX idx_mensagens_grupo_ofertas ON mensagens_grupo (grupo_id, created_at) WHERE eh_oferta = true;
+
 -- The app's own critical tables and views.
 CREATE TABLE doctor_state (
     cliente_id  bigint PRIMARY KEY REFERENCES clientes (id),
