@@ -726,14 +726,17 @@ class PostgrestDouble:
     """Serve ``/rest/v1`` over loopback from ``database_url`` (see the module docstring).
 
     ``role``: the role each request runs as (``SET LOCAL ROLE``), the one the app's key maps
-    to on Supabase (``service_role``); None runs as the connecting user.
+    to on Supabase (``service_role``); None runs as the connecting user. ``max_rows``:
+    PostgREST's ``db-max-rows``, the most rows a read returns whatever its ``limit`` (Supabase
+    projects default to 1000); None for no cap.
     """
 
     def __init__(self, database_url: str, *, schema: str = "public", role: str | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 max_rows: int | None = None, host: str = "127.0.0.1") -> None:
         self.database_url = database_url
         self.schema = schema
         self.role = role
+        self.max_rows = max_rows
         self.log: list[tuple[str, str, int, str | None]] = []    # method, path?query, status, error code
         self._cache: SchemaCache | None = None
         self._lock = threading.Lock()
@@ -859,6 +862,8 @@ class PostgrestDouble:
 
     def _read(self, conn: psycopg.Connection[Any], req: Request, rel: Relation) -> Answer:
         q = Query.parse(req.pairs)
+        if self.max_rows is not None:
+            q.limit = self.max_rows if q.limit is None else min(q.limit, self.max_rows)
         b = Builder(self.cache)
         # the relation is its own alias, so PostgreSQL's messages name it as PostgREST's do
         # ("column clientes.x does not exist")

@@ -36,9 +36,11 @@ happened.
 from __future__ import annotations
 
 import ast
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +73,7 @@ from tests.real_app_schema import (LoadReport, apply_sql_files, create_platform_
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_APP_DIR_ENV = "JC_REAL_APP_DIR"
+RUN_MARKER_ENV = "JC_REAL_APP_RUN"
 # Project-local cache of installed environments (git-ignored by its own .gitignore).
 CACHE_DIR = ROOT / ".real-app"
 PYTHON_VERSION = "3.13.0"           # pyenv's; the app's pyproject.toml asks for >=3.13
@@ -79,6 +82,7 @@ EXCLUDED = (".git", "node_modules", "dashboard", ".env", ".venv", "__pycache__")
 # A Redis database number of the stack's Redis that nothing else in the self-tests uses.
 REDIS_DB = 9
 SERVICE_KEY = "selftest-service-key"     # supabase-py only needs a non-empty key (no JWT)
+SUPABASE_MAX_ROWS = 1000                 # a Supabase project's default API "Max rows" (db-max-rows)
 APP_SERVICES = {"api": "whats-agents", "worker": "whats-worker", "scheduler": "whats-scheduler"}
 
 # Migration files of the checkout (migrations/…) that create what the app's paths use and the
@@ -242,8 +246,15 @@ class Installed:
 
 
 def install(checkout: Checkout, source: Path, python: Path) -> Installed:
-    """The app's locked dependencies (no dev group, not the project itself), once per lock."""
+    """The app's locked dependencies (no dev group, not the project itself), once per lock;
+    one installer at a time (a file lock), so parallel sessions share the result."""
     started = time.monotonic()
+    with open(_cache_dir() / "install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install(checkout, source, python, started)
+
+
+def _install(checkout: Checkout, source: Path, python: Path, started: float) -> Installed:
     digest = checkout.lock_hash()
     venv = _cache_dir() / "envs" / digest[:16]
     stamp = venv / ".jc-installed"
@@ -408,6 +419,7 @@ class RealApp:
     project_ref: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     ready_timeout_s: float = 120.0
+    env_overrides: dict[str, str] = field(default_factory=dict)   # a self-test's fault (e.g. a missing key)
 
     # filled by start()
     api_url: str = ""
@@ -462,7 +474,8 @@ class RealApp:
         finally:
             client.close()
 
-        self.double = PostgrestDouble(self.database_url, role="service_role").start()
+        # Supabase's API: the service key's role, and its default "Max rows" of 1000
+        self.double = PostgrestDouble(self.database_url, role="service_role", max_rows=SUPABASE_MAX_ROWS).start()
         self.fakes = SaasFakes().start()
         self._railway = LocalRailway(lambda: int(self._alive("scheduler")), service_name=APP_SERVICES["scheduler"])
         self.railway_api_url = self._railway.start()
@@ -471,7 +484,7 @@ class RealApp:
         self.api_url = f"http://127.0.0.1:{port}"
         self.git_sha = self.checkout.head() or "0" * 40
         self.deployment_id = f"selftest-{self.run_id}"
-        env = self._env(installed.venv, port)
+        env = {**self._env(installed.venv, port), **self.env_overrides}
         t0 = time.monotonic()
         self.booted_at = datetime.now(UTC)
         # One at a time, so each one's first traffic is its own: the api answers /health, the
@@ -484,37 +497,53 @@ class RealApp:
         self._spawn("scheduler", env, source, tmp)
         self._await("scheduler", lambda: self._double_saw("POST", "/rest/v1/job_executions"))
         self.timings.boot_s = time.monotonic() - t0
+        # Let the jobs fired at boot finish (bounded; a job still running is the suite's to judge).
         t0 = time.monotonic()
-        self._await("scheduler", self._jobs_settled, what="its first jobs to finish")
+        while time.monotonic() - t0 < self.ready_timeout_s and not self._jobs_settled():
+            time.sleep(0.25)
         self.timings.settle_s = time.monotonic() - t0
 
     def stop(self) -> None:
+        """Every step runs whatever the others did; the first failure is raised at the end."""
+        failures: list[BaseException] = []
+
+        def attempt(step: Callable[[], object]) -> None:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - teardown goes on
+                failures.append(exc)
+
         for proc in reversed(list(self.processes.values())):
-            proc.stop()
+            attempt(proc.stop)
         for server in (self.double, self.fakes, self._railway):
             if server is not None:
-                try:
-                    server.stop()
-                except Exception:  # noqa: BLE001 - teardown goes on
-                    pass
+                attempt(server.stop)
+        self.double = self.fakes = self._railway = None
         if self.redis_url:
-            client = redis.Redis.from_url(self.redis_url)
-            try:
-                client.flushdb()
-            except redis.RedisError:
-                pass
-            finally:
-                client.close()
+            attempt(self._flush_redis)
         if self._dbname:
-            with psycopg.connect(self.stack.admin_url, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self._dbname)))
-            self._dbname = ""
+            attempt(self._drop_database)
         if self._roles:
-            drop_roles(self.stack.admin_url, self._roles)
+            attempt(lambda: drop_roles(self.stack.admin_url, self._roles))
             self._roles = []
         if self._tmp is not None:
-            self._tmp.cleanup()
+            attempt(self._tmp.cleanup)
             self._tmp = None
+        if failures:
+            raise RealAppError(f"tearing the real app down: {type(failures[0]).__name__}: {failures[0]}")
+
+    def _flush_redis(self) -> None:
+        """The app's keys: the whole database number it was given (checked empty at start)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+    def _drop_database(self) -> None:
+        with psycopg.connect(self.stack.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self._dbname)))
+        self._dbname = ""
 
     # the database
 
@@ -576,6 +605,8 @@ class RealApp:
             "GIT_SHA": self.git_sha,
             "RAILWAY_DEPLOYMENT_ID": self.deployment_id,
             "RAILWAY_ENVIRONMENT": self.environment,
+            # not read by the app: marks its processes, so a test can prove none outlives the run
+            RUN_MARKER_ENV: self.run_id,
         }
 
     def _spawn(self, run_mode: str, env: dict[str, str], source: Path, tmp: Path) -> None:
@@ -590,18 +621,31 @@ class RealApp:
         proc = self.processes.get(run_mode)
         return proc is not None and proc.alive()
 
-    def _await(self, run_mode: str, ready: Callable[[], bool], what: str = "ready") -> None:
+    def _await(self, run_mode: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
         proc = self.processes[run_mode]
         while time.monotonic() < deadline:
             if not proc.alive():
                 raise RealAppError(f"the real app's {run_mode} exited (code {proc.popen.returncode}) before it was "
-                                   f"{what}; its last lines:\n{proc.tail()}")
+                                   f"ready; its last lines:\n{proc.tail()}")
             if ready():
                 return
             time.sleep(0.25)
-        raise RealAppError(f"the real app's {run_mode} was not {what} within {self.ready_timeout_s:.0f} s; its last "
+        raise RealAppError(f"the real app's {run_mode} was not ready within {self.ready_timeout_s:.0f} s; its last "
                            f"lines:\n{proc.tail()}")
+
+    def leftover_processes(self) -> list[int]:
+        """Live processes carrying this run's marker (after stop(): none)."""
+        found = []
+        marker = f"{RUN_MARKER_ENV}={self.run_id}".encode()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if marker in (entry / "environ").read_bytes().split(b"\0"):
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
 
     def _api_healthy(self) -> bool:
         try:
@@ -630,7 +674,8 @@ class RealApp:
                 lines = proc.log.read_text(errors="replace").splitlines()
             except OSError:
                 continue
-            hits = list(dict.fromkeys(line.strip()[:240] for line in lines
+            plain = (re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in lines)
+            hits = list(dict.fromkeys(line[:240] for line in plain
                                       if any(w in line for w in ("ERROR", "Traceback", "Error:", "CRITICAL"))))
             found[mode] = hits[-limit:]
         return found

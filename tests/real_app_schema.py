@@ -81,9 +81,13 @@ def create_platform_roles(admin_url: str) -> list[str]:
     created = []
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for role, options in SUPABASE_ROLES.items():
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            row = conn.execute("SELECT rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if row is None:
                 conn.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(role)))  # type: ignore[arg-type]
                 created.append(role)
+            elif "BYPASSRLS" in options and not row[0]:
+                # the dump enables RLS on tables with no policy: without it the app would read nothing
+                raise BootstrapError(f"role {role} exists without BYPASSRLS (Supabase's {role} bypasses RLS)")
     return created
 
 

@@ -273,6 +273,14 @@ def test_limit_offset_and_exact_count(api: httpx.Client) -> None:
     assert r.status_code == 416 and error(r)["details"] == "Limit should be greater than or equal to zero."
 
 
+def test_max_rows_caps_every_read(database: str, api: httpx.Client) -> None:
+    """db-max-rows: a read returns at most that many rows, the count still counts them all."""
+    with PostgrestDouble(database, max_rows=2) as capped, httpx.Client(base_url=capped.url + "/rest/v1") as client:
+        r = client.get("/books", params={"select": "title", "order": "title"}, headers={"Prefer": "count=exact"})
+        assert (r.status_code, r.headers["Content-Range"], len(r.json())) == (206, "0-1/3", 2)
+        assert len(client.get("/books", params={"limit": "1"}).json()) == 1
+
+
 def test_single_object_media_type(api: httpx.Client) -> None:
     one = {"Accept": "application/vnd.pgrst.object+json"}
     r = api.get("/authors", params={"select": "name", "id": "eq.1"}, headers=one)

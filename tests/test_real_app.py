@@ -31,7 +31,7 @@ import pytest
 
 from fixtures.stack.launcher import NativeStack
 from tests.conftest import LOCAL_ENV, LOCAL_REF, SuiteRun, run_suite
-from tests.real_app import REAL_APP_DIR_ENV, Checkout, PromptContract, RealApp, prompt_text
+from tests.real_app import REAL_APP_DIR_ENV, Checkout, PromptContract, RealApp, RealAppError, prompt_text
 from tests.real_app_schema import BootstrapError, apply_sql_files, create_platform_roles, drop_roles, load_dump_file
 
 DB_ENV, REDIS_ENV, RAILWAY_ENV = "JC_REALAPP_DB", "JC_REALAPP_REDIS", "JC_REALAPP_RAILWAY_TOKEN"
@@ -76,6 +76,7 @@ def _summary(app: RealApp, run: SuiteRun, total_s: float) -> dict[str, Any]:
                        for r in rows if r["outcome"] != "passed"],
         "warnings": {r["id"]: r["warnings"] for r in rows if r.get("warnings")},
         "identity": run.certificate.get("app") if run.certificate else None,
+        "identity_expected": {"git_sha": app.git_sha, "deployment_id": app.deployment_id},
         "jobs_since_boot": app.jobs_since_boot(),
         "app_log_errors": app.log_errors(),
         "double_errors": sorted({f"{m} {p.split('?')[0]} -> {s} {c}" for m, p, s, c in app.double.errors()}),
@@ -98,10 +99,34 @@ def test_real_app_is_certified_by_the_postdeploy_gate(stack: NativeStack, tmp_pa
                         reports=tmp_path / "reports", timeout=900,
                         env=app.suite_env(database_env=DB_ENV, redis_env=REDIS_ENV, railway_env=RAILWAY_ENV))
         summary = {**_summary(app, run, time.monotonic() - started), "endpoints": _endpoints(app)}
+    assert app.leftover_processes() == [], "a process of the real app outlived the run"
     (tmp_path / "real-app-run.json").write_text(json.dumps(summary, indent=2, default=str))
     print(json.dumps(summary, indent=2, default=str))
     assert run.certificate is not None, run.output[-3000:]
     assert run.certificate["verdict"] == "certified", json.dumps(summary["not_passed"], indent=2)
+
+
+@requires_checkout
+def test_a_real_app_that_cannot_start_says_why_and_leaves_nothing(stack: NativeStack) -> None:
+    """The app refuses to import without its Evolution key (app/services/whatsapp.py): the
+    harness names the process and shows its last lines, and removes everything it made."""
+    assert stack.info is not None
+
+    def roles() -> list[tuple[str]]:
+        with psycopg.connect(stack.info.admin_url) as conn:   # type: ignore[union-attr]
+            return conn.execute("SELECT rolname FROM pg_roles ORDER BY 1").fetchall()
+
+    before = roles()
+    app = RealApp(Checkout(Path(os.environ[REAL_APP_DIR_ENV]).resolve()), stack.info, LOCAL_ENV, LOCAL_REF,
+                  env_overrides={"EVOLUTION_API_KEY": ""})
+    with pytest.raises(RealAppError, match=r"(?s)the real app's api exited \(code \d+\) before it was ready; its "
+                                           r"last lines:.*EVOLUTION_API_KEY"):
+        with app:
+            pass
+    assert app.leftover_processes() == []
+    with psycopg.connect(stack.info.admin_url) as conn:
+        assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'jc_real_app_%'").fetchall() == []
+    assert roles() == before   # the Supabase roles it created, if any, are gone again
 
 
 # --- the schema loader's rule, on a dump of our own ---------------------------------------------
