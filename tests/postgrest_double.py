@@ -58,7 +58,6 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -198,7 +197,8 @@ class SchemaCache:
         pks: dict[str, tuple[str, ...]] = {}
         for rel, contype, names in conn.execute(
                 "SELECT c.relname, k.contype, array_agg(a.attname ORDER BY u.ord)"
-                " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)"
                 " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum"
                 " WHERE n.nspname = %s AND k.contype IN ('p', 'u') GROUP BY c.relname, k.oid, k.contype",
@@ -218,7 +218,8 @@ class SchemaCache:
                 " f.relname,"
                 " (SELECT array_agg(a.attname ORDER BY u.ord) FROM unnest(k.confkey) WITH ORDINALITY u(n, ord)"
                 "   JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n)"
-                " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " JOIN pg_class f ON f.oid = k.confrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace"
                 " WHERE k.contype = 'f' AND n.nspname = %s AND fn.nspname = %s ORDER BY k.conname", (schema, schema)):
             cache.fks.append(ForeignKey(name, table, tuple(columns), ref_table, tuple(ref_columns)))
@@ -623,8 +624,8 @@ class Builder:
             pairs = zip(fk.ref_columns, fk.columns)
         else:
             pairs = zip(fk.columns, fk.ref_columns)
-        join = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(sql.Identifier(child, c), sql.Identifier(parent_alias, p))
-                                     for c, p in pairs)
+        join = sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(child, c), sql.Identifier(parent_alias, p)) for c, p in pairs)
         cols, child_inner = self.select_list(target, child, item.children or [SelectItem("star")])
         # rel() (no columns) filters with !inner but shows nothing (PostgREST's rsEmptyEmbed)
         cond = sql.SQL(" AND ").join([join, *child_inner])
@@ -762,6 +763,10 @@ class PostgrestDouble:
         self._server.close_all()
         self._server.server_close()
         self._thread.join(timeout=10)
+        self.stop_pool()
+
+    def stop_pool(self) -> None:
+        """Close the idle database connections (the next request opens a new one)."""
         with self._lock:
             for conn in self._idle:
                 conn.close()
@@ -840,6 +845,8 @@ class PostgrestDouble:
         return self._transaction(req, lambda conn: handlers[req.method](conn, req, rel))
 
     def _transaction(self, req: Request, work: Any) -> Answer:
+        """One transaction per request (read-only for GET/HEAD), as the given role; a
+        PgrstError raised inside rolls it back."""
         conn = self._connect()
         try:
             with conn.transaction():
@@ -848,11 +855,7 @@ class PostgrestDouble:
                 if self.role:
                     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role)))
                 answer: Answer = work(conn)
-                if answer.status >= 400:
-                    raise _Rollback(answer)
             return answer
-        except _Rollback as rb:
-            return rb.answer
         except psycopg.Error as exc:
             raise from_pg(exc) from None
         finally:
@@ -935,7 +938,8 @@ class PostgrestDouble:
     def _check_columns(self, rel: Relation, keys: list[str]) -> None:
         for key in keys:
             if key not in rel.columns:
-                raise PgrstError(400, "PGRST204", f"Could not find the '{key}' column of '{rel.name}' in the schema cache")
+                raise PgrstError(400, "PGRST204",
+                                 f"Could not find the '{key}' column of '{rel.name}' in the schema cache")
 
     def _insert(self, conn: psycopg.Connection[Any], req: Request, rel: Relation) -> Answer:
         q = Query.parse(req.pairs)
@@ -956,7 +960,8 @@ class PostgrestDouble:
         resolution = req.prefer.get("resolution")
         conflict_cols = q.on_conflict or list(rel.pk)
         if keys:
-            source = sql.SQL("({names}) SELECT {names} FROM json_populate_recordset(NULL::{target}, {body}::json)").format(
+            source = sql.SQL(
+                "({names}) SELECT {names} FROM json_populate_recordset(NULL::{target}, {body}::json)").format(
                 names=names, target=target, body=b.value(json.dumps(rows)))
         else:
             source = sql.SQL("SELECT FROM generate_series(1, {n})").format(n=b.value(len(rows)))
@@ -1027,7 +1032,8 @@ class PostgrestDouble:
         func = f"{self.schema}.{name}"
         args = sorted(keys)
         listed = f"({', '.join(args)})" if args else " without parameters"
-        searched = (f" with parameter{'s' if len(args) > 1 else ''} {', '.join(args)}" if args else " without parameters")
+        searched = (f" with parameter{'s' if len(args) > 1 else ''} {', '.join(args)}" if args
+                    else " without parameters")
         if found:
             lists = ["(" + ", ".join(sorted(p.name for p in r.params)) + ")" for r in found]
             near = _close("(" + ", ".join(args) + ")", lists) or lists[0]
@@ -1083,11 +1089,6 @@ def _whole_row(rel: Relation, b: Builder) -> sql.Composable:
     """The affected row as the relation's row type (``ROW(t.*)``: a column named like its
     table cannot shadow it, as a bare ``t`` could)."""
     return sql.SQL("ROW({a}.*)::{t}").format(a=sql.Identifier(rel.name), t=b.table(rel.name))
-
-
-class _Rollback(Exception):
-    def __init__(self, answer: Answer) -> None:
-        self.answer = answer
 
 
 def _singular(rows: int) -> PgrstError:
@@ -1146,7 +1147,8 @@ def _handler(double: PostgrestDouble) -> type[BaseHTTPRequestHandler]:
                 req = Request(self.command, split.path[len(PREFIX):], parse_qsl(split.query, keep_blank_values=True),
                               headers, body)
                 answer = double.handle(req)
-            except PgrstError as err:
+            except (PgrstError, psycopg.Error) as exc:   # psycopg: e.g. the database is unreachable
+                err = exc if isinstance(exc, PgrstError) else from_pg(exc)
                 code = err.code
                 answer = Answer(err.status, json.dumps(err.body()).encode(), "application/json; charset=utf-8",
                                 list(err.headers))
@@ -1174,8 +1176,3 @@ def _handler(double: PostgrestDouble) -> type[BaseHTTPRequestHandler]:
 
     return Handler
 
-
-def iter_log(double: PostgrestDouble) -> Iterator[str]:
-    """The request log as lines (for a failing test's message)."""
-    for method, path, status, code in list(double.log):
-        yield f"{method} {path} -> {status}{' ' + code if code else ''}"

@@ -83,7 +83,8 @@ def create_platform_roles(admin_url: str) -> list[str]:
         for role, options in SUPABASE_ROLES.items():
             row = conn.execute("SELECT rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             if row is None:
-                conn.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(role)))  # type: ignore[arg-type]
+                create = sql.SQL("CREATE ROLE {} " + options)  # type: ignore[arg-type]  # options are ours
+                conn.execute(create.format(sql.Identifier(role)))
                 created.append(role)
             elif "BYPASSRLS" in options and not row[0]:
                 # the dump enables RLS on tables with no policy: without it the app would read nothing

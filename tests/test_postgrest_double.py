@@ -445,8 +445,9 @@ def test_unknown_table_and_paths(api: httpx.Client) -> None:
     r = httpx.get(api.base_url.copy_with(path="/auth/v1/user"))
     assert r.status_code == 404 and error(r)["code"] == "PGRST125"
     r = api.get("/books", headers={"Accept-Profile": "private"})
-    assert r.status_code == 406 and error(r) == {"code": "PGRST106", "message": "Invalid schema: private",
-                                                 "details": None, "hint": "Only the following schemas are exposed: public"}
+    assert r.status_code == 406 and error(r) == {
+        "code": "PGRST106", "message": "Invalid schema: private", "details": None,
+        "hint": "Only the following schemas are exposed: public"}
 
 
 def test_unparsable_query_parameters(api: httpx.Client) -> None:
@@ -501,6 +502,16 @@ def test_requests_run_as_the_given_role(double: PostgrestDouble, database: str, 
         assert client.get("/authors", params={"select": "name", "id": "eq.1"}).json() == [{"name": "Ana"}]
         r = client.post("/authors", json={"name": "Zé"})
         assert r.status_code == 403 and error(r)["code"] == "42501"
+
+
+def test_an_unreachable_database_answers_503(database: str) -> None:
+    """PostgREST's PGRST000 (Error.hs: a connection usage error is 503)."""
+    with PostgrestDouble(database) as d, httpx.Client(base_url=d.url + "/rest/v1") as client:
+        d.stop_pool()
+        d.database_url = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+        r = client.get("/authors")
+        assert r.status_code == 503 and error(r)["code"] == "PGRST000"
+        assert error(r)["message"] == "Database connection error."
 
 
 def test_a_relation_created_after_start_is_found(double: PostgrestDouble, database: str, api: httpx.Client) -> None:

@@ -89,7 +89,8 @@ def _summary(app: RealApp, run: SuiteRun, total_s: float) -> dict[str, Any]:
 def test_real_app_is_certified_by_the_postdeploy_gate(stack: NativeStack, tmp_path: Path) -> None:
     checkout = Checkout(Path(os.environ[REAL_APP_DIR_ENV]).resolve())
     for needed in (checkout.lock, checkout.schema_dump, checkout.root / "scripts" / "entrypoint.sh"):
-        assert needed.is_file(), f"{REAL_APP_DIR_ENV}={checkout.root}: {needed.name} missing — not a whats-agents checkout"
+        assert needed.is_file(), (f"{REAL_APP_DIR_ENV}={checkout.root}: {needed.name} missing — not a whats-agents "
+                                  "checkout")
     assert stack.info is not None
     started = time.monotonic()
     with RealApp(checkout, stack.info, LOCAL_ENV, LOCAL_REF) as app:
@@ -181,7 +182,8 @@ def test_loader_skips_exactly_what_a_missing_extension_provides(loader_db: str, 
         ("IndexStmt", "access method jc_am not available"),
         ("CommentStmt", "refers to public.docs_emb, left out"),
         ("CreateFunctionStmt", "needs type public.jc_vec (from an extension this server lacks)"),
-        ("GrantStmt", "needs function public.jc_vec_in(cstring, oid, pg_catalog.int4) (from an extension this server lacks)"),
+        ("GrantStmt",
+         "needs function public.jc_vec_in(cstring, oid, pg_catalog.int4) (from an extension this server lacks)"),
     ]
     assert report.executed == 10
     with psycopg.connect(loader_db) as conn:
