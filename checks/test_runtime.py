@@ -1,11 +1,14 @@
 """Runbook rule 4, "Workers and Scheduled Jobs", Scenario 3 and "Kill Stuck Job".
 
 The scheduler must be one instance ("Múltiplas instâncias = jobs duplicados = CAOS"): seen
-as duplicate runs in one cron slot and as more than one live heartbeat, and on Railway as
-the service's replica count. Every job of the runbook's table must have run on its cron in
-its time zone; none may hang in ``executando``; none may fail often. The worker must drain
-``fila_mensagens`` while Júlia is ``ativo`` — and when she is ``pausado`` the backlog is
-the expected consequence, reported once (by the pause check), not twice.
+as duplicate runs in one cron slot and as more than one live heartbeat — a Redis key per
+instance, or, for a scheduler that writes no key, the runs of its every-minute beat job —
+and on Railway as the service's replica count. Every job of the table must have run on its
+cron in its time zone (the critical ones judged apart, with more weight); none may hang in
+``executando``; none may fail often. The worker must drain ``fila_mensagens`` while Júlia is
+``ativo`` — its liveness read from ARQ's key, or from the queue's own progress when it
+writes none — and when she is ``pausado`` the backlog is the expected consequence where the
+pause holds the queue, reported once (by the pause check), not twice.
 
 Every name (tables, columns, status words, keys, thresholds, the job table) comes from
 runbook.toml's [runtime] section; every query is in fixtures/probes_runtime.py. A table or
@@ -30,7 +33,7 @@ from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
 from plugins.config import Runbook
-from plugins.contract_runtime import RuntimeContract
+from plugins.contract_runtime import LIVENESS_RUNS, WORKER_PROGRESS, Job, RuntimeContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
@@ -38,6 +41,7 @@ from plugins.target import RunContext
 pytestmark = [pytest.mark.nightly]
 
 SHOW = 5  # violations listed in a message; the evidence has them all
+MESSAGE_CHARS = 400  # a certificate's message is cut there (plugins.invariants.one_line)
 _PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -97,7 +101,8 @@ def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeC
     ends = {job.name: job.next_fire(now) for job in runtime.jobs}
     dups = pr.duplicate_slots(db, runbook, fires, ends)
     if dups:
-        lines = [f"{d.job} @ {_t(d.slot)}: {d.runs} runs by {', '.join(d.instances)}" for d in dups]
+        lines = [f"{d.job} @ {_t(d.slot)}: {d.runs} runs" + (
+            f" by {', '.join(d.instances)}" if runtime.executions.instance else "") for d in dups]
         raise violated(
             f"expected at most one run per cron slot over the last {_age(runtime.look_back)} (rule 4), found "
             f"{len(dups)} slot(s) run more than once: {_more(lines)}",
@@ -115,10 +120,19 @@ def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeC
     "scheduler`.",
 )
 @pytest.mark.postdeploy
-def test_one_live_scheduler(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeContract) -> None:
+def test_one_live_scheduler(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
     """A heartbeat is live when its key expires unless renewed (a TTL) and, when its value
     says when it was last renewed, that was within the TTL: a key left without expiry (a
-    crashed scheduler of an older release, a hand-made key) proves nothing about a scheduler."""
+    crashed scheduler of an older release, a hand-made key) proves nothing about a scheduler.
+
+    A scheduler that writes no key (``runtime.scheduler.liveness = "job_runs"``) is judged by
+    the job history it leaves: its every-minute beat job must have a run within the job's
+    grace, and never two in one cron slot."""
+    if runtime.scheduler.liveness == LIVENESS_RUNS:
+        _judge_beat(request.getfixturevalue("db"), runbook, runtime, request.getfixturevalue("now"),
+                    request.getfixturevalue("names"))
+        return
+    redis_ro: SafeRedis = request.getfixturevalue("redis_ro")
     keys = pr.scheduler_heartbeats(redis_ro, runbook)
     sc = runtime.scheduler
     now = pr.redis_now(redis_ro) if keys else None
@@ -147,27 +161,60 @@ def test_one_live_scheduler(redis_ro: SafeRedis, runbook: Runbook, runtime: Runt
         )
 
 
-@invariant(
-    "JC-SCHED-03",
-    title="Every scheduled job ran on its cron (within its grace)",
-    severity="critical",
-    section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
-    remedy="Check the scheduler: `railway logs -n 100 | grep -i \"scheduler\\|job\\|cron\"`; if it is down "
-    "or stuck, `railway restart` julia-scheduler; a failing job shows its error in job_executions.erro.",
-)
-@pytest.mark.postdeploy
-def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                              names: probes_drift.RuntimeNames) -> None:
+def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                names: probes_drift.RuntimeNames) -> None:
+    """JC-SCHED-02 from the job history: a run of the beat job since its due firing (the
+    latest whose grace has run out) — any status: the scheduler records the run before it
+    calls the API — and at most one run per cron slot since then (two are two schedulers).
+    The heartbeat rows the beat's runs leave in the pause table corroborate either way."""
     names.require("executions")
-    due = {job.name: job.due_fire(now) for job in runtime.jobs}
+    beat = runtime.beat
+    assert beat is not None  # contract_runtime validated beat_job
+    sc, pa = runtime.scheduler, runtime.pause
+    due = beat.due_fire(now)
+    state = pr.beat_state(db, runbook, beat.name, due - runtime.clock_skew, now)
+    evidence = {**state.__dict__, "due": due}
+    if state.runs == 0:
+        last = (f"last run {_t(state.last_run)} {state.last_status}" if state.last_run
+                else f"no run in the last {_age(runtime.look_back)}")
+        beats = "" if state.beat_rows is None else (
+            f"; newest {pa.table} heartbeat row {_t(state.last_beat_row)}" if state.last_beat_row
+            else f"; no {pa.table} heartbeat row in {_age(runtime.look_back)}")
+        stuck = (f", or stuck — its loop waits for the batch still running: "
+                 f"{_more([f'{j} since {_t(t)}' for j, t in state.running])}" if state.running else "")
+        raise violated(
+            f"expected exactly one live scheduler, found no run of its every-minute '{beat.name}' job since "
+            f"{_t(due)} (grace {_age(beat.grace)}; {last}{beats}): {sc.service_name} is down{stuck}",
+            evidence=evidence,
+        )
+    dups = pr.duplicate_slots(db, runbook, {beat.name: beat.fires_between(due, now)},
+                              {beat.name: beat.next_fire(now)})
+    if dups:
+        slots = [f"{_t(d.slot)}: {d.runs} runs" for d in dups[:2]] + (["…"] if len(dups) > 2 else [])
+        beats = (f"; {pa.table} has {state.beat_rows} heartbeat rows since {_t(due)}"
+                 if state.beat_rows is not None else "")
+        raise violated(
+            f"expected exactly one live scheduler (rule 4: 1 instance, no autoscale), found the every-minute "
+            f"'{beat.name}' job run more than once in {len(dups)} cron slot(s) since {_t(due)} "
+            f"({'; '.join(slots)}){beats}: more than one {sc.service_name} is running",
+            evidence={**evidence, "duplicates": [d.__dict__ for d in dups]},
+        )
+
+
+def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                    jobs: list[Job], weight: str) -> None:
+    """Every job of ``jobs`` succeeded after its last due firing (the latest whose grace ran out)."""
+    if not jobs:
+        return
+    due = {job.name: job.due_fire(now) for job in jobs}
     since = {}
-    for job in runtime.jobs:
+    for job in jobs:
         two_back = job.previous_fire(job.previous_fire(due[job.name]) - timedelta(microseconds=1))
         since[job.name] = min(two_back, now - runtime.look_back)
     found = pr.last_runs(db, runbook, since)
     late: list[str] = []
     evidence = []
-    for job in runtime.jobs:
+    for job in jobs:
         runs = found.get(job.name)
         last_ok = runs.last_success if runs else None
         if last_ok is not None and last_ok >= due[job.name] - runtime.clock_skew:
@@ -180,10 +227,50 @@ def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeCo
                     f"+{_age(job.grace)} — If Fails: {job.if_fails}")
         evidence.append({"job": job.name, "cron": job.cron, "timezone": job.timezone, "due": due[job.name],
                          "last_success": last_ok, "last_run": runs.last_run if runs else None,
-                         "if_fails": job.if_fails})
+                         "if_fails": job.if_fails, "critical": job.critical})
     if late:
-        raise violated(f"expected every job to succeed after its last due firing, found {len(late)} late: "
+        raise violated(f"expected every {weight}job to succeed after its last due firing, found {len(late)} late: "
                        f"{_more(late)}", evidence=evidence)
+
+
+@invariant(
+    "JC-SCHED-03",
+    title="Every critical scheduled job ran on its cron (within its grace)",
+    severity="critical",
+    section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
+    remedy="Check the scheduler: `railway logs -n 100 | grep -i \"scheduler\\|job\\|cron\"`; if it is down "
+    "or stuck, `railway restart` julia-scheduler; a failing job shows its error in job_executions.erro.",
+)
+@pytest.mark.postdeploy
+def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                              names: probes_drift.RuntimeNames) -> None:
+    """The jobs the contract marks critical (the runbook's whole table; a deployment's own
+    critical list): the post-deploy gate's share of the schedule."""
+    names.require("executions")
+    critical = [job for job in runtime.jobs if job.critical]
+    weight = "" if len(critical) == len(runtime.jobs) else "critical "
+    _judge_schedule(db, runbook, runtime, now, critical, weight)
+
+
+@invariant(
+    "JC-SCHED-05",
+    title="Every other scheduled job ran on its cron (within its grace)",
+    severity="normal",
+    section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
+    remedy="Read the late job's runs in job_executions (error, response_code) and the scheduler's logs "
+    "(`railway logs -n 100 | grep -i \"scheduler\\|job\"`); a job the runbook's table lacks is the "
+    "deployment's own: fix it, or the runbook's table.",
+)
+def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
+                                    names: probes_drift.RuntimeNames) -> None:
+    """The jobs the contract does not mark critical: late ones weigh less (normal, nightly)
+    than the critical ones JC-SCHED-03 judges. With the runbook's table (all critical) there
+    is nothing to judge here."""
+    others = [job for job in runtime.jobs if not job.critical]
+    if not others:
+        return
+    names.require("executions")
+    _judge_schedule(db, runbook, runtime, now, others, "non-critical ")
 
 
 def _railway_option(ctx: RunContext, key: str) -> str:
@@ -191,6 +278,18 @@ def _railway_option(ctx: RunContext, key: str) -> str:
     if not value:
         raise Undecidable(f"{ctx.target.path}: targets.{ctx.target.name}.{key}: required with railway_token_env")
     return str(value)
+
+
+def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str) -> pr.RailwayScale:
+    """One service's replicas through the profile's Railway API (read-only query)."""
+    return pr.railway_scale(
+        url=str(ctx.target.options.get("railway_api_url") or pr.RAILWAY_API_URL),
+        token=token,
+        token_kind=str(ctx.target.options.get("railway_token_kind") or "account"),
+        service_id=service_id,
+        environment_id=_railway_option(ctx, "railway_environment_id"),
+        timeout_s=runbook.http.read_timeout_s,
+    )
 
 
 @invariant(
@@ -203,6 +302,9 @@ def _railway_option(ctx: RunContext, key: str) -> str:
 )
 @pytest.mark.postdeploy
 def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeContract) -> None:
+    """Each service the profile names, read by its id: the scheduler must run exactly one
+    replica; the api (``railway_api_service_id``, when given) at least one. The worker's
+    service is judged with the worker's liveness (JC-QUEUE-02), where its absence matters."""
     token = ctx.target.secret("railway_token_env")
     local_platform = getattr(ctx.stack, "railway_api_url", None) if ctx.target.local else None
     if not token and local_platform:
@@ -221,25 +323,23 @@ def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeCont
         where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
         pytest.skip(f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
                     "replica count cannot be read")
-    scale = pr.railway_scale(
-        url=str(ctx.target.options.get("railway_api_url") or pr.RAILWAY_API_URL),
-        token=token,
-        token_kind=str(ctx.target.options.get("railway_token_kind") or "account"),
-        service_id=_railway_option(ctx, "railway_scheduler_service_id"),
-        environment_id=_railway_option(ctx, "railway_environment_id"),
-        timeout_s=runbook.http.read_timeout_s,
-    )
-    _judge_scale(scale, runtime)
+    scale = _railway_read(ctx, runbook, token, _railway_option(ctx, "railway_scheduler_service_id"))
+    api_id = ctx.target.options.get("railway_api_service_id")
+    api = _railway_read(ctx, runbook, token, str(api_id)) if api_id else None
+    _judge_scale(scale, runtime, api)
 
 
-def _judge_scale(scale: pr.RailwayScale, runtime: RuntimeContract) -> None:
+def _judge_scale(scale: pr.RailwayScale, runtime: RuntimeContract, api: pr.RailwayScale | None = None) -> None:
+    wrong: list[str] = []
     if scale.replicas != 1:
         where = f" ({', '.join(f'{r}: {n}' for r, n in scale.by_region.items())})" if scale.by_region else ""
-        raise violated(
-            f"expected {scale.service_name or runtime.scheduler.service_name} to run exactly 1 replica "
-            f"(rule 4: NO autoscale), Railway reports {scale.replicas}{where}",
-            evidence=scale.__dict__,
-        )
+        wrong.append(f"expected {scale.service_name or runtime.scheduler.service_name} to run exactly 1 replica "
+                     f"(rule 4: NO autoscale), Railway reports {scale.replicas}{where}")
+    if api is not None and api.replicas < 1:
+        name = f" {api.service_name}" if api.service_name else ""
+        wrong.append(f"expected the api service{name} to run at least 1 replica, Railway reports {api.replicas}")
+    if wrong:
+        raise violated("; ".join(wrong), evidence={"scheduler": scale.__dict__, "api": api.__dict__ if api else None})
 
 
 def _stale_beat(beat: pr.Heartbeat, now: datetime | None, runtime: RuntimeContract) -> str | None:
@@ -353,12 +453,18 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
 @pytest.mark.postdeploy
 def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames) -> None:
+    """The verdict comes from the newest decision — a row a person (or the runbook's SQL)
+    wrote, not a heartbeat's. Where the app has its own "current state" view (the newest row
+    of any kind), it is read too, and the message says which of the two the verdict is
+    based on: with a heartbeat writing ``ativo`` every minute the view forgets a pause within
+    a minute, the decision does not."""
     names.require("pause")
     state = pr.julia_status(db, runbook, now)
+    view = pr.current_view(db, runbook)
     pa = runtime.pause
     if state is None:
         raise violated(f"expected the newest {pa.table} row to be {'/'.join(pa.active)}, found no row at all: "
-                       "Júlia's state is unknown")
+                       "Júlia's state is unknown" + _view_basis(runtime, view, None))
     if state.status in pa.active:
         return
     age = _age(now - state.created_at)
@@ -368,12 +474,41 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
         kind = "in error state"
     else:
         kind = f"in a state the runbook does not know ({'/'.join(pa.active + pa.paused + pa.error)} are)"
+    # A message is cut at 400 characters: the reason is clipped as needed so that the basis of
+    # the verdict and the resume statement stay in it (the evidence has everything).
+    newest = "newest decision" if pa.heartbeat_via else f"newest {pa.table}"
+    basis, resume = _view_basis(runtime, view, state), _resume_statement(runtime, runbook)
+
+    def message(reason: str | None) -> str:
+        return (f"expected Júlia {'/'.join(pa.active)}, found her {kind}: {newest} is {state.status!r} since "
+                f"{_t(state.created_at)} ({age} ago), {pa.reason} {reason!r}, {pa.changed_via} "
+                f"{state.changed_via!r}{basis}. To resume: {resume}")
+
+    text, keep = message(state.reason), len(state.reason or "")
+    while len(text) > MESSAGE_CHARS and state.reason and keep > 8:
+        keep -= 4
+        text = message(state.reason[:keep] + "…")
     raise violated(
-        f"expected Júlia {'/'.join(pa.active)}, found her {kind}: newest {pa.table} is {state.status!r} since "
-        f"{_t(state.created_at)} ({age} ago), {pa.reason} {state.reason!r}, {pa.changed_via} "
-        f"{state.changed_via!r}. To resume: {_resume_statement(runtime, runbook)}",
-        evidence=state.__dict__,
+        text,
+        evidence={"decision": state.__dict__, "view": view.row.__dict__ if view and view.row else None},
     )
+
+
+def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision: pr.SwitchState | None) -> str:
+    """Which reading the verdict is based on, when the app has its own view of the state
+    (the decision's own details are already in the message)."""
+    if view is None:
+        return ""
+    if not view.exists:
+        return f"; the app's view {view.name} does not exist: verdict from the newest decision"
+    row = view.row
+    if row is None:
+        return f"; the app's view {view.name} is empty"
+    if decision is not None and (row.status, row.created_at) == (decision.status, decision.created_at):
+        return f"; the app's view {view.name} shows the same row"
+    what = "heartbeat" if pr.is_heartbeat(runtime, row) else f"{row.changed_via} row"
+    return (f"; the view {view.name} says {row.status!r} ({what} at {_t(row.created_at)}): verdict from the "
+            "decision" if decision else "")
 
 
 @invariant(
@@ -387,31 +522,41 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
 @pytest.mark.postdeploy
 def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                        names: probes_drift.RuntimeNames) -> None:
+    """Only due rows wait: a row whose due time (``runtime.queue.due_at``) is in the future is
+    scheduled — a retry, a campaign for tomorrow — not backlog. Where the pause holds the
+    queue (the runbook's), a backlog while paused is by design; where nothing reads the
+    switch (``holds_queue = false``), it is judged as any other."""
     names.require("queue", "pause")
     qu = runtime.queue
     q = pr.queue_state(db, runbook, now)
     state = pr.julia_status(db, runbook, now)
-    if state is not None and state.status in runtime.pause.paused:
+    paused = state if state is not None and state.status in runtime.pause.paused else None
+    if paused is not None and runtime.pause.holds_queue:
         pytest.skip(
-            f"paused: backlog expected — Júlia is {state.status!r} since {_t(state.created_at)} "
-            f"({state.reason!r}), so {q.pending} message(s) wait in {qu.table} by design (JC-PAUSE-01 "
+            f"paused: backlog expected — Júlia is {paused.status!r} since {_t(paused.created_at)} "
+            f"({paused.reason!r}), so {q.pending} message(s) wait in {qu.table} by design (JC-PAUSE-01 "
             "reports the pause)"
         )
     processing = (f"processed in the last {_age(qu.processing_window)}: {q.processed_recently}"
                   + (f" (last {_t(q.last_processed)})" if q.last_processed else ""))
+    while_ = ("while Júlia is active" if paused is None else
+              f"although Júlia is {paused.status!r} (the deployment's pause does not hold the queue)")
+    later = (f"; {q.scheduled} more scheduled for later ({qu.due_at} from {_t(q.next_due)}), not backlog"
+             if q.scheduled else "")
     evidence = q.__dict__
     if q.stale:
         raise violated(
-            f"expected no unprocessed {qu.table} row older than {_age(qu.max_age)} while Júlia is active, "
+            f"expected no unprocessed {qu.table} row {'due' if qu.due_at else 'older'} "
+            f"{'more than ' if qu.due_at else 'than '}{_age(qu.max_age)}{' ago' if qu.due_at else ''} {while_}, "
             f"found {q.stale} (of {q.pending} pending; oldest since {_t(q.oldest_pending)}, "
-            f"{_age(now - q.oldest_pending) if q.oldest_pending else '?'}); {processing}"
+            f"{_age(now - q.oldest_pending) if q.oldest_pending else '?'}{later}); {processing}"
             + (": the worker is not processing" if not q.processed_recently else ": the worker is behind"),
             evidence=evidence,
         )
     if q.pending and q.oldest_pending and now - q.oldest_pending > qu.pickup and not q.processed_recently:
         raise violated(
             f"expected pending {qu.table} rows to be picked up within {_age(qu.pickup)}, found {q.pending} "
-            f"pending since {_t(q.oldest_pending)} ({_age(now - q.oldest_pending)}) and nothing processed in "
+            f"pending since {_t(q.oldest_pending)} ({_age(now - q.oldest_pending)}){later} and nothing processed in "
             f"the last {_age(qu.processing_window)}: the worker is not processing",
             evidence=evidence,
         )
@@ -463,14 +608,23 @@ HEALTH_REREAD_S = 1.5
 
 @invariant(
     "JC-QUEUE-02",
-    title="The worker's ARQ health-check key is fresh",
+    title="The queue worker is alive (ARQ's health-check key, or the queue's own progress)",
     severity="critical",
     section="Workers and Scheduled Jobs › Worker Services",
     remedy="julia-worker is down or hung: `railway logs -n 100 | grep -i \"worker\\|fila\\|error\"`, then "
-    "`railway restart` julia-worker and watch `railway logs -f | grep -i \"fila\\|worker\"`.",
+    "`railway restart` julia-worker and watch `railway logs -f | grep -i \"fila\\|worker\"`; if the service "
+    "does not exist, create it (the same image, RUN_MODE=worker).",
 )
 @pytest.mark.postdeploy
-def test_worker_alive(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeContract) -> None:
+def test_worker_alive(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
+    """The runbook's ARQ worker renews its health-check key. A worker that writes no key
+    (``runtime.queue.worker_liveness = "queue_progress"``) is judged by what it leaves in the
+    queue: due rows claimed or sent — and, when the profile names its Railway service, by
+    Railway knowing that service."""
+    if runtime.queue.worker_liveness == WORKER_PROGRESS:
+        _judge_queue_progress(request, runbook, runtime)
+        return
+    redis_ro: SafeRedis = request.getfixturevalue("redis_ro")
     health = pr.worker_health(redis_ro, runbook)
     if health.value is None:
         time.sleep(HEALTH_REREAD_S)
@@ -478,7 +632,7 @@ def test_worker_alive(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeCon
     if health.value is None:
         raise violated(
             f"expected ARQ's health-check key '{health.key}' (renewed by every live worker), found none: "
-            "julia-worker is down or its event loop is stuck",
+            f"{runtime.queue.stalled_cause}",
         )
     if health.ttl_ms < 0:
         # ARQ always writes it with a TTL (health_check_interval + 1 s): a key that never
@@ -486,6 +640,85 @@ def test_worker_alive(redis_ro: SafeRedis, runbook: Runbook, runtime: RuntimeCon
         raise violated(
             f"expected ARQ's health-check key '{health.key}' to expire unless renewed (ARQ sets a TTL of "
             f"its health_check_interval + 1 s), found it without expiry (value {str(health.value)[:80]!r}): "
-            "it is not a live worker's — julia-worker may be down",
+            f"it is not a live worker's — {runtime.queue.service_name} may be down",
             evidence=health.__dict__,
         )
+
+
+def _queue_facts(runtime: RuntimeContract, q: pr.QueueState, now: datetime) -> str:
+    qu = runtime.queue
+    due = (f"{q.pending} due row(s) waiting since {_t(q.oldest_pending)} ({_age(now - q.oldest_pending)})"
+           if q.pending and q.oldest_pending else "no due row")
+    claimed = f"{q.claimed_recently} claimed and " if qu.claimed_at else ""
+    return (f"{qu.table}: {due}, {claimed}{q.processed_recently} sent in the last {_age(qu.processing_window)}"
+            + (f", {q.scheduled} scheduled for later" if q.scheduled else ""))
+
+
+def _worker_service(request: pytest.FixtureRequest, runbook: Runbook) -> tuple[str, pr.RailwayScale | str] | None:
+    """The worker's Railway service, read by the profile's ``railway_worker_service_id``
+    with its token: (id, scale) — or (id, why it could not be read) —, None when the profile
+    names no worker service or no token."""
+    ctx: RunContext = request.getfixturevalue("ctx")
+    service_id = ctx.target.options.get("railway_worker_service_id")
+    token = ctx.target.secret("railway_token_env")
+    if not service_id or not token:
+        return None
+    try:
+        return str(service_id), _railway_read(ctx, runbook, token, str(service_id))
+    except pr.RailwayUnknownService:
+        raise
+    except Undecidable as exc:
+        return str(service_id), exc.message
+
+
+def _judge_queue_progress(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
+    """Due rows older than the pick-up time with nothing claimed or sent in the processing
+    window: no consumer is alive. Progress: alive. Neither due rows nor progress: the
+    deployment leaves no evidence right now — passed, saying so (never a failure that a
+    quiet, healthy night would repeat forever; never a skip, which would not certify)."""
+    db: Database = request.getfixturevalue("db")
+    now: datetime = request.getfixturevalue("now")
+    request.getfixturevalue("names").require("queue")
+    note = request.getfixturevalue("warn")
+    qu = runtime.queue
+    q = pr.queue_state(db, runbook, now)
+    facts = _queue_facts(runtime, q, now)
+    evidence: dict[str, object] = {"queue": q.__dict__}
+    try:
+        service = _worker_service(request, runbook)
+    except pr.RailwayUnknownService as exc:
+        ctx: RunContext = request.getfixturevalue("ctx")
+        due = (f"{q.pending} due row(s) waiting since {_t(q.oldest_pending)}" if q.pending and q.oldest_pending
+               else "no due row waiting")
+        done = ("none claimed or sent" if not (q.claimed_recently or q.processed_recently) else
+                f"{q.claimed_recently} claimed, {q.processed_recently} sent")
+        raise violated(
+            f"expected the worker service {qu.service_name} on Railway, found none: Railway does not know its "
+            f"service id {ctx.target.options.get('railway_worker_service_id')} ({due}, {done} in "
+            f"{_age(qu.processing_window)}): {qu.stalled_cause}",
+            evidence={**evidence, "railway": exc.message},
+        ) from None
+    if service is not None:
+        service_id, scale = service
+        if isinstance(scale, str):
+            note(f"the worker's Railway service {service_id} could not be read ({scale}): judged by the queue alone")
+        else:
+            evidence["railway"] = scale.__dict__
+            if scale.replicas < 1:
+                raise violated(
+                    f"expected the worker service {scale.service_name or qu.service_name} to run at least 1 replica, "
+                    f"Railway reports {scale.replicas} ({facts}): {qu.stalled_cause}", evidence=evidence)
+    progress = q.claimed_recently or q.processed_recently
+    if q.pending and q.oldest_pending and now - q.oldest_pending > qu.pickup and not progress:
+        raise violated(
+            f"expected a live worker to claim due rows within {_age(qu.pickup)}, found {facts}: {qu.stalled_cause}",
+            evidence=evidence,
+        )
+    if progress:
+        return
+    if q.pending:
+        note(f"no worker liveness evidence yet ({facts}): the due rows are younger than the {_age(qu.pickup)} "
+             "pick-up time")
+        return
+    note(f"the deployment offers no worker liveness evidence right now: {qu.service_name} writes no heartbeat, and "
+         f"with nothing due it leaves no trace ({facts})")

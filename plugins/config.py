@@ -539,9 +539,11 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "report_base_url": str,
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
     "app_command": list,  # native/existing stacks: the operator's own app instead of the reference one
-    # Railway's public API, for the scheduler's replica count (checks/test_runtime.py).
+    # Railway's public API, for the services' replica counts (checks/test_runtime.py): the
+    # scheduler (JC-SCHED-04), the api (JC-SCHED-04) and the worker (JC-QUEUE-02), each by its id.
     "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
     "railway_environment_id": str, "railway_scheduler_service_id": str,
+    "railway_api_service_id": str, "railway_worker_service_id": str,
 }
 
 

@@ -40,6 +40,10 @@ class Job:
     timezone: str
     grace: timedelta
     if_fails: str
+    # Critical jobs are judged by JC-SCHED-03 (critical, post-deploy gate); the others by
+    # JC-SCHED-05 (normal, nightly). The runbook's table is all critical; a deployment may
+    # mark only the jobs its own code calls critical.
+    critical: bool = True
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -113,23 +117,46 @@ class StatusWords:
     running: tuple[str, ...]
 
 
+LIVENESS_KEY = "heartbeat_key"
+LIVENESS_RUNS = "job_runs"
+WORKER_KEY = "arq_key"
+WORKER_PROGRESS = "queue_progress"
+
+
 @dataclass(frozen=True)
 class SchedulerContract:
-    """How a live scheduler announces itself: one Redis key per instance, with a TTL."""
+    """How a live scheduler shows itself.
+
+    ``liveness = "heartbeat_key"`` (the runbook's): each live instance keeps one Redis key
+    ``<heartbeat_prefix><instance>`` with a TTL. ``"job_runs"``: the scheduler writes no key,
+    only its job history — then the every-minute ``beat_job`` is the beat: a scheduler that
+    recorded no run of it within the job's grace is down, two runs in one cron slot are two
+    schedulers.
+    """
 
     heartbeat_prefix: str
     heartbeat_ttl_s: int
     service_name: str
+    liveness: str = LIVENESS_KEY
+    beat_job: str = ""
 
 
 @dataclass(frozen=True)
 class QueueContract:
-    """The message queue (``fila_mensagens``) and the worker's ARQ health-check key.
+    """The message queue (``fila_mensagens``) and how a live worker shows itself.
 
     A row's state is the runbook's boolean (``processed``: ``processada = true``) or, when
     ``status`` names a column, a word: ``pending`` words wait, ``sent`` words were sent (a
     deployment with ``status`` in pendente|processando|enviada|…). ``updated_at`` is when a
     row was processed (the runbook's ``updated_at``; a deployment's ``enviada_em``).
+
+    ``due_at`` (optional) is when a waiting row becomes due (a deployment's ``agendar_para``):
+    a row due in the future is scheduled, not backlog; a row without one is due when created.
+    ``claimed_at`` (optional) is when a worker took a row (``processando_desde``).
+
+    ``worker_liveness``: ``"arq_key"`` (the runbook's ARQ worker renews ``health_check_key``)
+    or ``"queue_progress"`` (the worker writes no key: it is alive while it claims or sends
+    due rows). ``stalled_cause`` is what a queue with due rows and no live worker means.
     """
 
     table: str
@@ -144,13 +171,24 @@ class QueueContract:
     status: str = ""
     pending: tuple[str, ...] = ()
     sent: tuple[str, ...] = ()
+    due_at: str = ""
+    claimed_at: str = ""
+    worker_liveness: str = WORKER_KEY
+    service_name: str = "julia-worker"
+    stalled_cause: str = "julia-worker is down or its event loop is stuck"
 
 
 @dataclass(frozen=True)
 class PauseContract:
     """Júlia's switch (``julia_status``): the newest row rules — not counting the rows a
     heartbeat writes (an ``active`` row whose ``changed_via`` is in ``heartbeat_via``, e.g. a
-    deployment inserting ``ativo`` / ``sistema`` every minute): a pause stays a pause."""
+    deployment inserting ``ativo`` / ``sistema`` every minute): a pause stays a pause.
+
+    ``current_view`` (optional) is the app's own "current state" view (the newest row of any
+    kind); JC-PAUSE-01 reads it beside the newest decision and says which one it judged.
+    ``holds_queue``: the runbook's pause holds the queue ("Messages will queue … but won't
+    be processed"), so a backlog while paused is by design; false when nothing in the
+    deployment reads the switch — a backlog is then judged as any other."""
 
     table: str
     status: str
@@ -161,6 +199,8 @@ class PauseContract:
     paused: tuple[str, ...]
     error: tuple[str, ...]
     heartbeat_via: tuple[str, ...] = ()
+    current_view: str = ""
+    holds_queue: bool = True
 
 
 @dataclass(frozen=True)
@@ -179,6 +219,11 @@ class RuntimeContract:
 
     def job(self, name: str) -> Job | None:
         return next((j for j in self.jobs if j.name == name), None)
+
+    @property
+    def beat(self) -> Job | None:
+        """The job whose runs are the scheduler's beat (``liveness = "job_runs"``)."""
+        return self.job(self.scheduler.beat_job) if self.scheduler.liveness == LIVENESS_RUNS else None
 
 
 _RUNTIME_SPEC: _Spec = {
@@ -201,6 +246,8 @@ _SCHEDULER_SPEC: _Spec = {
     "heartbeat_prefix": (str, True),
     "heartbeat_ttl_seconds": (int, True),
     "service_name": (str, True),
+    "liveness": (str, False),
+    "beat_job": (str, False),
 }
 _QUEUE_SPEC: _Spec = {
     "table": (str, True),
@@ -215,6 +262,11 @@ _QUEUE_SPEC: _Spec = {
     "status": (str, False),
     "pending": (list, False),
     "sent": (list, False),
+    "due_at": (str, False),
+    "claimed_at": (str, False),
+    "worker_liveness": (str, False),
+    "service_name": (str, False),
+    "stalled_cause": (str, False),
 }
 _PAUSE_SPEC: _Spec = {
     "table": (str, True),
@@ -226,6 +278,8 @@ _PAUSE_SPEC: _Spec = {
     "paused": (list, True),
     "error": (list, True),
     "heartbeat_via": (list, False),
+    "current_view": (str, False),
+    "holds_queue": (bool, False),
 }
 _JOB_SPEC: _Spec = {
     "name": (str, True),
@@ -233,6 +287,7 @@ _JOB_SPEC: _Spec = {
     "timezone": (str, True),
     "grace_minutes": ((int, float), True),
     "if_fails": (str, True),
+    "critical": (bool, False),
 }
 
 
@@ -295,7 +350,34 @@ def _job(path: Path, i: int, raw: Any, seen: set[str]) -> Job:
         raise ConfigError(f"{path}: {prefix}.timezone: unknown time zone {table['timezone']!r}") from None
     grace = _positive(path, f"{prefix}.grace_minutes", table["grace_minutes"])
     return Job(name=name, cron=cron, timezone=table["timezone"], grace=timedelta(minutes=grace),
-               if_fails=table["if_fails"])
+               if_fails=table["if_fails"], critical=table.get("critical", True))
+
+
+def _mode(path: Path, key: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{path}: {key}: must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+    return value
+
+
+def _liveness(path: Path, sc: dict[str, Any], qu: dict[str, Any], jobs: tuple[Job, ...]) -> tuple[str, str]:
+    """The scheduler's and the worker's liveness modes, each with what it needs."""
+    liveness = _mode(path, f"{SECTION}.scheduler.liveness", sc.get("liveness", LIVENESS_KEY),
+                     (LIVENESS_KEY, LIVENESS_RUNS))
+    beat = sc.get("beat_job", "")
+    if liveness == LIVENESS_RUNS:
+        job = next((j for j in jobs if j.name == beat), None)
+        if job is None:
+            raise ConfigError(f"{path}: {SECTION}.scheduler.beat_job: {beat!r} is not a job of {SECTION}.jobs "
+                              f"(liveness = {LIVENESS_RUNS!r} needs the job whose runs are the beat)")
+    elif not sc["heartbeat_prefix"]:
+        raise ConfigError(f"{path}: {SECTION}.scheduler.heartbeat_prefix: must not be empty "
+                          f"(liveness = {LIVENESS_KEY!r})")
+    worker = _mode(path, f"{SECTION}.queue.worker_liveness", qu.get("worker_liveness", WORKER_KEY),
+                   (WORKER_KEY, WORKER_PROGRESS))
+    if worker == WORKER_KEY and not qu["health_check_key"]:
+        raise ConfigError(f"{path}: {SECTION}.queue.health_check_key: must not be empty "
+                          f"(worker_liveness = {WORKER_KEY!r})")
+    return liveness, worker
 
 
 def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
@@ -304,10 +386,12 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
     rt = _check_table(path, SECTION, table, _RUNTIME_SPEC)
     ex = _names(path, f"{SECTION}.executions", rt["executions"], _EXECUTIONS_SPEC, optional=("instance",))
     st = _check_table(path, f"{SECTION}.status", rt["status"], _STATUS_SPEC)
-    sc = _names(path, f"{SECTION}.scheduler", rt["scheduler"], _SCHEDULER_SPEC)
-    qu = _names(path, f"{SECTION}.queue", rt["queue"], _QUEUE_SPEC, optional=("processed", "status"))
+    sc = _names(path, f"{SECTION}.scheduler", rt["scheduler"], _SCHEDULER_SPEC,
+                optional=("heartbeat_prefix", "beat_job"))
+    qu = _names(path, f"{SECTION}.queue", rt["queue"], _QUEUE_SPEC,
+                optional=("processed", "status", "due_at", "claimed_at", "health_check_key"))
     queue_status, pending, sent = _queue_state(path, qu)
-    pa = _names(path, f"{SECTION}.pause", rt["pause"], _PAUSE_SPEC)
+    pa = _names(path, f"{SECTION}.pause", rt["pause"], _PAUSE_SPEC, optional=("current_view",))
 
     status = StatusWords(**{k: _words(path, f"{SECTION}.status.{k}", st[k]) for k in ("success", "failure", "running")})
     seen_words: dict[str, str] = {}
@@ -329,6 +413,7 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
         raise ConfigError(f"{path}: {SECTION}.jobs: the job table must not be empty")
     seen: set[str] = set()
     jobs = tuple(_job(path, i, raw, seen) for i, raw in enumerate(rt["jobs"]))
+    liveness, worker_liveness = _liveness(path, sc, qu, jobs)
 
     return RuntimeContract(
         look_back=timedelta(hours=_positive(path, f"{SECTION}.look_back_hours", rt["look_back_hours"])),
@@ -339,7 +424,8 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
         executions=ExecutionsTable(**ex),
         status=status,
         scheduler=SchedulerContract(heartbeat_prefix=sc["heartbeat_prefix"], heartbeat_ttl_s=ttl,
-                                    service_name=sc["service_name"]),
+                                    service_name=sc["service_name"], liveness=liveness,
+                                    beat_job=sc.get("beat_job", "")),
         queue=QueueContract(
             table=qu["table"], processed=qu["processed"], created_at=qu["created_at"],
             updated_at=qu["updated_at"],
@@ -349,6 +435,8 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
             pickup=timedelta(seconds=_positive(path, f"{SECTION}.queue.pickup_seconds", qu["pickup_seconds"])),
             health_check_key=qu["health_check_key"],
             id=qu.get("id", "id"), status=queue_status, pending=pending, sent=sent,
+            due_at=qu.get("due_at", ""), claimed_at=qu.get("claimed_at", ""), worker_liveness=worker_liveness,
+            **{k: qu[k] for k in ("service_name", "stalled_cause") if k in qu},
         ),
         pause=PauseContract(
             table=pa["table"], status=pa["status"], reason=pa["reason"], changed_via=pa["changed_via"],
@@ -358,6 +446,7 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
             error=_words(path, f"{SECTION}.pause.error", pa["error"]),
             heartbeat_via=tuple(_str_list(path, f"{SECTION}.pause.heartbeat_via", pa.get("heartbeat_via", []),
                                           nonempty=False)),
+            current_view=pa.get("current_view", ""), holds_queue=pa.get("holds_queue", True),
         ),
         jobs=jobs,
     )

@@ -55,7 +55,8 @@ def apply_schema_variant(database_url: str) -> None:
             conn.execute(SCHEMA_VARIANT.read_text(encoding="utf-8"))  # type: ignore[arg-type]
 
 
-def compact(database_url: str, tables: tuple[str, ...] = ("job_executions", "fila_mensagens")) -> None:
+def compact(database_url: str,
+            tables: tuple[str, ...] = ("job_executions", "fila_mensagens", "julia_status")) -> None:
     """Rewrite the tables the variant converted (and the history refill replaced), so their
     dead rows are not read as bloat by the maintenance checks: a deployment's autovacuum
     would have reclaimed them long ago."""
@@ -74,11 +75,17 @@ def fill_job_history(database_url: str, contract: RuntimeContract, now: datetime
     rarer than that) to ``now``, in each job's time zone. Without it: only the gap since each
     job's last recorded run is filled (a cloned variant is minutes older than its test).
     Every run succeeded.
+
+    Each run of the beat job (``runtime.scheduler.beat_job``) also leaves what the real one
+    leaves in the pause table: a heartbeat row in the first active word, by the first of
+    ``runtime.pause.heartbeat_via`` (whats-agents app/api/routes/jobs/core.py heartbeat).
     """
-    ex = contract.executions
+    ex, pa = contract.executions, contract.pause
     table = sql.Identifier(ex.table)
     names = [job.name for job in contract.jobs]
+    beat = contract.beat
     rows: list[tuple[object, ...]] = []
+    beats: list[datetime] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         last: dict[str, datetime] = {}
         if since is not None:
@@ -96,13 +103,23 @@ def fill_job_history(database_url: str, contract: RuntimeContract, now: datetime
             else:
                 continue
             ms = 60 if job.runs_per_day() >= 1440 else 900
+            fires = job.fires_between(start, now)
             rows += [(uuid.uuid4(), job.name, contract.status.success[0], fire, fire + timedelta(milliseconds=ms), ms)
-                     for fire in job.fires_between(start, now)]
+                     for fire in fires]
+            if beat is not None and job.name == beat.name and pa.heartbeat_via:
+                beats += [fire + timedelta(milliseconds=ms // 2) for fire in fires]
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in (
             ex.id, ex.job, ex.status, ex.started_at, ex.ended_at, ex.duration_ms))
         with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)) as copy:
             for row in rows:
                 copy.write_row(row)
+        if beats:
+            beat_columns = sql.SQL(", ").join(sql.Identifier(c) for c in (
+                pa.status, pa.reason, pa.changed_via, pa.created_at))
+            with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(pa.table), beat_columns)) as copy:
+                for at in beats:
+                    copy.write_row((pa.active[0], "heartbeat", pa.heartbeat_via[0], at))
     return len(rows)
 
 

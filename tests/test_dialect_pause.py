@@ -120,7 +120,13 @@ def test_deployment_dialect_pause_honoured_then_ignored(deployed: Deployed, heal
     assert _query(url, "SELECT count(*) FROM fila_mensagens WHERE status = 'pendente'") == [(3,)]
     run = deployed.run("deployment", *PAUSE_CHECKS, paths=RUNTIME)
     assert _outcomes(run) == {"JC-PAUSE-01": "failed", "JC-PAUSE-02": "passed"}, run.output[-3000:]
-    assert "newest julia_status is 'pausado'" in run.message("JC-PAUSE-01")
+    # The verdict from the newest decision (the heartbeat's newer 'ativo' row is what the app's
+    # view julia_status_atual shows), the resume statement whole.
+    msg = run.message("JC-PAUSE-01")
+    assert "newest decision is 'pausado'" in msg and "motivo 'Emergência - pausado" in msg, msg
+    assert "; the view julia_status_atual says 'ativo' (heartbeat at 20" in msg, msg
+    assert msg.endswith("): verdict from the decision. To resume: INSERT INTO julia_status (status, motivo, "
+                        "alterado_via) VALUES ('ativo', 'Retomando operacao normal', 'manual');"), msg
 
     with extra_worker(healthy, "julia-worker-deployment-ignores-pause", url, 3,
                       {**dialect, IGNORE_PAUSE_ENV: "1"}):

@@ -142,10 +142,14 @@ def test_runtime_queries_use_indices_at_scale(scaled_database: str, tmp_path: Pa
     rb = load_runbook(ROOT / "runbook.toml")
     runtime = pr.contract_of(rb)
     heartbeat = tmp_path / "runbook.toml"
+    # ... and with the scheduler's liveness read from its job runs (the deployment's: no key),
+    # a per-minute job of the table as the beat.
     heartbeat.write_text((ROOT / "runbook.toml").read_text().replace(
-        "heartbeat_via = []", 'heartbeat_via = ["sistema"]'))
+        "heartbeat_via = []", 'heartbeat_via = ["sistema"]').replace(
+        'liveness = "heartbeat_key"\nbeat_job = ""', 'liveness = "job_runs"\nbeat_job = "processar-mensagens-agendadas"'))
     rb_heartbeat = load_runbook(heartbeat)
     assert pr.contract_of(rb_heartbeat).pause.heartbeat_via == ("sistema",)
+    assert pr.contract_of(rb_heartbeat).beat is not None
     high_volume = {runtime.executions.table, runtime.queue.table, runtime.pause.table}
     db = ExplainingDatabase(scaled_database, rb.db_session, Redactor(), read_only=True)
     try:
@@ -160,12 +164,17 @@ def test_runtime_queries_use_indices_at_scale(scaled_database: str, tmp_path: Pa
         for book in (rb, rb_heartbeat):
             contract = pr.contract_of(book)
             for check in (checks.test_one_run_per_cron_slot, checks.test_jobs_run_on_schedule,
-                          checks.test_no_stuck_jobs, checks.test_failure_rate, checks.test_julia_active,
+                          checks.test_other_jobs_run_on_schedule, checks.test_no_stuck_jobs, checks.test_failure_rate, checks.test_julia_active,
                           checks.test_queue_drained, checks.test_nothing_sent_while_paused):
                 try:
                     check(db=db, runbook=book, runtime=contract, now=now, names=names)
                 except (Violation, pytest.skip.Exception):
                     pass  # the seeded state need not be healthy here: only the plans matter
+            if contract.beat is not None:
+                try:
+                    checks._judge_beat(db, book, contract, now, names)
+                except Violation:
+                    pass
             pr.last_errors(db, book, [job.name for job in contract.jobs], now)
         # No decision inside a window two days ahead: the newest one before it is looked up
         # (walking back over heartbeats), then — were there none — the newest heartbeat.

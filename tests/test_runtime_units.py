@@ -58,8 +58,18 @@ def test_shipped_runtime_section() -> None:
      "runtime.queue.table: must not be empty"),
     (lambda s: s.replace("heartbeat_ttl_seconds = 15", 'heartbeat_ttl_seconds = "15"'), "runtime.scheduler.heartbeat_ttl_seconds: must be an integer"),
     (lambda s: s.replace('if_fails = "Alerts late"\n', ""), "runtime.jobs[2].if_fails: missing required key"),
+    (lambda s: s.replace('liveness = "heartbeat_key"\nbeat_job = ""', 'liveness = "job_runs"\nbeat_job = "heartbeat"'),
+     "runtime.scheduler.beat_job: 'heartbeat' is not a job of runtime.jobs"),
+    (lambda s: s.replace('liveness = "heartbeat_key"', 'liveness = "redis"'),
+     "runtime.scheduler.liveness: must be one of 'heartbeat_key', 'job_runs', got 'redis'"),
+    (lambda s: s.replace('worker_liveness = "arq_key"', 'worker_liveness = "arq"'),
+     "runtime.queue.worker_liveness: must be one of 'arq_key', 'queue_progress', got 'arq'"),
+    (lambda s: s.replace('health_check_key = "arq:queue:health-check"', 'health_check_key = ""'),
+     "runtime.queue.health_check_key: must not be empty (worker_liveness = 'arq_key')"),
+    (lambda s: s.replace("critical = true", 'critical = "yes"', 1), "runtime.jobs[0].critical: must be"),
 ], ids=["cron-fields", "cron-range", "timezone", "duplicate-job", "word-twice", "rate", "non-positive",
-        "unknown-key", "empty-name", "wrong-type", "missing-key"])
+        "unknown-key", "empty-name", "wrong-type", "missing-key", "beat-job", "liveness", "worker-liveness",
+        "no-arq-key", "critical-type"])
 def test_bad_runtime_section(tmp_path: Path, edit, expect: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "runbook.toml"
     text = edit(RUNBOOK)

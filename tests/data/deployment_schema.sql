@@ -101,8 +101,12 @@ SELECT campanha_id, count(*) AS enviados,
        count(*) FILTER (WHERE status IN ('entregue', 'lido')) AS entregues
 FROM envios GROUP BY campanha_id;
 
+-- === Runtime: the job history, the queue and the pause switch (issue 15, points 9-13) ===
+
 -- job_executions(id, job_name, started_at, finished_at, status, duration_ms, response_code,
--- error, items_processed); statuses running|success|error|timeout; job names with underscores.
+-- error, items_processed), as the scheduler writes it (whats-agents app/workers/scheduler.py;
+-- columns per docs/operacao/workers.md — the table has no DDL in that repository): statuses
+-- running|success|error|timeout, job names with underscores, no scheduler instance column.
 ALTER TABLE job_executions RENAME COLUMN job_id TO id;
 ALTER TABLE job_executions RENAME COLUMN ended_at TO finished_at;
 ALTER TABLE job_executions RENAME COLUMN erro TO error;
@@ -116,18 +120,66 @@ UPDATE job_executions SET
                          WHEN 'executando' THEN 'running' ELSE status END,
     response_code = CASE WHEN status = 'sucesso' THEN 200 END;
 
--- fila_mensagens: no processada / updated_at; state is a status word with its timestamps.
-ALTER TABLE fila_mensagens ADD COLUMN status text NOT NULL DEFAULT 'pendente',
-    ADD COLUMN processando_desde timestamptz, ADD COLUMN enviada_em timestamptz;
-UPDATE fila_mensagens SET status = CASE WHEN processada THEN 'enviada' ELSE 'pendente' END,
-                          enviada_em = CASE WHEN processada THEN updated_at END;
+-- fila_mensagens as whats-agents bootstrap/01-schema.sql has it (keys and references stay the
+-- reference's bigint ones): no processada / updated_at; a nullable status word in
+-- pendente|processando|enviada|erro|cancelada|bloqueada, agendar_para (when a row is due),
+-- processando_desde (claimed), enviada_em (sent), attempts and the send outcome. A processed
+-- reference row becomes a row claimed, sent and recorded SENT when it was processed, due when
+-- it was created (enfileirar sets agendar_para to now when none is given, app/services/fila.py).
+CREATE TYPE send_outcome AS ENUM (
+    'SENT', 'BLOCKED_DEV_ALLOWLIST', 'BLOCKED_OPTED_OUT', 'BLOCKED_COOLING_OFF', 'BLOCKED_NEXT_ALLOWED',
+    'BLOCKED_CONTACT_CAP', 'BLOCKED_CAMPAIGNS_DISABLED', 'BLOCKED_SAFE_MODE', 'BLOCKED_CAMPAIGN_COOLDOWN',
+    'BLOCKED_QUIET_HOURS', 'DEDUPED', 'FAILED_PROVIDER', 'FAILED_VALIDATION', 'FAILED_BANNED',
+    'FAILED_RATE_LIMIT', 'FAILED_CIRCUIT_OPEN', 'FAILED_NO_CAPACITY', 'BYPASS'
+);
+ALTER TABLE fila_mensagens
+    ADD COLUMN tipo text NOT NULL DEFAULT 'lembrete',
+    ADD COLUMN prioridade integer DEFAULT 5,
+    ADD COLUMN status text DEFAULT 'pendente',
+    ADD COLUMN agendar_para timestamptz,
+    ADD COLUMN enviada_em timestamptz,
+    ADD COLUMN metadata jsonb DEFAULT '{}'::jsonb,
+    ADD COLUMN max_tentativas integer DEFAULT 3,
+    ADD COLUMN tentativas integer DEFAULT 0,
+    ADD COLUMN erro text,
+    ADD COLUMN processando_desde timestamptz,
+    ADD COLUMN outcome send_outcome,
+    ADD COLUMN outcome_reason_code text,
+    ADD COLUMN outcome_at timestamptz,
+    ADD COLUMN provider_message_id text;
+UPDATE fila_mensagens SET
+    status = CASE WHEN processada THEN 'enviada' ELSE 'pendente' END,
+    agendar_para = created_at,
+    processando_desde = CASE WHEN processada THEN updated_at END,
+    enviada_em = CASE WHEN processada THEN updated_at END,
+    outcome = CASE WHEN processada THEN 'SENT'::send_outcome END,
+    outcome_at = CASE WHEN processada THEN updated_at END;
 ALTER TABLE fila_mensagens DROP COLUMN processada CASCADE, DROP COLUMN updated_at;
-ALTER TABLE fila_mensagens ADD CONSTRAINT fila_mensagens_status_check
-    CHECK (status IN ('pendente', 'processando', 'enviada', 'erro', 'cancelada', 'bloqueada'));
+ALTER TABLE fila_mensagens
+    ADD CONSTRAINT fila_mensagens_prioridade_check CHECK (prioridade >= 0 AND prioridade <= 10),
+    ADD CONSTRAINT fila_mensagens_status_check
+        CHECK (status IN ('pendente', 'processando', 'enviada', 'erro', 'cancelada', 'bloqueada'));
+CREATE INDEX idx_fila_mensagens_status_agendar ON fila_mensagens (status, agendar_para)
+    WHERE status = 'pendente';
 CREATE INDEX idx_fila_mensagens_status_created_at ON fila_mensagens (status, created_at);
 
--- julia_status.status in ativo|pausado|manutencao|erro.
+-- julia_status as bootstrap/01-schema.sql has it: uuid ids, status in
+-- ativo|pausado|manutencao|erro (default 'ativo'), detalhes, alterado_por, alterado_via in
+-- slack|sistema|api|manual; and the app's view julia_status_atual, the newest row of any kind.
 UPDATE julia_status SET status = 'erro' WHERE status = 'error';
+ALTER TABLE julia_status ALTER COLUMN id DROP IDENTITY;
+ALTER TABLE julia_status ALTER COLUMN id TYPE uuid USING gen_random_uuid();
+ALTER TABLE julia_status ALTER COLUMN id SET DEFAULT gen_random_uuid(),
+    ALTER COLUMN status SET DEFAULT 'ativo',
+    ADD COLUMN detalhes jsonb,
+    ADD COLUMN alterado_por text,
+    ADD CONSTRAINT julia_status_alterado_via_check CHECK (alterado_via IN ('slack', 'sistema', 'api', 'manual')),
+    ADD CONSTRAINT julia_status_status_check CHECK (status IN ('ativo', 'pausado', 'manutencao', 'erro'));
+CREATE VIEW julia_status_atual AS
+SELECT id, status, motivo, detalhes, alterado_por, alterado_via, created_at
+FROM julia_status ORDER BY created_at DESC LIMIT 1;
+
+-- === end of the runtime block ===
 
 -- Supabase: row-level security on every table of public, the ones this variant created
 -- included (as the reference's RLS migration does for its own).
