@@ -228,12 +228,17 @@ def test_a_body_no_dialect_reads_stays_a_fault() -> None:
     assert api.asked == ["/health/rate-limit"]  # one GET per route of the other dialect, remembered
 
 
-def test_a_route_only_another_dialect_names_is_route_drift() -> None:
+def test_a_route_only_another_dialect_names_is_route_drift(contract: Path) -> None:
+    """A dialect reading the schema version from the deep report (no shipped dialect does: the
+    deployment serves /health/schema, whats-agents app/api/routes/health.py)."""
+    _dialect(contract, '[endpoints]\nschema = ["/health/deep"]\n[health.schema]\n'
+                       'version_path = "checks.schema_version.current"\nsettings_version_path = ""\n')
+    runbook = load_runbook(contract)
     body = {"status": "healthy", "checks": {"schema_version": {"status": "ok", "current": "1"}}}
-    health = HealthEndpoints(_Api({"/health/deep": (200, body)}), RUNBOOK)  # type: ignore[arg-type]
+    health = HealthEndpoints(_Api({"/health/deep": (200, body)}), runbook)  # type: ignore[arg-type]
     from fixtures.probes_drift import read_schema
 
-    found = recognize_endpoint(Dialects.load(RUNBOOK), health, "schema", read_schema, ("health.schema",))
+    found = recognize_endpoint(Dialects.load(runbook), health, "schema", read_schema, ("health.schema",))
     assert found is not None
     assert found.findings[0] == DriftFinding("endpoints.schema", "/health/schema", "/health/deep",
                                              "GET /health/deep answers; the runbook's route does not")
