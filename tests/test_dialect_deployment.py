@@ -612,3 +612,18 @@ def test_deployment_dialect_build_not_set(deployed: Deployed) -> None:
     assert app["git_sha"] is None and app["deployment_id"] is None and app["run_mode"] == "api"
     assert app["problems"] == ["git_sha: the app reports 'unknown' (not set in its environment)",
                                "deployment_id: the app reports 'unknown' (not set in its environment)"]
+
+
+def test_deployment_dialect_schema_up_to_date_disagrees_with_its_rule(deployed: Deployed) -> None:
+    """/health/schema's schema_up_to_date is the app's own rule, current >= expected as strings
+    (whats-agents app/api/routes/health.py): an answer where it says otherwise fails
+    JC-HEALTH-04, the endpoint's contract."""
+    version = _expected_version()
+    deployed.api.routes["/health/schema"] = Canned(200, {
+        "current_version": version, "expected_version": "20991231000000", "schema_up_to_date": True,
+        "applied_at": None, "fingerprint": "x", "critical_tables": [], "critical_views": [], "timestamp": "t"})
+    run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+    assert not_passed(run) == {"JC-HEALTH-04": "failed"}, run.output[-3000:]
+    assert run.message("JC-HEALTH-04") == (
+        f"GET /health/schema says schema_up_to_date true but current '{version}' >= expected '20991231000000' "
+        "is false")
