@@ -627,3 +627,24 @@ def test_deployment_dialect_schema_up_to_date_disagrees_with_its_rule(deployed: 
     assert run.message("JC-HEALTH-04") == (
         f"GET /health/schema says schema_up_to_date true but current '{version}' >= expected '20991231000000' "
         "is false")
+
+
+def test_deployment_dialect_app_reads_another_database(healthy: NativeStack, variant_template: str,
+                                                       deployed: Deployed) -> None:
+    """The app is connected to another database than the target's (a copy whose app_settings
+    match the container): its own guards pass, but what it read (checks.environment.db_env)
+    is not what this target's app_settings holds — JC-GUARD-05, "Using wrong Supabase
+    project"; JC-GUARD-01 names this target's row as the odd one out."""
+    import dataclasses
+
+    assert healthy.info is not None and deployed.api.app is not None
+    clone_database(healthy.info.admin_url, variant_template, "julia_deployment_other")
+    deployed.api.app = dataclasses.replace(
+        deployed.api.app, database_url=_with_db(healthy.info.database_url, "julia_deployment_other"))
+    deployed.sql("UPDATE app_settings SET value = 'staging' WHERE key = 'environment'")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py"))
+    assert not_passed(run) == {"JC-GUARD-01": "failed", "JC-GUARD-05": "failed"}, run.output[-3000:]
+    assert run.message("JC-GUARD-05") == (
+        "GET /health/deep: the app reads another app_settings than this target's database — environment: the app "
+        "read 'local', app_settings holds 'staging'")
+    assert "the app agrees with the profile: app_settings is the odd one out" in run.message("JC-GUARD-01")
