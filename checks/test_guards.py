@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import probes, probes_drift
+from fixtures import probes, probes_drift, probes_health
 from fixtures.probes_health import HealthEndpoints, Reported, odd_one_out
 from plugins.config import Runbook
+from plugins.contract_health import HealthContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
@@ -114,14 +115,19 @@ def test_app_reports_target_identity(
         db = request.getfixturevalue("settings")
     except Undecidable:
         db = None
-    for label, reported, expected, key, path in (
+    for label, reported, expected, key, path, variable in (
         ("environment", trusted_deep.environment, ctx.target.environment, runbook.environment_key,
-         runbook.deep.environment_path),
+         runbook.deep.environment_path, "APP_ENV"),
         ("project_ref", trusted_deep.project_ref, ctx.target.project_ref, runbook.project_ref_key,
-         runbook.deep.project_ref_path),
+         runbook.deep.project_ref_path, "SUPABASE_PROJECT_REF"),
     ):
         if reported is None:
             wrong.append(f"no {label} (field '{path}' absent or null)")
+        elif reported == "":
+            # The container's variable is unset: the app skips this guard instead of failing.
+            wrong.append(f"{variable} unset in the container ('{path}' is ''){_guard_word(trusted_deep, path)} — "
+                         f"the {label} hard guard is disabled, while rule 2 says {variable} MUST equal "
+                         f"{runbook.settings_table}.{key} (the target's {expected!r})")
         elif reported != expected:
             in_db = db.get(key) if db is not None else None
             side = odd_one_out(expected, in_db, reported) if db is not None else "app_settings unreadable"
@@ -136,6 +142,15 @@ def test_app_reports_target_identity(
                 f"GET {trusted_deep.path} reports " + " and ".join(wrong), fault,
                 probes_drift.judge_identity(ctx.target.environment, ctx.target.project_ref))
         raise fault
+
+
+def _guard_word(report: probes.DeepReport, path: str) -> str:
+    """What the guard's own part of the report says (its word and message), if it has one."""
+    node = probes_health.dig(report.body, path.rpartition(".")[0]) if "." in path else None
+    if not isinstance(node, dict) or not isinstance(node.get("status"), str):
+        return ""
+    said = node.get("message")
+    return f"; the app's guard is {node['status']!r}" + (f" ({said!r})" if isinstance(said, str) and said else "")
 
 
 @invariant(
@@ -173,27 +188,49 @@ def test_guard_keys_present(ctx: RunContext, runbook: Runbook, settings: probes.
 )
 def test_app_reads_same_app_settings(
     runbook: Runbook, settings: probes.AppSettings, trusted_deep: probes.DeepReport,
-    warn: Callable[[str], None],
+    warn: Callable[[str], None], health: HealthEndpoints,
 ) -> None:
+    """The app reports the app_settings values it read (or null when it read none): a value
+    other than the database's means it reads another database. A guard the app skipped read
+    nothing — that is JC-GUARD-03's verdict, not a second database."""
+    health_contract = health.contract
     differ: list[str] = []
     unreported: list[str] = []
     pairs: tuple[tuple[str, Reported | None], ...] = (
         (runbook.environment_key, trusted_deep.db_environment),
         (runbook.project_ref_key, trusted_deep.db_project_ref),
     )
-    for key, reported in pairs:
+    unread: list[str] = []
+    paths = (health_contract.db_environment_path, health_contract.db_project_ref_path)
+    for (key, reported), path in zip(pairs, paths):
+        held = settings.get(key)
         if reported is None:
             unreported.append(key)
-        elif reported.value != settings.get(key):
-            differ.append(f"{key}: the app read {reported.value!r}, {runbook.settings_table} holds {settings.get(key)!r}")
+        elif reported.value is None and path is not None and _did_not_read(trusted_deep, path, health_contract):
+            unreported.append(f"{key} (the app did not read it{_guard_word(trusted_deep, path)})")
+        elif reported.value is None and held is not None and path is not None and _guard_word(trusted_deep, path):
+            # The app's guard tried and failed (its database unreachable, the row absent):
+            # it read nothing to compare.
+            unread.append(f"{key}: {_guard_word(trusted_deep, path).removeprefix('; ')}")
+        elif reported.value != held:
+            differ.append(f"{key}: the app read {reported.value!r}, {runbook.settings_table} holds {held!r}")
     if differ:
         raise violated(
             f"GET {trusted_deep.path}: the app reads another app_settings than this target's database — "
             + "; ".join(differ)
         )
+    if unread:
+        raise Undecidable(f"GET {trusted_deep.path}: the app could not read app_settings — " + "; ".join(unread)
+                          + " — nothing to compare with this target's database")
     if unreported:
         warn(
             f"GET {trusted_deep.path} does not report the app_settings value(s) it read for "
             f"{', '.join(unreported)} (runbook.toml health.db_*_path): only profile ↔ database ↔ app "
             "variables were compared"
         )
+
+
+def _did_not_read(report: probes.DeepReport, path: str, contract: HealthContract) -> bool:
+    """The guard that holds ``path`` says it did not run ("skipped"): its null is no reading."""
+    node = probes_health.dig(report.body, path.rpartition(".")[0]) if "." in path else None
+    return isinstance(node, dict) and node.get("status") in contract.part_unknown

@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import probes_drift, probes_health
+from fixtures import probes, probes_drift, probes_health
 from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.config import Runbook
 from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.invariants import Undecidable, invariant, one_line, violated
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 
@@ -74,6 +74,9 @@ def missing_endpoint(dialects: Dialects, health: HealthEndpoints, name: str, exc
     "Redis service in the Railway dashboard, then `railway restart` the API.",
 )
 def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
+    """Not ready is said by the HTTP code (the runbook's 503) or, where the app always answers
+    200, by its status word (health.ready_status_path): either way the failing dependency is
+    named, with the app's own error for it."""
     contract = health.contract
     resp = health.answer("ready")
     try:
@@ -90,6 +93,16 @@ def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
             + (f" — {cause}" if cause else ""),
             evidence=body,
         )
+    if contract.ready_status_path:
+        word = dig(body, contract.ready_status_path)
+        if word not in contract.ready_status_ok:
+            failing = probes_health.failing_dependencies(body, contract)
+            raise violated(
+                f"GET {resp.path} is 200 but its {contract.ready_status_path} is {word!r}, not "
+                f"{'/'.join(contract.ready_status_ok)}: "
+                + ("; ".join(failing) if failing else "no reported dependency says which one failed"),
+                evidence=body,
+            )
     if redis_status not in contract.ready_ok:
         fault = violated(
             f"GET {resp.path} is 200 but Redis ('{contract.ready_redis_path}') is {redis_status!r}, "
@@ -154,7 +167,8 @@ def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Calla
     remedy="Rule 3: ROLLBACK NOW (Railway → Deployments → last stable → Redeploy); then read "
     "which part failed and follow its Scenario 2 case.",
 )
-def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
+def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Dialects,
+                      warn: Callable[[str], None]) -> None:
     try:
         report = health.deep()
     except EndpointMissing as exc:
@@ -164,16 +178,32 @@ def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Diale
         raise violated(f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report") from None
     if report.http_status == 200 and report.healthy(runbook.deep):
         health.trusted_deep()  # a healthy top over a failing part decides nothing (JC-DEEP-08)
+        looks = [p.explain() for p in report.others(runbook.deep) if p.status in runbook.deep.part_warning]
+        if looks:  # the deployment's own parts the runbook does not describe, holding with a warning
+            warn(f"GET {report.path} is healthy, but look at: " + "; ".join(looks))
         return
-    failing = []
-    for part in report.failing_parts(runbook.deep):
-        case = _PARTS[part.name][1] if part.name in _PARTS else "?"
-        failing.append(f"{part.describe()} ({case})")
     raise violated(
         f"GET {report.path} answered HTTP {report.http_status} status {report.status!r}, expected 200 "
-        f"{'/'.join(runbook.deep.healthy)}; failing parts: {', '.join(failing) or 'none reported'}",
+        f"{'/'.join(runbook.deep.healthy)}" + (f" ({report.message()!r})" if report.message() else "")
+        + f"; {_explain_failure(report, runbook, health)}",
         evidence=report.body,
     )
+
+
+def _explain_failure(report: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints) -> str:
+    """Which parts caused the verdict, each by the app's own path with what the app says about
+    it (and the runbook case that fixes it), then the parts the app did not get to check."""
+    unknown = health.contract.part_unknown
+    failing = []
+    for piece in report.failing_pieces(runbook.deep, unknown):
+        case = _PARTS[piece.name][1] if piece.name in _PARTS and piece.path not in runbook.deep.other_parts else ""
+        failing.append(piece.explain(case))
+    text = f"failing parts: {', '.join(failing) or 'none reported'}"
+    unchecked = [p for p in report.pieces if p.unknown(unknown)]
+    if unchecked and failing:
+        words = sorted({str(p.status) for p in unchecked})
+        text += f"; not checked ({'/'.join(words)}): {', '.join(p.path for p in unchecked)}"
+    return text
 
 
 @invariant(
@@ -230,43 +260,132 @@ def _deep_part_check(part: str) -> object:
         section=f"Incident Response Scenarios › Scenario 2 › {case}",
         remedy=remedy,
     )
-    def check(trusted_deep: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints,
+    def check(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
               dialects: Dialects, warn: Callable[[str], None]) -> None:
-        p = trusted_deep.parts[part]
+        report, contradiction = _part_report(health, runbook, part)
+        p = report.parts[part]
         if not p.present:
             found = probes_drift.part_drift(dialects, health, part)
-            message = f"GET {trusted_deep.path} has no '{p.path}' part"
+            message = f"GET {report.path} has no '{p.path}' part"
             if found is not None:  # drift, or the part's fault read in the deployment's words
                 raise found.verdict(message, probes_drift.judge_part(part))
-            raise violated(f"{message} ({case}: {what} cannot be judged)", evidence=trusted_deep.body)
+            raise violated(f"{message} ({case}: {what} cannot be judged)", evidence=report.body)
+        if part == "migrations" and p.status in runbook.deep.migrations_behind:
+            raise violated(_schema_behind(report, p, case, what), evidence=p.detail)
         if p.status in runbook.deep.part_warning and p.ok(runbook.deep.part_fine):
-            warn(f"GET {trusted_deep.path} {part} is {p.status!r} (deep.part_warning): it holds, but look at "
+            warn(f"GET {report.path} {part} is {p.status!r} (deep.part_warning): it holds, but look at "
                  f"{p.path} ({case})")
             return
         if p.unknown(health.contract.part_unknown):
-            others = [q.describe() for q in trusted_deep.failing_parts(runbook.deep)
+            others = [q.describe() for q in report.failing_parts(runbook.deep)
                       if q.name != part and not q.unknown(health.contract.part_unknown)]
+            if part == "hard_guards" and not others:
+                raise violated(_guard_not_run(report, runbook, health), evidence=p.detail)
             raise Undecidable(
-                f"the app could not check {part}: GET {trusted_deep.path} reports it {p.status!r}"
+                f"the app could not check {part}: GET {report.path} reports it {p.status!r}"
                 + (f" (because: {', '.join(others)})" if others else ""),
                 evidence=p.detail,
             )
         if not p.ok(runbook.deep.part_ok):
             detail = f"; missing: {', '.join(p.missing)}" if p.missing else ""
             extra = {k: v for k, v in p.detail.items() if k in ("error", "mismatches")}
+            said = p.detail.get("message")
             found = probes_drift.part_drift(dialects, health, part, fine=True)
             if found is not None and not p.missing:  # a word another dialect reads as holding
-                raise found.undecidable(f"GET {trusted_deep.path} {part} is {p.status!r}, not a word of "
+                raise found.undecidable(f"GET {report.path} {part} is {p.status!r}, not a word of "
                                         f"deep.part_ok")
             where = f" ({p.path})" if p.path != part else ""
+            meaning = what
+            if part == "migrations" and runbook.deep.migrations_behind:
+                # The deployment has its own word for "behind"; this one is not it.
+                meaning = "the app's schema-version read failed"
             raise violated(
-                f"GET {trusted_deep.path} {part}{where} is {p.status!r} ({case}: {what}){detail}"
-                + (f"; {extra}" if extra else "") + _views_cause(part, trusted_deep),
+                f"GET {report.path} {part}{where} is {p.status!r} ({case}: {meaning}){detail}"
+                + (f": the app says {one_line(str(said), 240)!r}" if said else "")
+                + (f"; {extra}" if extra else "") + _views_cause(part, report)
+                + _missing_schema_row(request, part, runbook) + _connection_cause(part, report, runbook)
+                + (_not_counted(report, runbook) or _contradiction_note(contradiction)),
                 evidence=p.detail,
             )
 
     check.__name__ = f"test_deep_part_{part}"
     return check
+
+
+def _part_report(health: HealthEndpoints, runbook: Runbook,
+                 part: str) -> tuple[probes_health.DeepReport, Undecidable | None]:
+    """The deep report a part check judges. A report that contradicts itself (JC-DEEP-08)
+    cannot be trusted where it says ok — but a part reporting its own failure is believed:
+    the contradiction can only make things worse than that part says."""
+    try:
+        return health.trusted_deep(), None
+    except Undecidable as exc:
+        contradiction = exc
+    try:
+        report = health.deep()
+    except Undecidable:
+        raise contradiction from None
+    p = report.parts[part]
+    if not p.failing(runbook.deep.part_fine, health.contract.part_unknown):
+        raise contradiction
+    return report, contradiction
+
+
+def _connection_cause(part: str, report: probes_health.DeepReport, runbook: Runbook) -> str:
+    """A part that reads the database fails while the database connection itself fails: the
+    connection is the cause to fix first (Case 2), not the part's own case."""
+    supabase = report.parts.get("supabase")
+    if part in ("supabase", "redis") or supabase is None or not supabase.present or supabase.ok(runbook.deep.part_fine):
+        return ""
+    return f" — the supabase part is {supabase.status!r} too: fix the database connection first (Case 2)"
+
+
+def _contradiction_note(contradiction: Undecidable | None) -> str:
+    if contradiction is None:
+        return ""
+    return " — the report contradicts itself (JC-DEEP-08), but this part's own failure is believed"
+
+
+def _not_counted(report: probes_health.DeepReport, runbook: Runbook) -> str:
+    """A failing part under a healthy top word: the app's gate did not count it."""
+    if not report.healthy(runbook.deep):
+        return ""
+    flags = "".join(f", {k} {str(v).lower()}" for k, v in report.deploy_flags.items())
+    return (f"; the app still reports {report.status} (HTTP {report.http_status}{flags}): its check failed "
+            "without failing its report")
+
+
+def _schema_behind(report: probes_health.DeepReport, p: probes_health.DeepPart, case: str, what: str) -> str:
+    """The deployment's word for "behind" is not a failure of its own (deep.migrations_behind):
+    say what the app reported and that its gate still passes."""
+    said = p.detail.get("message")
+    flags = "".join(f", {k} {str(v).lower()}" for k, v in report.deploy_flags.items())
+    return (f"GET {report.path} migrations ({p.path}) is {p.status!r}"
+            + (f" ({one_line(str(said), 200)!r})" if said else "")
+            + f": the database is behind the code ({case}: {what}), and the app still calls the deploy "
+            f"safe (status {report.status!r}, HTTP {report.http_status}{flags})")
+
+
+def _missing_schema_row(request: pytest.FixtureRequest, part: str, runbook: Runbook) -> str:
+    """The migrations part failed and app_settings has no schema_version row at all: that is
+    the runbook's "Forgetting to update app_settings version" (Common Mistakes)."""
+    if part != "migrations" or runbook.migrations_source != "settings":
+        return ""
+    try:
+        settings: probes.AppSettings = request.getfixturevalue("settings")
+    except Undecidable:
+        return ""
+    if settings.get(runbook.schema_version_key) is not None:
+        return ""
+    return (f" — {runbook.settings_table} has no '{runbook.schema_version_key}' row (\"Forgetting to update "
+            f"app_settings version\", runbook Common Mistakes)")
+
+
+def _guard_not_run(report: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints) -> str:
+    """A hard guard the app skipped on a report that is otherwise fine: the guard is off."""
+    skipped = [q for q in report.pieces if q.name == "hard_guards" and q.unknown(health.contract.part_unknown)]
+    return ("the app does not run its hard guard: " + "; ".join(q.explain() for q in skipped)
+            + " — rule 2: APP_ENV and SUPABASE_PROJECT_REF MUST match app_settings (see JC-GUARD-03)")
 
 
 def _views_cause(part: str, report: probes_health.DeepReport) -> str:

@@ -17,7 +17,8 @@ import pytest
 from fixtures import probes, probes_drift
 from fixtures.clients import Database, EndpointResponse
 from fixtures.probes_health import (
-    BadAnswer, EndpointMissing, HealthEndpoints, json_object, parse_circuits, parse_rate, parse_schema,
+    AppError, BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, NoCounters, dig, json_object, parse_circuits,
+    parse_rate, parse_schema,
 )
 from plugins.config import Runbook
 from plugins.drift import Dialects
@@ -87,8 +88,20 @@ def test_schema_endpoint_matches_database(
     _expect_200(resp, "the migration history")
     try:
         answer = parse_schema(resp, health.contract.schema)
+    except AppError as exc:  # the endpoint's own failure, answered with 200: its contract is broken
+        raise violated(exc.message) from None
     except BadAnswer as exc:
         raise _parsed(health, dialects, "schema", exc) from None
+    if answer.up_to_date is not None and answer.expected is not None:
+        # The app's verdict must be its own rule: current >= expected, compared as strings.
+        rule = answer.version is not None and answer.version >= answer.expected
+        if answer.up_to_date != rule:
+            raise violated(
+                f"GET {resp.path} says {health.contract.schema.up_to_date_path} "
+                f"{str(answer.up_to_date).lower()} but current {answer.version!r} >= expected "
+                f"{answer.expected!r} is {str(rule).lower()}",
+                evidence={"current": answer.version, "expected": answer.expected, "up_to_date": answer.up_to_date},
+            )
     try:
         history = probes.migration_history(db, runbook)
     except psycopg.Error as exc:
@@ -140,6 +153,8 @@ def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook, dia
     _expect_200(resp, "usage per namespace")
     try:
         usages = parse_rate(resp, health.contract.rate)
+    except NoCounters as exc:
+        raise Undecidable(_why_no_counters(health, exc.message)) from None
     except BadAnswer as exc:
         raise _parsed(health, dialects, "rate", exc, judge) from None
     if not usages:
@@ -151,6 +166,20 @@ def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook, dia
             f"(thresholds.rate_warning_ratio): " + ", ".join(u.describe() for u in over),
             evidence={u.namespace: {"used": u.used, "limit": u.limit, "ratio": round(u.ratio, 4)} for u in usages},
         )
+
+
+def _why_no_counters(health: HealthEndpoints, what: str) -> str:
+    """An empty counters object is what the app answers when it cannot read them from Redis:
+    say so when the app's own readiness says Redis is down, rather than "field missing"."""
+    redis_path = health.contract.ready_redis_path
+    try:
+        ready = json_object(health.answer("ready"))
+    except (NoAnswer, EndpointMissing, BadAnswer):
+        return f"the app reports no counters ({what}), and /health/ready does not answer to say why"
+    word = dig(ready, redis_path)
+    if word is not None and word not in health.contract.ready_ok:
+        return f"Redis down: the app reports no counters ({what}; GET /health/ready {redis_path} is {word!r})"
+    return f"the app reports no counters ({what}) while /health/ready says Redis is {word!r}: no usage to judge"
 
 
 @invariant(
@@ -178,7 +207,10 @@ def test_circuits_closed(health: HealthEndpoints, warn: Callable[[str], None], d
     ]
     problems += [f"{n} is not reported (a protected integration)" for n in contract.protected if n not in states]
     half = [f"{n} is {s!r} (recovering)" for n, s in states.items() if s in contract.half_open]
+    whose = (" — the API process's own in-memory breaker (the worker and the scheduler keep their own)"
+             if contract.per_process else "")
     if problems:
-        raise violated(f"GET {resp.path}: " + "; ".join(problems + half), evidence=states)
+        raise violated(f"GET {resp.path}: " + "; ".join(problems + half) + whose, evidence=states)
     if half:
-        warn(f"GET {resp.path}: " + "; ".join(half) + " — Scenario 5: watch it close, or check the integration")
+        warn(f"GET {resp.path}: " + "; ".join(half) + " — Scenario 5: watch it close, or check the integration"
+             + whose)

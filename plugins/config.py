@@ -153,6 +153,13 @@ class DeepContract:
     project_ref_path: str
     parts: dict[str, tuple[str, ...]]
     part_warning: tuple[str, ...] = ()
+    # Parts the deployment reports beyond the runbook's six (dotted paths; the name is the
+    # last step): not judged one by one, but a failing one explains a 503 (JC-DEEP-01) and
+    # counts in the report's consistency (JC-DEEP-08).
+    other_parts: tuple[str, ...] = ()
+    # Words of the migrations part that mean "the schema is behind the code" (Case 4) although
+    # the deployment does not count them as a failure of its own (e.g. a 'warning').
+    migrations_behind: tuple[str, ...] = ()
 
     @property
     def part_fine(self) -> tuple[str, ...]:
@@ -260,6 +267,8 @@ _DEEP_SPEC: _Spec = {
     "project_ref_path": (str, True),
     "parts": (dict, True),
     "part_warning": (list, False),
+    "other_parts": (list, False),
+    "migrations_behind": (list, False),
 }
 DEEP_PARTS = ("redis", "supabase", "tables", "views", "migrations", "hard_guards")
 REQUIRED_ENDPOINTS = ("health", "ready", "deep", "schema", "rate", "circuit")
@@ -399,6 +408,16 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     for word in warn_words:
         if word in deep["part_ok"]:
             raise ConfigError(f"{path}: deep.part_warning: {word!r} is also listed under deep.part_ok")
+    other_parts = tuple(_str_list(path, "deep.other_parts", deep.get("other_parts", []), nonempty=False))
+    for i, other in enumerate(other_parts):
+        if any(not step for step in other.split(".")):
+            raise ConfigError(f"{path}: deep.other_parts[{i}]: {other!r} is not a dotted JSON path")
+        if other in {p for paths in parts.values() for p in paths}:
+            raise ConfigError(f"{path}: deep.other_parts[{i}]: {other!r} is already a part of deep.parts")
+    behind = tuple(_str_list(path, "deep.migrations_behind", deep.get("migrations_behind", []), nonempty=False))
+    for word in behind:
+        if word in deep["part_ok"]:
+            raise ConfigError(f"{path}: deep.migrations_behind: {word!r} is also listed under deep.part_ok")
     source = db.get("migrations_source", "table")
     if source not in MIGRATION_SOURCES:
         raise ConfigError(
@@ -463,6 +482,8 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
             project_ref_path=deep["project_ref_path"],
             parts=parts,
             part_warning=tuple(warn_words),
+            other_parts=other_parts,
+            migrations_behind=behind,
         ),
         http=HttpPolicy(
             connect_timeout_s=float(http["connect_timeout_s"]),

@@ -20,6 +20,12 @@ class SchemaEndpoint:
 
     version_path: str  # newest applied migration, as the app read it from _migrations
     settings_version_path: str | None  # app_settings.schema_version, as the app read it
+    # The version the app's code expects, and the app's own verdict "current >= expected"
+    # (None = the endpoint does not report it).
+    expected_path: str | None = None
+    up_to_date_path: str | None = None
+    # Where an endpoint that answers 200 even when it failed puts its error (None = nowhere).
+    error_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class CircuitEndpoint:
     closed: tuple[str, ...]
     open: tuple[str, ...]
     half_open: tuple[str, ...]
+    # The states are the API process's own in-memory breakers (each process keeps its own),
+    # not a state shared by every process (e.g. in Redis).
+    per_process: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,15 @@ class HealthContract:
 
     ready_redis_path: str
     ready_ok: tuple[str, ...]
+    # /health/ready's own status word and the words meaning ready (None / () = the HTTP code
+    # is the only verdict), and the dependencies it reports (paths to their words).
+    ready_status_path: str | None
+    ready_status_ok: tuple[str, ...]
+    ready_dependencies: tuple[str, ...]
     part_unknown: tuple[str, ...]
+    # The part_unknown words meaning "deliberately not run" (a guard without its variable, a
+    # dev check in production): compatible with a healthy report, unlike "could not check".
+    part_skipped: tuple[str, ...]
     unhealthy_http_status: tuple[int, ...]
     deploy_flag_paths: tuple[str, ...]
     db_environment_path: str | None
@@ -174,13 +191,14 @@ def _rate_namespaces(path: Path, rate: _Table) -> tuple[RateNamespace, ...]:
 
 
 _TOP = {
-    "ready_redis_path", "ready_ok", "part_unknown", "unhealthy_http_status", "deploy_flag_paths",
+    "ready_redis_path", "ready_ok", "ready_status_path", "ready_status_ok", "ready_dependencies",
+    "part_unknown", "part_skipped", "unhealthy_http_status", "deploy_flag_paths",
     "db_environment_path", "db_project_ref_path", "schema", "rate", "circuit",
 }
-_SCHEMA = {"version_path", "settings_version_path"}
+_SCHEMA = {"version_path", "settings_version_path", "expected_path", "up_to_date_path", "error_path"}
 _RATE = {"namespaces_path", "used_field", "limit_field", "namespaces"}
 _RATE_NAMESPACE = {"name", "used_path", "limit_path"}
-_CIRCUIT = {"integrations_path", "state_field", "protected", "closed", "open", "half_open"}
+_CIRCUIT = {"integrations_path", "state_field", "protected", "closed", "open", "half_open", "per_process"}
 
 
 def parse(path: Path, table: dict[str, Any]) -> HealthContract:
@@ -198,10 +216,26 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
                     f"{path}: health.circuit.{key}: {word!r} is also listed under health.circuit.{seen[word]}"
                 )
             seen[word] = key
+    status_path = top.path_string("ready_status_path", required=False)
+    status_ok = top.strings("ready_status_ok", allow_empty=True) if "ready_status_ok" in table else ()
+    if status_path and not status_ok:
+        raise ConfigError(f"{path}: health.ready_status_ok: must not be empty when health.ready_status_path is set")
+    unknown = top.strings("part_unknown", allow_empty=True)
+    skipped = top.strings("part_skipped", allow_empty=True) if "part_skipped" in table else ()
+    for word in skipped:
+        if word not in unknown:
+            raise ConfigError(f"{path}: health.part_skipped: {word!r} is not listed under health.part_unknown")
+    per_process = circuit.table.get("per_process", False)
+    if not isinstance(per_process, bool):
+        raise circuit._fail("per_process", "true or false", per_process)
     return HealthContract(
         ready_redis_path=top.path_string("ready_redis_path") or "",
         ready_ok=top.strings("ready_ok"),
-        part_unknown=top.strings("part_unknown", allow_empty=True),
+        ready_status_path=status_path,
+        ready_status_ok=status_ok,
+        ready_dependencies=top.paths("ready_dependencies") if "ready_dependencies" in table else (),
+        part_unknown=unknown,
+        part_skipped=skipped,
         unhealthy_http_status=top.http_codes("unhealthy_http_status"),
         deploy_flag_paths=top.paths("deploy_flag_paths"),
         db_environment_path=top.path_string("db_environment_path", required=False),
@@ -209,6 +243,9 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
         schema=SchemaEndpoint(
             version_path=schema.path_string("version_path") or "",
             settings_version_path=schema.path_string("settings_version_path", required=False),
+            expected_path=schema.path_string("expected_path", required=False) or None,
+            up_to_date_path=schema.path_string("up_to_date_path", required=False) or None,
+            error_path=schema.path_string("error_path", required=False) or None,
         ),
         rate=RateEndpoint(
             namespaces_path=rate.path_string("namespaces_path") or "",
@@ -223,5 +260,6 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
             closed=closed,
             open=open_,
             half_open=half,
+            per_process=per_process,
         ),
     )

@@ -15,7 +15,9 @@ from typing import Any
 
 from plugins.config import ConfigError
 
-IDENTITY_FIELDS = ("git_sha", "deployment_id", "schema_version")
+IDENTITY_FIELDS = ("git_sha", "deployment_id", "schema_version", "railway_environment", "run_mode")
+# Not a field: the words an app reports in place of a value it was not given ("unknown").
+IDENTITY_UNSET = "unset"
 SCENARIO_KEY = re.compile(r"^Scenario (\d+)(?: · Case (\d+))?$")
 # "Scenario 2 · Case 3", "Scenario 2 › Case 3", "Scenario 2, Case 3" all name the same case.
 _SCENARIO_REF = re.compile(r"Scenario\s+(\d+)(?:\s*[·›,:-]?\s*Case\s+(\d+))?")
@@ -34,6 +36,9 @@ class ReportContract:
     identity: dict[str, IdentitySource]
     valid_for_hours: dict[str, int]
     scenarios: dict[str, str]
+    # Values the app reports when it was not told (e.g. "unknown"): recorded as not set, never
+    # as if they were a git sha or a deployment id.
+    identity_unset: tuple[str, ...] = ()
 
     def validity_hours(self, marker_expression: str) -> int:
         """Hours a certificate of this tier may be trusted: by exact tier name, ``all`` for
@@ -114,8 +119,15 @@ def parse_report(path: Path, table: dict[str, Any]) -> ReportContract:
             raise _err(path, f"report.{key}", f"must be a table, got {type(table[key]).__name__}")
 
     identity: dict[str, IdentitySource] = {}
-    _unknown(path, "report.identity", table["identity"], IDENTITY_FIELDS)
+    _unknown(path, "report.identity", table["identity"], (*IDENTITY_FIELDS, IDENTITY_UNSET))
+    unset = table["identity"].get(IDENTITY_UNSET, [])
+    if not isinstance(unset, list):
+        raise _err(path, f"report.identity.{IDENTITY_UNSET}", f"must be a list of words, got {unset!r}")
+    for i, word in enumerate(unset):
+        _nonempty_str(path, f"report.identity.{IDENTITY_UNSET}[{i}]", word)
     for name, spec in table["identity"].items():
+        if name == IDENTITY_UNSET:
+            continue
         prefix = f"report.identity.{name}"
         if not isinstance(spec, dict):
             raise _err(path, prefix, "must be a table { endpoint = \"…\", paths = [\"…\"] }")
@@ -149,7 +161,8 @@ def parse_report(path: Path, table: dict[str, Any]) -> ReportContract:
         if not SCENARIO_KEY.match(key):
             raise _err(path, where, "key must look like 'Scenario N' or 'Scenario N · Case M'")
         scenarios[key] = _nonempty_str(path, where, title)
-    return ReportContract(identity=identity, valid_for_hours=hours, scenarios=scenarios)
+    return ReportContract(identity=identity, valid_for_hours=hours, scenarios=scenarios,
+                          identity_unset=tuple(unset))
 
 
 def _is_invariant_id(key: str) -> bool:

@@ -67,14 +67,18 @@ def app_identity(api_url: str | None, runbook: Runbook, redactor: Redactor) -> d
             if source.endpoint not in bodies:
                 try:
                     resp = api.endpoint(source.endpoint)
-                    bodies[source.endpoint] = resp.body if resp.status == 200 else None
+                    # An unhealthy report (503) still says which build answers it.
+                    bodies[source.endpoint] = resp.body if resp.status != 404 else None
                     if resp.status != 200:
                         problems.append(f"{source.endpoint}: HTTP {resp.status}")
                 except (Undecidable, ValueError) as exc:
                     bodies[source.endpoint] = None
                     problems.append(f"{source.endpoint}: {one_line(str(exc), 200)}")
             value = _first(bodies[source.endpoint], source.paths)
-            if value is not None:
+            if value is not None and str(value) in contract.identity_unset:
+                # The app says it was not told (e.g. GIT_SHA unset): not a value to record.
+                problems.append(f"{name}: the app reports {str(value)!r} (not set in its environment)")
+            elif value is not None:
                 facts[name] = redactor.scrub(str(value))
                 facts["reported"] = True
     finally:

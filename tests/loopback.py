@@ -82,6 +82,10 @@ class LoopbackApi:
         self._server.server_close()
         self._thread.join(timeout=10)
 
+    def answer_target(self, target: str) -> tuple[int, bytes, str, tuple[tuple[str, str], ...], float]:
+        """The answer to a request target (path and query); canned routes match the path."""
+        return self.answer(urlsplit(target).path)
+
     def answer(self, path: str) -> tuple[int, bytes, str, tuple[tuple[str, str], ...], float]:
         canned = self.routes.get(path)
         if canned is None and self.upstream is not None:
@@ -105,7 +109,7 @@ class LoopbackApi:
             def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
                 path = urlsplit(self.path).path
                 loop.requests.append(path)
-                status, body, ctype, headers, delay = loop.answer(path)
+                status, body, ctype, headers, delay = loop.answer_target(self.path)
                 if delay and loop._release.wait(delay):
                     return  # the test is over: drop the connection
                 self.send_response(status)

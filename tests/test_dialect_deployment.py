@@ -29,6 +29,7 @@ from plugins import contract_runtime
 from plugins.config import load_runbook
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite
 from tests.deployment_app import DeploymentApi, DeploymentApp, apply_schema_variant, compact, fill_job_history
+from tests.loopback import Canned, LoopbackApi
 
 AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py",
         "checks/test_schema.py", "checks/test_runtime.py", "checks/test_maintenance.py",
@@ -57,6 +58,18 @@ def _expected_version() -> str:
     return max((m.version for m in list_migrations(MIGRATIONS_DIR)), key=version_key)
 
 
+# The deployed API's variables as the twin plays them: outside production its outbound
+# allowlist is set (else its dev guardrail is CRITICAL), and it knows its build.
+TWIN_ENV = {"OUTBOUND_ALLOWLIST": "5511900000001,5511900000002", "RUN_MODE": "api",
+            "GIT_SHA": "0123456789abcdef0123456789abcdef01234567", "RAILWAY_DEPLOYMENT_ID": "twin-deployment-1",
+            "RAILWAY_ENVIRONMENT": LOCAL_ENV, "SUPABASE_URL": f"https://{LOCAL_REF}.supabase.co"}
+
+
+# Evolution API's answer for a connected instance (GET /instance/connectionState/<instance>).
+EVOLUTION = {"/instance/connectionState/Revoluna": Canned(200, {"instance": {"instanceName": "Revoluna",
+                                                                             "state": "open"}})}
+
+
 @dataclass
 class Deployed:
     database_url: str
@@ -69,12 +82,13 @@ class Deployed:
             conn.execute(statement)  # type: ignore[arg-type]
 
     def run(self, dialect: str | None, *args: str, paths: tuple[str, ...] = AREA,
-            app_env_vars: list[str] | None = None) -> SuiteRun:
-        """The suite against the deployment, read-only as against production."""
+            app_env_vars: list[str] | None = None, environment: str = LOCAL_ENV) -> SuiteRun:
+        """The suite against the deployment, read-only as against production (``environment``:
+        the profile's, which the hard guards compare with)."""
         targets = self.tmp_path / f"targets-{dialect or 'runbook'}.toml"
         targets.write_text(
             "[targets.deployed]\nlocal = false\n"
-            f'api_url = "{self.api.url}"\nenvironment = "{LOCAL_ENV}"\nproject_ref = "{LOCAL_REF}"\n'
+            f'api_url = "{self.api.url}"\nenvironment = "{environment}"\nproject_ref = "{LOCAL_REF}"\n'
             'database_url_env = "JC_DEPLOYED_DB"\nredis_url_env = "JC_DEPLOYED_REDIS"\n'
             f'migrations_dir = "{MIGRATIONS_DIR}"\n'
             # the loopback deployment's secrets are throwaway, as the local stack's
@@ -108,9 +122,11 @@ def deployed(healthy: NativeStack, variant_template: str, tmp_path: Path) -> Ite
     clone_database(healthy.info.admin_url, variant_template, VARIANT_DB)
     url = _with_db(healthy.info.database_url, VARIANT_DB)
     fill_job_history(url, DEPLOYMENT_RUNTIME, datetime.now(UTC))  # the minutes since the template
-    app = DeploymentApp(url, healthy.info.redis_url, LOCAL_ENV, LOCAL_REF, _expected_version())
-    with DeploymentApi(app=app) as api:
-        yield Deployed(url, healthy.info.redis_url, api, tmp_path)
+    with LoopbackApi(routes=EVOLUTION) as evolution:  # the WhatsApp gateway, an outside service
+        app = DeploymentApp(url, healthy.info.redis_url, LOCAL_ENV, LOCAL_REF, _expected_version(),
+                            env={**TWIN_ENV, "EVOLUTION_API_URL": evolution.url})
+        with DeploymentApi(app=app) as api:
+            yield Deployed(url, healthy.info.redis_url, api, tmp_path)
 
 
 def outcomes(run: SuiteRun) -> dict[str, str]:
@@ -144,6 +160,16 @@ def test_deployment_dialect_passes_on_the_deployment(deployed: Deployed) -> None
     section = drift_attachment(run)
     assert "## Drift between the runbook and the deployment" in section and "### Observed" not in section
     assert "| `endpoints.rate` | [\"/health/rate\", \"/health/rate-limit\"] | [\"/health/rate-limit\"] |" in section
+    # where the code and the runbook disagree beyond a name, the drift section says so
+    assert {"health.ready.http_status", "health.deep.schema_behind", "guards.project_ref_unset",
+            "health.circuits.scope"} <= set(declared)
+    # the build the certificate speaks for is the one the app reports in /health/deep `version`
+    assert cert["app"] == {"git_sha": TWIN_ENV["GIT_SHA"], "deployment_id": TWIN_ENV["RAILWAY_DEPLOYMENT_ID"],
+                           "schema_version": _expected_version(), "railway_environment": LOCAL_ENV,
+                           "run_mode": "api", "reported": True}
+    # its Redis and Evolution URLs are on loopback: outside production the app says 'warning'
+    [look] = warnings(run, "JC-DEEP-01")
+    assert look.startswith("GET /health/deep is healthy, but look at: checks.localhost_check 'warning'"), look
 
 
 def drift_attachment(run: SuiteRun) -> str:
@@ -162,16 +188,16 @@ def drift_entries(run: SuiteRun) -> list[dict[str, object]]:
 
 
 def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
-    """The deployment is healthy, its schema a migration ahead of its code (the runbook's own
-    order), so its schema_version part says 'warning'. Read in the runbook's words, every
-    difference is drift: routes, shapes, the 'warning' word, the views that are tables and
-    the migration log kept in app_settings. Nothing is reported as an outage."""
-    deployed.sql("UPDATE app_settings SET value = '20990101' WHERE key = 'schema_version'")
+    """The deployment is healthy. Read in the runbook's words, every difference is drift:
+    routes, shapes, the readiness word, the views that are tables and the migration log kept
+    in app_settings. Nothing is reported as an outage. (The deployment answers /health/schema
+    — whats-agents app/api/routes/health.py — so that route is no drift; its 'warning' words
+    are in parts the runbook does not describe, or mean a schema behind the code, a fault.)"""
     run = deployed.run(None)
     got = not_passed(run)
     assert got == {
         "JC-DRIFT-01": "failed", **SKIPPED,
-        **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-03", "JC-HEALTH-04", "JC-RATE-01", "JC-CIRCUIT-01",
+        **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-04", "JC-RATE-01", "JC-CIRCUIT-01",
                          "JC-GUARD-03", "JC-SCHEMA-02"} | DEEP_PARTS | MIGRATION_LOG_READERS | HISTORY_READERS
                         | QUEUE_READERS | MAINTENANCE_NAMES, "error"),
     }, run.output[-4000:]
@@ -181,14 +207,15 @@ def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
             assert "dialect 'deployment'" in run.message(inv), (inv, run.message(inv))
     assert run.certificate is not None and run.certificate["dialect"] == "runbook"
     seen = {(d["key"], str(d["runbook"]), str(d["deployment"])) for d in drift_entries(run)}
-    # routes: answered only on an alias, or served by another route
+    # routes: answered only on an alias
     assert ("endpoints.rate", "/health/rate", "/health/rate-limit") in seen
     assert ("endpoints.circuit", "/health/circuit", "/health/circuits") in seen
-    assert ("endpoints.schema", "/health/schema", "/health/deep") in seen
+    assert not any(key == "endpoints.schema" for key, _, _ in seen)
     # shapes and status words
     assert ("health.rate.namespaces_path", "namespaces", "rate_limit") in seen
     assert ("deep.parts.hard_guards", "hard_guards", "['checks.environment', 'checks.project_ref']") in seen
-    assert ("deep.part_warning", "[]", "['warning']") in seen
+    assert ("health.ready_status_path", "", "status") in seen
+    assert ("health.circuit.per_process", "False", "True") in seen
     # tables and the migration log
     assert ("database.critical_views", "metricas_conversa (view)", "metricas_conversa (table)") in seen
     assert ("database.critical_views", "avaliacoes_qualidade (view)", "avaliacoes_qualidade (table)") in seen
@@ -204,9 +231,6 @@ def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
     assert ("maintenance.required_indices", "business_events(conversa_id)", "business_events(conversation_id)") in seen
     assert ("maintenance.required_indices", "campanhas(criado_por)", "not listed (no idx_campanhas_criado_por)") in seen
     assert ("maintenance.high_volume_tables", "business_events.created_at", "business_events.ts") in seen
-    word = next(d for d in drift_entries(run) if d["key"] == "deep.part_warning")
-    assert word["observed"] == "GET /health/deep checks.schema_version is 'warning'"
-    assert {"JC-DRIFT-01", "JC-DEEP-06"} <= set(word["invariants"])  # type: ignore[arg-type]
     assert "undeclared drift(s)" in run.message("JC-DRIFT-01")
     assert "observed drift(s) between the runbook and the deployment" in run.output
     # the human certificate page and the Allure results show it
@@ -230,12 +254,12 @@ def test_runbook_dialect_does_not_hide_an_outage_behind_drift(deployed: Deployed
     runbook dialect those checks fail (the fault, with the drift beside it); the parts that
     are fine stay drift."""
     deployed.sql("DROP TABLE doctor_state")
-    redis.Redis.from_url(deployed.redis_url).set("julia:circuit:evolution", "open")
+    assert deployed.api.app is not None
+    deployed.api.app.set_circuit("evolution", "open")  # the API process's own breaker
     run = deployed.run(None, paths=("checks/test_health.py", "checks/test_health_extras.py", "checks/test_drift.py"))
     assert not_passed(run) == {
         **dict.fromkeys({"JC-DEEP-01", "JC-DEEP-04", "JC-CIRCUIT-01", "JC-DRIFT-01"}, "failed"),
-        **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-03", "JC-HEALTH-04", "JC-RATE-01"}
-                        | DEEP_PARTS - {"JC-DEEP-04"}, "error"),
+        **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-04", "JC-RATE-01"} | DEEP_PARTS - {"JC-DEEP-04"}, "error"),
     }, run.output[-4000:]
     tables = run.message("JC-DEEP-04")
     assert tables.startswith("GET /health/deep tables (checks.tables) is 'error'; missing: doctor_state "
@@ -246,32 +270,120 @@ def test_runbook_dialect_does_not_hide_an_outage_behind_drift(deployed: Deployed
     assert run.message("JC-DEEP-02").startswith("drift, not an outage: ")
 
 
-def test_deployment_dialect_reads_warning_as_a_warning(deployed: Deployed) -> None:
+def test_deployment_dialect_schema_ahead_of_the_code_is_fine(deployed: Deployed) -> None:
+    """Migration first, code second: a database ahead of the code's expected version is what
+    the app calls 'ok' (current >= expected, whats-agents app/services/health/deep.py), and so
+    does the suite."""
     deployed.sql("UPDATE app_settings SET value = '20990101' WHERE key = 'schema_version'")
-    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_drift.py"))
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py",
+                                            "checks/test_drift.py"))
     assert not_passed(run) == {}, run.output[-4000:]
-    assert warnings(run, "JC-DEEP-06") == [
-        "GET /health/deep migrations is 'warning' (deep.part_warning): it holds, but look at "
-        "checks.schema_version (Case 4)"]
+    assert warnings(run, "JC-DEEP-06") == []
+
+
+def test_deployment_dialect_schema_behind_the_code(deployed: Deployed) -> None:
+    """Behind the code, the app says 'warning' and still calls the deploy safe (200, healthy,
+    deploy_safe true): the suite fails JC-DEEP-06 with the runbook's Case 4, saying so."""
+    deployed.sql("UPDATE app_settings SET value = '20260120' WHERE key = 'schema_version'")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py"))
+    assert not_passed(run) == {"JC-DEEP-06": "failed"}, run.output[-4000:]
+    msg = run.message("JC-DEEP-06")
+    assert msg.startswith(f"GET /health/deep migrations (checks.schema_version) is 'warning' ('schema behind the "
+                          f"code: 20260120 < {_expected_version()}'): the database is behind the code (Case 4: "
+                          "schema behind the code), and the app still calls the deploy safe (status 'healthy', "
+                          "HTTP 200, deploy_safe true)"), msg
+
+
+def test_deployment_dialect_schema_version_row_missing(deployed: Deployed) -> None:
+    """No app_settings.schema_version row: the app's .single() read raises, its part says
+    'error' and — unlike every other error — its report stays healthy/200. JC-DEEP-08 fails
+    (a healthy report over a failing part), JC-DEEP-06 fails naming the missing row (the
+    runbook's "Forgetting to update app_settings version"), not "behind the code"; the other
+    readers of the report cannot decide."""
+    deployed.sql("DELETE FROM app_settings WHERE key = 'schema_version'")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py",
+                                            "checks/test_health_extras.py"))
+    assert not_passed(run) == {
+        "JC-DEEP-06": "failed", "JC-DEEP-08": "failed",
+        **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-06"} | {"JC-DEEP-01", "JC-GUARD-03", "JC-GUARD-05"}, "error"),
+    }, run.output[-4000:]
+    msg = run.message("JC-DEEP-06")
+    assert msg.startswith("GET /health/deep migrations (checks.schema_version) is 'error' (Case 4: the app's "
+                          "schema-version read failed): the app says 'PGRST116"), msg
+    assert ("app_settings has no 'schema_version' row (\"Forgetting to update app_settings version\", runbook "
+            "Common Mistakes)") in msg
+    assert msg.endswith("the app still reports healthy (HTTP 200, deploy_safe true): its check failed without "
+                        "failing its report"), msg
+    assert "behind the code" not in msg
+    assert "top-level status 'healthy' while migrations 'error'" in run.message("JC-DEEP-08")
 
 
 def test_deployment_dialect_guard_mismatch(deployed: Deployed) -> None:
-    """503 CRITICAL, the rest 'pending': the guard fails, the other parts cannot be judged."""
+    """A wrong app_settings row: the app's guard answers 503 CRITICAL at once, its later parts
+    'pending' and no version/schema keys (deep.py's early return); app_settings is named as
+    the odd one out. /health/schema still answers (its own route)."""
     deployed.sql("UPDATE app_settings SET value = 'staging' WHERE key = 'environment'")
     run = deployed.run("deployment")
     assert not_passed(run) == {
         "JC-GUARD-01": "failed", "JC-DEEP-01": "failed", "JC-DEEP-07": "failed", **SKIPPED,
-        **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-07"} | {"JC-HEALTH-04", "JC-MIG-04"}, "error"),
+        **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-07"}, "error"),
     }, run.output[-4000:]
     assert ("hard_guards (checks.environment + checks.project_ref) is 'CRITICAL' (Case 3"
             in run.message("JC-DEEP-07"))
     assert "could not check" in run.message("JC-DEEP-02") and "'pending'" in run.message("JC-DEEP-02")
     assert "app_settings.environment is 'staging', expected 'local'" in run.message("JC-GUARD-01")
-    assert "JC-DEEP-01 judges it" in run.message("JC-HEALTH-04")
-    assert "reports no expected schema version" in run.message("JC-MIG-04")
+    assert "app_settings is the odd one out" in run.message("JC-GUARD-01")
+    gate = run.message("JC-DEEP-01")
+    assert gate.startswith("GET /health/deep answered HTTP 503 status 'CRITICAL', expected 200 healthy ("), gate
+    assert ("failing parts: checks.environment 'CRITICAL' (Case 3): \"environment mismatch: the container has "
+            "'local', app_settings 'staging'\"; not checked (pending): checks.redis") in gate, gate
+    # the early return carries no build: the certificate says so instead of guessing
+    assert run.certificate is not None and run.certificate["app"]["git_sha"] is None
+    assert "deep: HTTP 503" in run.certificate["app"]["problems"]
+
+
+def test_deployment_dialect_wrong_app_env_in_the_container(deployed: Deployed) -> None:
+    """The container runs with another APP_ENV than app_settings and the profile: the app's
+    own guard says CRITICAL, and the suite names the container's variable as the side to fix
+    (JC-GUARD-03); app_settings is right (JC-GUARD-01 passes) and the app read it (JC-GUARD-05)."""
+    import dataclasses
+
+    assert deployed.api.app is not None
+    deployed.api.app = dataclasses.replace(deployed.api.app, app_env="staging")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py"))
+    assert not_passed(run) == {
+        "JC-GUARD-03": "failed", "JC-DEEP-01": "failed", "JC-DEEP-07": "failed",
+        **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-07"}, "error"),
+    }, run.output[-4000:]
+    msg = run.message("JC-GUARD-03")
+    assert msg.startswith("GET /health/deep reports environment 'staging' (expected 'local'; app_settings 'local' "
+                          "— app_settings agrees with the profile: the container's variable is the odd one out)"), msg
+
+
+def test_deployment_dialect_project_ref_unset_in_the_container(deployed: Deployed) -> None:
+    """Without SUPABASE_PROJECT_REF the app skips its project-ref guard and stays healthy
+    (deep.py). Rule 2 says it MUST match: JC-GUARD-03 and JC-DEEP-07 fail naming the variable
+    and the skipped guard; JC-GUARD-05 does not read the app's null as another database."""
+    import dataclasses
+
+    assert deployed.api.app is not None
+    deployed.api.app = dataclasses.replace(deployed.api.app, project_ref="")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py"))
+    assert not_passed(run) == {"JC-GUARD-03": "failed", "JC-DEEP-07": "failed"}, run.output[-4000:]
+    msg = run.message("JC-GUARD-03")
+    assert msg.startswith("GET /health/deep reports SUPABASE_PROJECT_REF unset in the container "
+                          "('checks.project_ref.app_ref' is ''); the app's guard is 'skipped' ("), msg
+    assert ("the project_ref hard guard is disabled, while rule 2 says SUPABASE_PROJECT_REF MUST equal "
+            f"app_settings.supabase_project_ref (the target's '{LOCAL_REF}')") in msg
+    assert "field" not in msg and "absent" not in msg
+    assert run.message("JC-DEEP-07").startswith("the app does not run its hard guard: checks.project_ref 'skipped'")
+    [note] = warnings(run, "JC-GUARD-05")
+    assert "supabase_project_ref (the app did not read it; the app's guard is 'skipped'" in note
 
 
 def test_deployment_dialect_missing_table_and_schema_behind(deployed: Deployed) -> None:
+    """A critical table dropped (503: the part that caused it is named) while the schema is
+    behind the code (a 'warning' that does not fail the app's gate, but fails JC-DEEP-06)."""
     deployed.sql("DROP TABLE doctor_state")
     deployed.sql("UPDATE app_settings SET value = '20260120' WHERE key = 'schema_version'")
     run = deployed.run("deployment")
@@ -279,11 +391,13 @@ def test_deployment_dialect_missing_table_and_schema_behind(deployed: Deployed) 
         **dict.fromkeys({"JC-SCHEMA-01", "JC-DEEP-01", "JC-DEEP-04", "JC-DEEP-06", "JC-MIG-01", "JC-MIG-04",
                          "JC-MIG-05"},
                         "failed"),
-        "JC-HEALTH-04": "error", **SKIPPED,
+        **SKIPPED,
     }, run.output[-4000:]
     assert "doctor_state (missing)" in run.message("JC-SCHEMA-01")
     assert "missing: doctor_state" in run.message("JC-DEEP-04")
-    assert "migrations (checks.schema_version) is 'error' (Case 4" in run.message("JC-DEEP-06")
+    assert "failing parts: checks.tables 'error' (missing: doctor_state) (Case 5)" in run.message("JC-DEEP-01")
+    assert "migrations (checks.schema_version) is 'warning'" in run.message("JC-DEEP-06")
+    assert "(Case 4: schema behind the code)" in run.message("JC-DEEP-06")
     assert "20260126_fk_indices.sql" in run.message("JC-MIG-01")
     assert "app_settings.schema_version" in run.message("JC-MIG-01")
     assert "the newest applied is 20260120" in run.message("JC-MIG-04")
@@ -301,8 +415,8 @@ def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Dep
     FK audit and the pre-13 pg_stat_statements columns (wrong everywhere), every statement
     naming a column the deployment's job_executions lacks (the kill-stuck-job UPDATE's
     ended_at / erro / job_id …), fila_mensagens.processada and _migrations is flagged with
-    the database's error; the curls of /health/rate, /health/circuit and /health/schema
-    answer 404, `.supabase` is not a key of the deployment's deep report, and the
+    the database's error; the curls of /health/rate and /health/circuit answer 404 (the app
+    serves /health/schema, with the runbook's .current_version), `.supabase` is not a key of the deployment's deep report, and the
     runbook's CHATWOOT_API_URL is not one of the app's variables (it reads CHATWOOT_URL)."""
     from fixtures.runbook_doc import parse_runbook
     from plugins.config import load_runbook
@@ -319,7 +433,7 @@ def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Dep
     queue = {n for n, t in text.items() if "fila_mensagens" in t and "processada" in t}
     log = {n for n, t in text.items() if "_migrations" in t}
     assert len(kill) == 1 and kill <= jobs and len(jobs) == 6 and len(queue) == 2 and len(log) == 1
-    routes = {c.line for c in doc.curls if c.path in ("/health/rate", "/health/circuit", "/health/schema")}
+    routes = {c.line for c in doc.curls if c.path in ("/health/rate", "/health/circuit")}
     supabase = {c.line for c in doc.curls if c.jq == ".supabase"}
     assert len(supabase) == 1
     chatwoot = set(doc.env_var_lines()["CHATWOOT_API_URL"])
@@ -355,21 +469,189 @@ def lint_flagged(run: SuiteRun, inv_id: str) -> set[int]:
     return {int(r["line"]) for r in lint_rows(run, inv_id) if r["outcome"] == "broken"}  # type: ignore[arg-type]
 
 
-def test_deployment_dialect_ready_200_with_redis_error(deployed: Deployed) -> None:
-    """The deployment's /health/ready always answers 200: Redis down shows only in its
-    status word and `checks.redis`. The app loses Redis (its URL points nowhere) while the
-    shared stack's Redis stays up for everyone else."""
-    import dataclasses
+def _dead_url(scheme: str) -> str:
+    """A loopback port nothing listens on."""
     import socket
 
-    with socket.socket() as s:  # a port nothing listens on
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+        port = s.getsockname()[1]
+    return (f"redis://127.0.0.1:{port}/0" if scheme == "redis"
+            else f"host=127.0.0.1 port={port} dbname=julia user=julia connect_timeout=2")
+
+
+def test_deployment_dialect_redis_down_for_the_app(deployed: Deployed) -> None:
+    """The app loses Redis (its URL points nowhere) while the shared stack's Redis stays up for
+    everyone else. /health/ready still answers 200, 'degraded': JC-HEALTH-02 fails quoting the
+    word and the dependency; /health/rate-limit answers 200 with {"rate_limit": {}}: JC-RATE-01
+    cannot decide and says why (whats-agents app/services/rate_limiter.py)."""
+    import dataclasses
+
     assert deployed.api.app is not None
-    deployed.api.app = dataclasses.replace(deployed.api.app, redis_url=dead)
-    run = deployed.run("deployment", paths=("checks/test_health.py",))
+    deployed.api.app = dataclasses.replace(deployed.api.app, redis_url=_dead_url("redis"))
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py"))
+    assert not_passed(run) == {"JC-HEALTH-02": "failed", "JC-DEEP-01": "failed", "JC-DEEP-02": "failed",
+                               "JC-RATE-01": "error"}, run.output[-3000:]
     assert run.message("JC-HEALTH-02") == (
-        "GET /health/ready is 200 but Redis ('checks.redis') is 'error', expected ok"), run.output[-3000:]
-    # the deep report says the same, in its words; nothing else fails
-    assert not_passed(run) == {"JC-HEALTH-02": "failed", "JC-DEEP-01": "failed", "JC-DEEP-02": "failed"}
-    assert "redis" in run.message("JC-DEEP-01") and "redis" in run.message("JC-DEEP-02")
+        "GET /health/ready is 200 but its status is 'degraded', not ready: checks.redis is 'error'")
+    assert run.message("JC-RATE-01") == (
+        "Redis down: the app reports no counters (GET /health/rate-limit 'rate_limit' is {}; GET /health/ready "
+        "checks.redis is 'error')")
+    assert "failing parts: checks.redis 'error' (Case 1): 'Redis PING failed'" in run.message("JC-DEEP-01")
+    assert "redis" in run.message("JC-DEEP-02")
+
+
+def test_deployment_dialect_database_down_for_the_app(deployed: Deployed) -> None:
+    """The app cannot reach its database: /health/ready answers 200 'not_ready' (a not_ready app
+    passed JC-HEALTH-02 before it read the word); /health/schema answers 200 with its own
+    {"error"} (JC-HEALTH-04, the endpoint's contract, fails quoting it); the deep report's
+    failing parts are each named with the app's message, the connection as their cause."""
+    import dataclasses
+
+    assert deployed.api.app is not None
+    deployed.api.app = dataclasses.replace(deployed.api.app, database_url=_dead_url("postgres"))
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py",
+                                            "checks/test_health_extras.py"))
+    assert not_passed(run) == {
+        **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-04", "JC-DEEP-01", "JC-DEEP-03", "JC-DEEP-04", "JC-DEEP-05",
+                         "JC-DEEP-06", "JC-DEEP-07"}, "failed"),
+        "JC-GUARD-05": "error",
+    }, run.output[-3000:]
+    ready = run.message("JC-HEALTH-02")
+    assert ready.startswith("GET /health/ready is 200 but its status is 'not_ready', not ready: checks.database is "
+                            "'error' (connection failed"), ready
+    assert "Connection refused" in ready
+    schema = run.message("JC-HEALTH-04")
+    assert schema.startswith("GET /health/schema answered HTTP 200 with the app's own error in 'error': "
+                             "'connection failed"), schema
+    assert "checks.supabase 'error' (Case 2): 'connection failed" in run.message("JC-DEEP-01")
+    for part in ("JC-DEEP-04", "JC-DEEP-06", "JC-DEEP-07"):
+        assert "fix the database connection first (Case 2)" in run.message(part), run.message(part)
+    assert "the app could not read app_settings" in run.message("JC-GUARD-05")
+
+
+def test_deployment_dialect_rate_counters_near_the_limit(deployed: Deployed) -> None:
+    """The deployment's counters are Redis strings per Brasília hour and day; 19 of the hour's
+    20 fails JC-RATE-01 naming the counter."""
+    from zoneinfo import ZoneInfo
+
+    client = redis.Redis.from_url(deployed.redis_url)
+    now = datetime.now(UTC)
+    # this hour and the next, in Brasília time, so an hour boundary during the run changes nothing
+    for at in (now, now + timedelta(hours=1)):
+        client.set(f"rate:hora:{at.astimezone(ZoneInfo('America/Sao_Paulo')):%Y%m%d%H}", 19, ex=7200)
+    try:
+        run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+    finally:
+        client.delete(*[f"rate:hora:{at.astimezone(ZoneInfo('America/Sao_Paulo')):%Y%m%d%H}"
+                        for at in (now, now + timedelta(hours=1))])
+    assert not_passed(run) == {"JC-RATE-01": "failed"}, run.output[-3000:]
+    msg = run.message("JC-RATE-01")
+    assert "msgs_hora 19/20 (95%)" in msg and "msgs_dia" not in msg, msg
+
+
+def test_deployment_dialect_circuit_open_in_the_api_process(deployed: Deployed) -> None:
+    """Circuits are the API process's own memory (whats-agents app/services/circuit_breaker.py),
+    not Redis: an open evolution breaker fails JC-CIRCUIT-01, which says whose state it is."""
+    assert deployed.api.app is not None
+    deployed.api.app.set_circuit("evolution", "open")
+    run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+    assert not_passed(run) == {"JC-CIRCUIT-01": "failed"}, run.output[-3000:]
+    assert run.message("JC-CIRCUIT-01") == (
+        "GET /health/circuits: evolution is 'open' (open: its requests are being rejected) — the API process's "
+        "own in-memory breaker (the worker and the scheduler keep their own)")
+
+
+def test_deployment_dialect_empty_allowlist_outside_production(deployed: Deployed) -> None:
+    """Outside production an empty OUTBOUND_ALLOWLIST makes the app's dev_guardrails part
+    CRITICAL (503): the gate's message names that part by the app's path and quotes it."""
+    assert deployed.api.app is not None
+    del deployed.api.app.env["OUTBOUND_ALLOWLIST"]
+    run = deployed.run("deployment", paths=("checks/test_health.py",))
+    assert not_passed(run) == {"JC-DEEP-01": "failed"}, run.output[-3000:]
+    assert run.message("JC-DEEP-01").startswith(
+        "GET /health/deep answered HTTP 503 status 'unhealthy', expected 200 healthy; failing parts: "
+        "checks.dev_guardrails 'CRITICAL': 'OUTBOUND_ALLOWLIST is empty outside production")
+
+
+def test_deployment_dialect_prompts_missing_and_too_short(deployed: Deployed) -> None:
+    """The prompts contract (whats-agents app/services/health/schema.py): a required prompt
+    absent and another under its minimum length make the report unhealthy; JC-DEEP-01 names
+    checks.prompts with what the app lists."""
+    deployed.sql("DELETE FROM prompts WHERE nome = 'julia_tools'")
+    deployed.sql("UPDATE prompts SET conteudo = 'curto' WHERE nome = 'julia_primeira_msg'")
+    run = deployed.run("deployment", paths=("checks/test_health.py",))
+    assert not_passed(run) == {"JC-DEEP-01": "failed"}, run.output[-3000:]
+    assert run.message("JC-DEEP-01").endswith(
+        "failing parts: checks.prompts 'error' (missing: julia_tools) (too_short: [{\"nome\": \"julia_primeira_msg\", "
+        "\"len\": 5, \"min\": 100}])")
+
+
+def test_deployment_dialect_localhost_in_production(deployed: Deployed) -> None:
+    """In production a service URL on localhost is CRITICAL (503, 'unhealthy' — not the
+    guards' early return) and the dev guardrails are skipped."""
+    import dataclasses
+
+    deployed.sql("UPDATE app_settings SET value = 'production' WHERE key = 'environment'")
+    assert deployed.api.app is not None
+    deployed.api.app = dataclasses.replace(deployed.api.app, app_env="production")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py"),
+                       environment="production")
+    assert not_passed(run) == {"JC-DEEP-01": "failed"}, run.output[-3000:]
+    gate = run.message("JC-DEEP-01")
+    assert gate.startswith("GET /health/deep answered HTTP 503 status 'unhealthy', expected 200 healthy; failing "
+                           "parts: checks.localhost_check 'CRITICAL': \"localhost URLs in production: "), gate
+    assert "EVOLUTION_API_URL=http://127.0.0.1:" in gate and "REDIS_URL=" in gate
+    assert "not checked (skipped): checks.dev_guardrails" in gate
+
+
+def test_deployment_dialect_build_not_set(deployed: Deployed) -> None:
+    """The app reports the literal "unknown" when GIT_SHA / RAILWAY_GIT_COMMIT_SHA (and the
+    deployment id's variables) are unset (whats-agents app/services/health/constants.py): the
+    certificate records it as not set, never as a sha."""
+    assert deployed.api.app is not None
+    for name in ("GIT_SHA", "RAILWAY_DEPLOYMENT_ID"):
+        del deployed.api.app.env[name]
+    run = deployed.run("deployment", paths=("checks/test_health.py",))
+    assert not_passed(run) == {}, run.output[-3000:]
+    assert run.certificate is not None
+    app = run.certificate["app"]
+    assert app["git_sha"] is None and app["deployment_id"] is None and app["run_mode"] == "api"
+    assert app["problems"] == ["git_sha: the app reports 'unknown' (not set in its environment)",
+                               "deployment_id: the app reports 'unknown' (not set in its environment)"]
+
+
+def test_deployment_dialect_schema_up_to_date_disagrees_with_its_rule(deployed: Deployed) -> None:
+    """/health/schema's schema_up_to_date is the app's own rule, current >= expected as strings
+    (whats-agents app/api/routes/health.py): an answer where it says otherwise fails
+    JC-HEALTH-04, the endpoint's contract."""
+    version = _expected_version()
+    deployed.api.routes["/health/schema"] = Canned(200, {
+        "current_version": version, "expected_version": "20991231000000", "schema_up_to_date": True,
+        "applied_at": None, "fingerprint": "x", "critical_tables": [], "critical_views": [], "timestamp": "t"})
+    run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+    assert not_passed(run) == {"JC-HEALTH-04": "failed"}, run.output[-3000:]
+    assert run.message("JC-HEALTH-04") == (
+        f"GET /health/schema says schema_up_to_date true but current '{version}' >= expected '20991231000000' "
+        "is false")
+
+
+def test_deployment_dialect_app_reads_another_database(healthy: NativeStack, variant_template: str,
+                                                       deployed: Deployed) -> None:
+    """The app is connected to another database than the target's (a copy whose app_settings
+    match the container): its own guards pass, but what it read (checks.environment.db_env)
+    is not what this target's app_settings holds — JC-GUARD-05, "Using wrong Supabase
+    project"; JC-GUARD-01 names this target's row as the odd one out."""
+    import dataclasses
+
+    assert healthy.info is not None and deployed.api.app is not None
+    clone_database(healthy.info.admin_url, variant_template, "julia_deployment_other")
+    deployed.api.app = dataclasses.replace(
+        deployed.api.app, database_url=_with_db(healthy.info.database_url, "julia_deployment_other"))
+    deployed.sql("UPDATE app_settings SET value = 'staging' WHERE key = 'environment'")
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py"))
+    assert not_passed(run) == {"JC-GUARD-01": "failed", "JC-GUARD-05": "failed"}, run.output[-3000:]
+    assert run.message("JC-GUARD-05") == (
+        "GET /health/deep: the app reads another app_settings than this target's database — environment: the app "
+        "read 'local', app_settings holds 'staging'")
+    assert "the app agrees with the profile: app_settings is the odd one out" in run.message("JC-GUARD-01")

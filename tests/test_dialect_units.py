@@ -74,6 +74,20 @@ def _dialect(contract: Path, text: str) -> None:
         ('[health.rate]\nnamespaces = "h"\n', "health.rate.namespaces: must be a list of tables"),
         ('[health.rate]\nnamespaces = [{ name = "h", used_path = "a..b", limit_path = "b" }]\n',
          r"health.rate.namespaces\[0\].used_path: 'a..b' is not a dotted JSON path"),
+        # the keys issue 15 added for the deployment's health facts
+        ('[deep]\nother_parts = ["checks..x"]\n', r"deep.other_parts\[0\]: 'checks..x' is not a dotted JSON path"),
+        ('[deep]\nother_parts = ["redis"]\n', r"deep.other_parts\[0\]: 'redis' is already a part of deep.parts"),
+        ('[deep]\nother_parts = "checks.prompts"\n', r"deep.other_parts: must be a list"),
+        ('[deep]\nmigrations_behind = ["ok"]\n', r"deep.migrations_behind: 'ok' is also listed under deep.part_ok"),
+        ('[health]\nready_status_path = "status"\n',
+         r"health.ready_status_ok: must not be empty when health.ready_status_path is set"),
+        ('[health]\nready_dependencies = ["a..b"]\n', r"health.ready_dependencies\[0\]: 'a..b' is not a dotted"),
+        ('[health]\npart_skipped = ["pending"]\n',
+         r"health.part_skipped: 'pending' is not listed under health.part_unknown"),
+        ('[health.circuit]\nper_process = "yes"\n', r"health.circuit.per_process: must be true or false"),
+        ('[health.schema]\nerror_path = 3\n', r"health.schema.error_path: must be a non-empty string"),
+        ('[report.identity]\nunset = "unknown"\n', r"report.identity.unset: must be a list of words"),
+        ('[report.identity]\nunset = [""]\n', r"report.identity.unset\[0\]: must be a non-empty string"),
     ],
 )
 def test_bad_dialect_values_name_file_and_key(contract: Path, text: str, error: str) -> None:
@@ -88,6 +102,30 @@ def test_runbook_defaults_are_the_runbooks_words() -> None:
     assert RUNBOOK.deep.parts["hard_guards"] == ("hard_guards",)
     assert RUNBOOK.section("health").rate.namespaces == ()
     assert RUNBOOK.drift == ()
+
+
+def test_deployment_health_facts() -> None:
+    """The deployment dialect's health keys, as whats-agents' code spells them (the dialect
+    file cites each source): the same /health/schema route, the guard fields, the readiness
+    word, the extra deep parts, the non-failing 'behind' word, the identity in /health/deep."""
+    health = DEPLOYMENT.section("health")
+    assert DEPLOYMENT.endpoints["schema"] == ("/health/schema",)
+    assert (DEPLOYMENT.deep.environment_path, DEPLOYMENT.deep.project_ref_path) == (
+        "checks.environment.app_env", "checks.project_ref.app_ref")
+    assert (health.db_environment_path, health.db_project_ref_path) == ("checks.environment.db_env",
+                                                                        "checks.project_ref.db_ref")
+    assert (health.ready_status_path, health.ready_status_ok) == ("status", ("ready",))
+    assert health.part_skipped == ("skipped",) and health.circuit.per_process
+    assert DEPLOYMENT.deep.other_parts == ("checks.localhost_check", "checks.dev_guardrails", "checks.prompts")
+    assert DEPLOYMENT.deep.migrations_behind == ("warning",)
+    assert (health.schema.expected_path, health.schema.up_to_date_path, health.schema.error_path) == (
+        "expected_version", "schema_up_to_date", "error")
+    identity = DEPLOYMENT.section("report").identity
+    assert identity["git_sha"].endpoint == "deep" and identity["git_sha"].paths == ("version.git_sha",)
+    assert DEPLOYMENT.section("report").identity_unset == ("unknown",)
+    runbook_health = RUNBOOK.section("health")
+    assert runbook_health.ready_status_path is None and RUNBOOK.deep.other_parts == ()
+    assert runbook_health.schema.error_path is None and not runbook_health.circuit.per_process
 
 
 def test_deployment_dialect_is_valid_and_all_declared() -> None:
@@ -228,12 +266,17 @@ def test_a_body_no_dialect_reads_stays_a_fault() -> None:
     assert api.asked == ["/health/rate-limit"]  # one GET per route of the other dialect, remembered
 
 
-def test_a_route_only_another_dialect_names_is_route_drift() -> None:
+def test_a_route_only_another_dialect_names_is_route_drift(contract: Path) -> None:
+    """A dialect reading the schema version from the deep report (no shipped dialect does: the
+    deployment serves /health/schema, whats-agents app/api/routes/health.py)."""
+    _dialect(contract, '[endpoints]\nschema = ["/health/deep"]\n[health.schema]\n'
+                       'version_path = "checks.schema_version.current"\nsettings_version_path = ""\n')
+    runbook = load_runbook(contract)
     body = {"status": "healthy", "checks": {"schema_version": {"status": "ok", "current": "1"}}}
-    health = HealthEndpoints(_Api({"/health/deep": (200, body)}), RUNBOOK)  # type: ignore[arg-type]
+    health = HealthEndpoints(_Api({"/health/deep": (200, body)}), runbook)  # type: ignore[arg-type]
     from fixtures.probes_drift import read_schema
 
-    found = recognize_endpoint(Dialects.load(RUNBOOK), health, "schema", read_schema, ("health.schema",))
+    found = recognize_endpoint(Dialects.load(runbook), health, "schema", read_schema, ("health.schema",))
     assert found is not None
     assert found.findings[0] == DriftFinding("endpoints.schema", "/health/schema", "/health/deep",
                                              "GET /health/deep answers; the runbook's route does not")

@@ -179,19 +179,19 @@ def _upstream(stack: NativeStack) -> str:
 
 DEEP_RECORDINGS = {
     "healthy-hides-error": (
-        "deep_healthy_hides_error", set(),
+        "deep_healthy_hides_error", set(), "JC-DEEP-03",
         ["the app's deep check hides a failing part", "top-level status 'healthy' while supabase 'error'"],
     ),
     "critical-with-200": (
-        "deep_critical_with_200", {"JC-DEEP-01"},
+        "deep_critical_with_200", {"JC-DEEP-01"}, "JC-DEEP-07",
         ["contradicts itself", "status 'CRITICAL' (not healthy) with HTTP 200, expected 503"],
     ),
     "deploy-safe-disagrees": (
-        "deep_deploy_safe_disagrees", {"JC-DEEP-01"},
+        "deep_deploy_safe_disagrees", {"JC-DEEP-01"}, "JC-DEEP-04",
         ["contradicts itself", "deploy_safe is true while top-level status 'unhealthy'"],
     ),
     "healthy-hides-outdated": (
-        "deep_healthy_hides_outdated", set(),
+        "deep_healthy_hides_outdated", set(), "JC-DEEP-06",
         ["the app's deep check hides a failing part", "top-level status 'healthy' while migrations 'outdated'"],
     ),
 }
@@ -200,17 +200,23 @@ DEEP_RECORDINGS = {
 @pytest.mark.parametrize("case", list(DEEP_RECORDINGS))
 def test_recorded_inconsistent_deep_report(healthy: NativeStack, remote: RemoteRun, case: str) -> None:
     """A deep report that contradicts itself: the consistency check fails on it, and every
-    other check that reads the report says why it could not decide. (When the top already
-    says unhealthy, the gate can still decide: it fails.)"""
-    name, gate_failed, phrases = DEEP_RECORDINGS[case]
+    other check that reads the report says why it could not decide — except the part that
+    reports its own failure: the contradiction can only make things worse than that part
+    says, so its check fails (naming the contradiction). (When the top already says
+    unhealthy, the gate can still decide: it fails.)"""
+    name, gate_failed, believed, phrases = DEEP_RECORDINGS[case]
     with LoopbackApi(routes={"/health/deep": recording(name)}, upstream=_upstream(healthy)) as api:
         run = remote(api.url)
-    undecided = (DEEP_READERS | {"JC-DEEP-01"}) - gate_failed
-    expect(run, failed={"JC-DEEP-08"} | gate_failed, error=undecided)
+    undecided = (DEEP_READERS | {"JC-DEEP-01"}) - gate_failed - {believed}
+    expect(run, failed={"JC-DEEP-08", believed} | gate_failed, error=undecided)
     for phrase in phrases:
         assert phrase in run.message("JC-DEEP-08"), run.message("JC-DEEP-08")
     for inv in undecided:
         assert "contradicts itself" in run.message(inv) and "JC-DEEP-08" in run.message(inv), run.message(inv)
+    part = run.message(believed)
+    assert ("the app still reports healthy (HTTP 200): its check failed without failing its report" in part
+            if not gate_failed else "the report contradicts itself (JC-DEEP-08), but this part's own failure is "
+            "believed" in part), part
 
 
 # --- the guards, triangulated: which side is the odd one out ---------------------------------

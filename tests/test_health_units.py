@@ -417,3 +417,92 @@ def test_refapp_deep_migrations_also_reads_the_log(newest: str | None, status: s
     code, body = build_deep_report(DeepFacts(None, None, DbFacts((), (), settings_, newest)), EXPECT, "t")
     assert body["migrations"]["status"] == status and (code == 200) == (status == "up_to_date")
     assert ("applied_version" in body["migrations"]) == (newest is not None)
+
+
+# --- the deployment's health facts (issue 15), read through the deployment dialect ----------
+
+DEPLOYED = load_runbook(ROOT / "runbook.toml", "deployment")
+DEPLOYED_HEALTH = DEPLOYED.section("health")
+
+
+def deployed_deep(**checks: Any) -> dict[str, Any]:
+    """A /health/deep body in whats-agents' shape (app/services/health/deep.py)."""
+    ok = {"status": "ok"}
+    body: dict[str, Any] = {"status": "healthy", "deploy_safe": True, "checks": {
+        "environment": {"status": "ok", "app_env": "production", "db_env": "production"},
+        "project_ref": {"status": "ok", "app_ref": "ref", "db_ref": "ref"},
+        "localhost_check": ok, "dev_guardrails": {"status": "skipped"}, "redis": ok, "supabase": ok,
+        "tables": {"status": "ok", "missing": []}, "views": {"status": "ok", "missing": []},
+        "schema_version": {"status": "ok", "current": "2", "expected": "1"}, "prompts": ok}}
+    body["checks"].update(checks)
+    return body
+
+
+def test_deployed_report_reads_every_part_by_its_path() -> None:
+    body = deployed_deep(prompts={"status": "error", "missing": ["julia_tools"], "too_short": [
+        {"nome": "julia_base", "len": 3, "min": 2000}], "inactive": []})
+    body.update(status="unhealthy", deploy_safe=False)
+    report = parse_deep(resp(body, status=503), DEPLOYED.deep, DEPLOYED_HEALTH)
+    assert [p.path for p in report.others(DEPLOYED.deep)] == [
+        "checks.localhost_check", "checks.dev_guardrails", "checks.prompts"]
+    [failing] = report.failing_pieces(DEPLOYED.deep, DEPLOYED_HEALTH.part_unknown)
+    assert failing.explain() == ("checks.prompts 'error' (missing: julia_tools) (too_short: [{\"nome\": "
+                                 "\"julia_base\", \"len\": 3, \"min\": 2000}])")
+    assert inconsistencies(report, DEPLOYED.deep, DEPLOYED_HEALTH) == []
+    env = parse_deep(resp(deployed_deep(environment={"status": "CRITICAL", "message": "wrong env"})),
+                     DEPLOYED.deep, DEPLOYED_HEALTH).pieces[-5]
+    assert env.explain("Case 3") == "checks.environment 'CRITICAL' (Case 3): 'wrong env'"
+
+
+@pytest.mark.parametrize(("checks", "found"), [
+    # the app's designed skips sit in a healthy report; "pending" and an extra part's error do not
+    ({"project_ref": {"status": "skipped", "app_ref": "", "db_ref": None}}, []),
+    ({"redis": {"status": "pending"}}, ["top-level status 'healthy' while redis 'pending'"]),
+    ({"prompts": {"status": "error"}}, ["top-level status 'healthy' while prompts 'error'"]),
+    ({"schema_version": {"status": "warning", "current": "1", "expected": "2"}}, []),
+    ({"schema_version": {"status": "error", "current": None}},
+     ["top-level status 'healthy' while migrations 'error'"]),
+])
+def test_deployed_consistency(checks: dict[str, Any], found: list[str]) -> None:
+    report = parse_deep(resp(deployed_deep(**checks)), DEPLOYED.deep, DEPLOYED_HEALTH)
+    assert inconsistencies(report, DEPLOYED.deep, DEPLOYED_HEALTH) == found
+
+
+def test_deployed_readiness_dependencies() -> None:
+    from fixtures.probes_health import failing_dependencies
+
+    body = {"status": "not_ready", "checks": {"redis": "error", "database": "error",
+                                               "database_error": "connection refused", "evolution": "unknown"}}
+    assert failing_dependencies(body, DEPLOYED_HEALTH) == [
+        "checks.redis is 'error'", "checks.database is 'error' (connection refused)"]
+    runbook_style = parse(Path("x"), {**_health_table(), "ready_dependencies": ["redis.status"]})
+    assert failing_dependencies({"redis": {"status": "error", "error": "refused"}}, runbook_style) == [
+        "redis.status is 'error' (refused)"]
+
+
+def _health_table() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "runbook.toml").read_text())["health"]
+
+
+def test_deployed_schema_answer() -> None:
+    from fixtures.probes_health import AppError
+
+    good = {"current_version": "20260120", "expected_version": "20251231211500", "schema_up_to_date": True,
+            "applied_at": None, "fingerprint": "x", "critical_tables": [], "critical_views": [], "timestamp": "t"}
+    answer = parse_schema(resp(good, path="/health/schema"), DEPLOYED_HEALTH.schema)
+    assert (answer.version, answer.expected, answer.up_to_date, answer.settings_version) == (
+        "20260120", "20251231211500", True, None)
+    with pytest.raises(AppError, match=r"^GET /health/schema answered HTTP 200 with the app's own error in "
+                                       r"'error': 'boom'$"):
+        parse_schema(resp({"error": "boom", "timestamp": "t"}, path="/health/schema"), DEPLOYED_HEALTH.schema)
+    with pytest.raises(BadAnswer, match="'schema_up_to_date' is a string"):
+        parse_schema(resp({**good, "schema_up_to_date": "yes"}, path="/health/schema"), DEPLOYED_HEALTH.schema)
+
+
+def test_deployed_rate_without_counters() -> None:
+    from fixtures.probes_health import NoCounters
+
+    with pytest.raises(NoCounters, match=r"^GET /health/rate-limit 'rate_limit' is \{\}$"):
+        parse_rate(resp({"rate_limit": {}, "timestamp": "t"}, path="/health/rate-limit"), DEPLOYED_HEALTH.rate)

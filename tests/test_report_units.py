@@ -203,7 +203,8 @@ def test_shipped_report_contract() -> None:
     assert report.validity_hours("postdeploy") == 24
     assert report.validity_hours("") == report.valid_for_hours["all"]
     assert report.validity_hours("postdeploy and not slow") == report.valid_for_hours["default"]
-    assert set(report.identity) == {"git_sha", "deployment_id", "schema_version"}
+    assert set(report.identity) == {"git_sha", "deployment_id", "schema_version", "railway_environment", "run_mode"}
+    assert report.identity_unset == ()
     assert rb.section("waivers").items == {}
 
 

@@ -198,3 +198,40 @@ END
 $$;
 
 ANALYZE;
+
+-- ===== Health (issue 15, the health helper's block): the prompts /health/deep checks =====
+-- whats-agents bootstrap/01-schema.sql: prompts(id uuid, nome varchar(100), versao varchar(20),
+-- tipo varchar(50), conteudo text NOT NULL, descricao text, ativo boolean DEFAULT false,
+-- especialidade_id uuid, metadata jsonb, created_at, updated_at, created_by), UNIQUE (nome,
+-- versao), index (nome, ativo), row-level security. The deep check reads nome, versao, ativo and
+-- conteudo of julia_base, julia_primeira_msg and julia_tools (app/services/health/schema.py):
+-- each must exist, be active, reach its minimum length (2000 / 100 / 300) and carry its
+-- sentinels (app/services/health/constants.py REQUIRED_PROMPTS). The texts below are the
+-- twin's own stand-ins, not the deployment's prompts.
+CREATE TABLE prompts (
+    id                uuid DEFAULT gen_random_uuid() PRIMARY KEY,
+    nome              varchar(100) NOT NULL,
+    versao            varchar(20) NOT NULL,
+    tipo              varchar(50) NOT NULL,
+    conteudo          text NOT NULL,
+    descricao         text,
+    ativo             boolean DEFAULT false,
+    especialidade_id  uuid,
+    metadata          jsonb DEFAULT '{}'::jsonb,
+    created_at        timestamptz DEFAULT now(),
+    updated_at        timestamptz DEFAULT now(),
+    created_by        varchar(100),
+    UNIQUE (nome, versao)
+);
+CREATE INDEX idx_prompts_nome_ativo ON prompts (nome, ativo);
+INSERT INTO prompts (nome, versao, tipo, conteudo, ativo, created_by) VALUES
+('julia_base', 'v1', 'sistema',
+ 'Twin stand-in for the base prompt. [INVARIANT:INBOUND_ALWAYS_REPLY] [INVARIANT:OPTOUT_ABSOLUTE] '
+ || '[INVARIANT:KILL_SWITCHES_PRIORITY] [INVARIANT:NO_CONFIRM_WITHOUT_RESERVATION] '
+ || '[INVARIANT:NO_IDENTITY_DEBATE] [CAPABILITY:HANDOFF] [FALLBACK:DIRETRIZES_EMPTY_OK] '
+ || '[INVARIANT:OUTBOUND_QUIET_HOURS] [INVARIANT:NO_METACOMMUNICATION] '
+ || repeat('Stand-in guidance text of the loopback twin. ', 50), true, 'twin'),
+('julia_primeira_msg', 'v1', 'sistema', repeat('Stand-in first message. ', 6), true, 'twin'),
+('julia_tools', 'v1', 'sistema', repeat('Stand-in tools description. ', 12), true, 'twin');
+ALTER TABLE prompts ENABLE ROW LEVEL SECURITY;
+ANALYZE prompts;
