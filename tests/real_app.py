@@ -573,7 +573,11 @@ class RealApp:
                              (contract.name, "selftest-1", "system", prompt_text(contract),
                               "julia-conformance self-test prompt"))
         runtime = contract_runtime.load(dialect="deployment")
-        fill_job_history(self.database_url, runtime, now, since=now - timedelta(hours=26))
+        # History up to the minute before this one: the real scheduler fires the current
+        # minute's jobs as soon as it starts (whats-agents app/workers/scheduler.py), and a
+        # seeded run in that slot too would read as a second scheduler (rule 4).
+        before = now.replace(second=0, microsecond=0) - timedelta(microseconds=1)
+        fill_job_history(self.database_url, runtime, before, since=before - timedelta(hours=26))
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute("ANALYZE")
 
