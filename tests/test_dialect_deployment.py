@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,9 +83,10 @@ class Deployed:
             conn.execute(statement)  # type: ignore[arg-type]
 
     def run(self, dialect: str | None, *args: str, paths: tuple[str, ...] = AREA,
-            app_env_vars: list[str] | None = None, environment: str = LOCAL_ENV) -> SuiteRun:
+            app_env_vars: list[str] | None = None, environment: str = LOCAL_ENV,
+            database_url: str | None = None) -> SuiteRun:
         """The suite against the deployment, read-only as against production (``environment``:
-        the profile's, which the hard guards compare with)."""
+        the profile's, which the hard guards compare with; ``database_url``: another role's)."""
         targets = self.tmp_path / f"targets-{dialect or 'runbook'}.toml"
         targets.write_text(
             "[targets.deployed]\nlocal = false\n"
@@ -98,7 +100,8 @@ class Deployed:
         )
         return run_suite("--target-file", str(targets), "--target", "deployed", *args, paths=paths,
                          reports=self.tmp_path / "reports",
-                         env={"JC_DEPLOYED_DB": self.database_url, "JC_DEPLOYED_REDIS": self.redis_url})
+                         env={"JC_DEPLOYED_DB": database_url or self.database_url,
+                              "JC_DEPLOYED_REDIS": self.redis_url})
 
 
 @pytest.fixture(scope="session")
@@ -655,3 +658,35 @@ def test_deployment_dialect_app_reads_another_database(healthy: NativeStack, var
         "GET /health/deep: the app reads another app_settings than this target's database — environment: the app "
         "read 'local', app_settings holds 'staging'")
     assert "the app agrees with the profile: app_settings is the odd one out" in run.message("JC-GUARD-01")
+
+
+def _readme_role_sql() -> str:
+    """The read-only role of README's "Pointing it at the real deployment", as printed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```sql\n(.*?)^```", readme, re.S | re.M)
+    [block] = [b for b in blocks if "julia-conformance read-only role" in b]
+    return block
+
+
+def test_readme_read_only_role_runs_the_gate(deployed: Deployed, healthy: NativeStack) -> None:
+    """The README's recipe for the database role, run as printed (its password replaced), is
+    enough for the gate against the deployment: every table has row-level security, as the real
+    schema has, and the role sees the rows; it cannot write."""
+    assert healthy.info is not None
+    password = "jc-" + secrets.token_hex(8)
+    statement = _readme_role_sql().replace("'change-me'", f"'{password}'")
+    with psycopg.connect(healthy.info.admin_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS jc_reader")
+        conn.execute(statement)  # type: ignore[arg-type]
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(deployed.database_url)
+        info.update(user="jc_reader", password=password)
+        url = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+        with psycopg.connect(url, autocommit=True) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("UPDATE app_settings SET value = value")
+        run = deployed.run("deployment", "-m", "postdeploy", database_url=url)
+        assert not_passed(run) == {"JC-SCHED-04": "skipped"}, run.output[-3000:]
+    finally:
+        with psycopg.connect(healthy.info.admin_url, autocommit=True) as conn:
+            conn.execute("REVOKE pg_read_all_data, pg_monitor FROM jc_reader")
+            conn.execute("DROP ROLE IF EXISTS jc_reader")
