@@ -185,32 +185,41 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
 def test_no_secret_in_app_repository(app_repo: Path | None, security: SecurityContract) -> None:
     """detect-secrets over every committed file and every .env-like file (ignored or not) of
     the checkout named by --app-repo or the profile's `app_repo`, and over every line its git
-    history added (HEAD's history: a key committed then deleted is still leaked). The message
-    names file and line — and the commit, for a value only in history — never the value.
-    History git could not read (git failed, or security.history_scan_timeout_s ran out) makes
-    the check undecidable unless something was found anyway."""
+    history added (HEAD's history: a key committed then deleted is still leaked). A
+    placeholder (`${{ secrets.X }}`, `test`, `your-key-here`, a sample id) is judged on its
+    value, never on its folder (runbook.toml security.secret_scan): a real key in docs or
+    tests is a finding. The message groups findings by path class and names file and line —
+    and the commit, for a value only in history — never the value. History git could not
+    read (git failed, a file's content missing, or security.history_scan_timeout_s ran out)
+    makes the check undecidable unless something was found anyway."""
     if app_repo is None:
         pytest.skip("no --app-repo given (nor app_repo in the target profile): "
                     "the application's code was not scanned")
-    result = ps.scan_repository(app_repo, history_timeout_s=security.history_scan_timeout_s)
+    policy = security.secret_scan
+    result = ps.scan_repository(app_repo, history_timeout_s=security.history_scan_timeout_s, policy=policy)
     if result.files == 0:
         raise Undecidable(f"--app-repo {app_repo}: no file to scan")
+    groups = result.by_class(policy.class_order())
     if result.findings:
         partial = (f" (git history only partly scanned: {result.history_incomplete})"
                    if result.history_incomplete else "")
         raise violated(
             f"expected no secret in the application's code or .env files, found {len(result.findings)} "
-            f"secret-looking value(s) (values not shown): " + "; ".join(f.describe() for f in result.findings)
+            f"secret-looking value(s) (values not shown) — " + "; ".join(
+                f"{name} ({len(found)}): " + ", ".join(f.describe() for f in found) for name, found in groups.items())
             + partial,
             evidence={"files_scanned": result.files, "git": result.git,
                       "history_changes_scanned": result.history_changes,
                       "history_incomplete": result.history_incomplete,
                       "audited_false_positives": result.audited_false_positives,
-                      "findings": [{"file": f.path, "line": f.line, "commit": f.commit, "types": list(f.kinds),
-                                    "hash_prefix": f.fingerprint} for f in result.findings]},
+                      "placeholders_left_out": result.placeholders,
+                      "findings_by_class": {name: len(found) for name, found in groups.items()},
+                      "findings": [{"file": f.path, "line": f.line, "commit": f.commit, "class": f.path_class,
+                                    "types": list(f.kinds), "hash_prefix": f.fingerprint} for f in result.findings]},
         )
     if result.history_incomplete:
         raise Undecidable(
             f"--app-repo {app_repo}: no secret in the files as they are now, but {result.history_incomplete}",
-            evidence={"files_scanned": result.files, "history_changes_scanned": result.history_changes},
+            evidence={"files_scanned": result.files, "history_changes_scanned": result.history_changes,
+                      "placeholders_left_out": result.placeholders},
         )

@@ -1,14 +1,18 @@
 """runbook.toml `[security]`: the Supabase security premises and the secret rotation table.
 
 Which schemas the Data API exposes and what its roles are called (a deployment may name
-them its own way), and the runbook's "Rotation Schedule" — secret, interval, last rotated —
-which the operators update at step 9 ("DOCUMENT") of every rotation.
+them its own way), the runbook's "Rotation Schedule" — secret, interval, last rotated —
+which the operators update at step 9 ("DOCUMENT") of every rotation, and the secret scan's
+policy (`[security.secret_scan]`): what a placeholder is, and the path classes findings are
+reported by.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import functools
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,68 @@ class SecretRotation:
         return today > self.due
 
 
+@functools.lru_cache(maxsize=256)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A path glob matched against the whole repository-relative path: `*` and `?` stay
+    within one folder, `**/` is any number of folders (none included), a trailing `/**`
+    everything under a folder."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("(?:/.*)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+@dataclass(frozen=True)
+class PathClass:
+    """A kind of file findings are reported by (code, tests, docs, CI...): never an exemption."""
+
+    name: str
+    paths: tuple[str, ...]  # globs, relative to the scanned checkout
+
+    def matches(self, path: str) -> bool:
+        return any(glob_regex(p).match(path) for p in self.paths)
+
+
+@dataclass(frozen=True)
+class SecretScanPolicy:
+    """JC-SEC-05's policy. Placeholders are judged on the value (fixtures.secret_placeholders):
+    the words a placeholder may be made of, the words that start or end a fill-in phrase, and
+    the key words that name an identifier. Path
+    classes only group the findings in the message — the first class whose glob matches,
+    else ``default_class``."""
+
+    placeholder_words: frozenset[str] = frozenset()
+    identifier_words: frozenset[str] = frozenset()
+    fill_in_words: frozenset[str] = frozenset()
+    path_classes: tuple[PathClass, ...] = ()
+    default_class: str = "code"
+
+    def path_class(self, path: str) -> str:
+        return next((c.name for c in self.path_classes if c.matches(path)), self.default_class)
+
+    def class_order(self) -> tuple[str, ...]:
+        """The classes in the order findings are reported."""
+        names = [c.name for c in self.path_classes]
+        return tuple([self.default_class, *(n for n in names if n != self.default_class)])
+
+
 @dataclass(frozen=True)
 class SecurityContract:
     exposed_schemas: tuple[str, ...]
@@ -42,6 +108,7 @@ class SecurityContract:
     secret_rotation: tuple[SecretRotation, ...]
     # JC-SEC-05: the budget of the git history scan; past it the check is undecidable.
     history_scan_timeout_s: float = 300.0
+    secret_scan: SecretScanPolicy = field(default_factory=SecretScanPolicy)
 
 
 _SPEC: _Spec = {
@@ -50,7 +117,16 @@ _SPEC: _Spec = {
     "api_roles": (list, True),
     "secret_rotation": (list, True),
     "history_scan_timeout_s": ((int, float), False),
+    "secret_scan": (dict, False),
 }
+_SCAN_SPEC: _Spec = {
+    "placeholder_words": (list, True),
+    "identifier_words": (list, True),
+    "fill_in_words": (list, True),
+    "default_class": (str, True),
+    "path_classes": (list, True),
+}
+_CLASS_SPEC: _Spec = {"name": (str, True), "paths": (list, True)}
 _ROTATION_SPEC: _Spec = {
     "secret": (str, True),
     "interval_days": (int, True),
@@ -67,6 +143,45 @@ def _names(path: Path, key: str, value: list[Any]) -> tuple[str, ...]:
     if len(set(value)) != len(value):
         raise ConfigError(f"{path}: {key}: a name is listed twice")
     return tuple(value)
+
+
+def _words(path: Path, key: str, value: list[Any]) -> frozenset[str]:
+    """Words as the judgement compares them: each must be one word as it splits values
+    (`my_key` is two: my, key), in any case, accents ignored."""
+    from fixtures.secret_placeholders import fold, words  # the judgement's own splitting
+
+    names = _names(path, key, value)
+    for i, item in enumerate(names):
+        if words(item) != [fold(item)] or item.isdigit():
+            raise ConfigError(f"{path}: {key}[{i}]: must be a single word of letters, got {item!r}")
+    return frozenset(fold(n) for n in names)
+
+
+def _scan_policy(path: Path, raw: Any) -> SecretScanPolicy:
+    key = f"{SECTION}.secret_scan"
+    data = _check_table(path, key, raw, _SCAN_SPEC)
+    if not data["default_class"].strip():
+        raise ConfigError(f"{path}: {key}.default_class: must not be empty")
+    classes: list[PathClass] = []
+    for i, entry in enumerate(data["path_classes"]):
+        where = f"{key}.path_classes[{i}]"
+        item = _check_table(path, where, entry, _CLASS_SPEC)
+        if not item["name"].strip():
+            raise ConfigError(f"{path}: {where}.name: must not be empty")
+        if item["name"] in (c.name for c in classes):
+            raise ConfigError(f"{path}: {where}.name: {item['name']!r} is listed twice")
+        globs = _names(path, f"{where}.paths", item["paths"])
+        for j, glob in enumerate(globs):
+            if glob.startswith("/") or "\\" in glob:
+                raise ConfigError(f"{path}: {where}.paths[{j}]: a glob relative to the checkout with `/` "
+                                  f"separators, got {glob!r}")
+        classes.append(PathClass(item["name"], globs))
+    return SecretScanPolicy(
+        placeholder_words=_words(path, f"{key}.placeholder_words", data["placeholder_words"]),
+        identifier_words=_words(path, f"{key}.identifier_words", data["identifier_words"]),
+        fill_in_words=_words(path, f"{key}.fill_in_words", data["fill_in_words"]),
+        path_classes=tuple(classes), default_class=data["default_class"],
+    )
 
 
 def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) -> SecurityContract:
@@ -114,4 +229,5 @@ def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) ->
         api_roles=api_roles,
         secret_rotation=tuple(rotations),
         history_scan_timeout_s=float(timeout),
+        secret_scan=_scan_policy(path, data["secret_scan"]) if "secret_scan" in data else SecretScanPolicy(),
     )
