@@ -403,15 +403,6 @@ def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
     return best
 
 
-@invariant(
-    "JC-MAINT-07",
-    title="High-volume tables grow within the runbook's Rows/Day (sizes recorded as growth evidence)",
-    severity="minor",
-    section=f"{_SECTION} › High-Volume Tables",
-    remedy="Find what writes the table this fast (a job firing in a loop, a second scheduler — rule 4 — or "
-    "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
-    "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
-)
 def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighVolumeTable]
                   ) -> probes_drift.Recognition | None:
     """Tables the dialect in force dates by a column the database lacks: drift when another

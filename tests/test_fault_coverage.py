@@ -18,3 +18,18 @@ def test_every_invariant_has_a_fault_self_test() -> None:
                      if not p.name.endswith("_units.py") and p.name != Path(__file__).name)
     missing = sorted(i for i in declared if i not in tests)
     assert missing == [], f"invariants no self-test names (add a fault that makes them fail): {missing}"
+
+
+def test_only_tests_carry_an_invariant() -> None:
+    """@invariant marks a check (a collected test function); on a helper it would declare an
+    id no check enforces, and hide which function is the real check."""
+    import importlib
+
+    wrong = []
+    for path in sorted((ROOT / "checks").glob("test_*.py")):
+        module = importlib.import_module(f"checks.{path.stem}")
+        for name, obj in vars(module).items():
+            marks = getattr(obj, "pytestmark", [])
+            if callable(obj) and any(m.name == "invariant" for m in marks) and not name.startswith("test_"):
+                wrong.append(f"{path.name}:{name}")
+    assert wrong == []
