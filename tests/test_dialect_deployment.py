@@ -406,11 +406,14 @@ def test_deployment_dialect_missing_table_and_schema_behind(deployed: Deployed) 
     assert "the newest applied is 20260120" in run.message("JC-MIG-04")
 
 
-# The deployment's variable names as the loopback deployment plays them: the ones the runbook
-# names, but the app reads CHATWOOT_URL where the runbook says CHATWOOT_API_URL.
+# The deployment's variable names (whats-agents app/core/config.py, app/services/health/
+# constants.py, app/services/google_docs.py): the ones the runbook names, but the app reads
+# CHATWOOT_URL where the runbook says CHATWOOT_API_URL, and Google credentials from
+# GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_CREDENTIALS_JSON, never GOOGLE_SERVICE_ACCOUNT.
 DEPLOYMENT_ENV_VARS = ["APP_ENV", "SUPABASE_URL", "SUPABASE_PROJECT_REF", "SUPABASE_SERVICE_KEY", "REDIS_URL",
                        "EVOLUTION_API_URL", "EVOLUTION_API_KEY", "CHATWOOT_URL", "ANTHROPIC_API_KEY",
-                       "VOYAGE_API_KEY", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "GOOGLE_SERVICE_ACCOUNT"]
+                       "VOYAGE_API_KEY", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS",
+                       "GOOGLE_CREDENTIALS_JSON"]
 
 
 def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Deployed) -> None:
@@ -420,7 +423,8 @@ def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Dep
     ended_at / erro / job_id …), fila_mensagens.processada and _migrations is flagged with
     the database's error; the curls of /health/rate and /health/circuit answer 404 (the app
     serves /health/schema, with the runbook's .current_version), `.supabase` is not a key of the deployment's deep report, and the
-    runbook's CHATWOOT_API_URL is not one of the app's variables (it reads CHATWOOT_URL)."""
+    runbook's CHATWOOT_API_URL is not one of the app's variables (it reads CHATWOOT_URL), nor
+    its GOOGLE_SERVICE_ACCOUNT (no code reads it)."""
     from fixtures.runbook_doc import parse_runbook
     from plugins.config import load_runbook
 
@@ -440,7 +444,9 @@ def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Dep
     supabase = {c.line for c in doc.curls if c.jq == ".supabase"}
     assert len(supabase) == 1
     chatwoot = set(doc.env_var_lines()["CHATWOOT_API_URL"])
-    assert len(chatwoot) == 1 and set(doc.env_var_lines()) - set(DEPLOYMENT_ENV_VARS) == {"CHATWOOT_API_URL"}
+    google = set(doc.env_var_lines()["GOOGLE_SERVICE_ACCOUNT"])
+    assert len(chatwoot) == 1 and set(doc.env_var_lines()) - set(DEPLOYMENT_ENV_VARS) == {
+        "CHATWOOT_API_URL", "GOOGLE_SERVICE_ACCOUNT"}
 
     run = deployed.run("deployment", "-m", "runbook", "--runbook-doc", str(shared_runbook),
                        paths=("checks/test_runbook_lint.py",), app_env_vars=DEPLOYMENT_ENV_VARS)
@@ -453,7 +459,7 @@ def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Dep
     assert 'relation "public._migrations" does not exist' in str(rows[min(log)]["detail"])
     assert lint_flagged(run, "JC-RUNBOOK-02") == routes
     assert lint_flagged(run, "JC-RUNBOOK-03") == supabase
-    assert lint_flagged(run, "JC-RUNBOOK-04") == chatwoot
+    assert lint_flagged(run, "JC-RUNBOOK-04") == chatwoot | google
     # Each broken command is reported with its runbook line, in the certificate's message too.
     [chatwoot_line] = chatwoot
     assert f"line {chatwoot_line}: CHATWOOT_API_URL is not the app's, the app has CHATWOOT_URL" \

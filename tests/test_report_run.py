@@ -24,7 +24,7 @@ from tests.conftest import LOCAL_REF, targets_text, ROOT, SuiteRun, run_suite
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 RUNBOOK = (ROOT / "runbook.toml").read_text()
 TARGETS = targets_text()
-GITHUB_RUNBOOK = "https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md"
+GITHUB_RUNBOOK = "https://github.com/rafa77-tech/whats-agents/blob/main/docs/operacao/runbook.md"
 _LOCAL_REDIS_LINE = 'redis_url_env = "JC_LOCAL_REDIS_URL"\n'
 
 

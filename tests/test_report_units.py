@@ -525,7 +525,7 @@ def test_runbook_headings_are_checked(tmp_path: Path) -> None:
                                           r"got 'Not a heading'"):
         load_runbook(bad)
     base = tmp_path / "base.toml"
-    base.write_text(text.replace("https://github.com/rafa77-tech/whatsapp-api/blob/main/docs/RUNBOOK.md",
+    base.write_text(text.replace("https://github.com/rafa77-tech/whats-agents/blob/main/docs/operacao/runbook.md",
                                  "https://runbooks.example/julia.md", 1))
     assert load_runbook(base).runbook_link("CRITICAL RULES › Rule 4") == (
         "https://runbooks.example/julia.md#critical-rules---read-first")
