@@ -47,9 +47,17 @@ def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects)
             json_object(resp)  # a redirect (a login page in front of the app): say where to
         if resp.status != 200:
             raise violated(f"GET {resp.path} answered HTTP {resp.status}, expected 200: {resp.excerpt()!r}")
-        json_object(resp)
+        body = json_object(resp)
     except BadAnswer as exc:
         raise violated(exc.message) from None
+    contract = health.contract
+    if contract.liveness_status_path:
+        word = dig(body, contract.liveness_status_path)
+        if word not in contract.liveness_ok:
+            said = "has no" if word is None else f"says {word!r} in its"
+            raise violated(f"GET {resp.path} is 200 but {said} '{contract.liveness_status_path}', expected "
+                           f"{'/'.join(contract.liveness_ok)} (health.liveness_ok): the process answers, and says "
+                           "it is not well", evidence=body)
     budget = runbook.http.liveness_budget_ms
     if resp.elapsed_ms > budget:
         raise violated(

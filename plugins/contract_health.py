@@ -75,6 +75,9 @@ class HealthContract:
     # is the only verdict), and the dependencies it reports (paths to their words).
     ready_status_path: str | None
     ready_status_ok: tuple[str, ...]
+    # /health's own status word and the words meaning alive (None: the contract reads no word)
+    liveness_status_path: str | None
+    liveness_ok: tuple[str, ...]
     ready_dependencies: tuple[str, ...]
     part_unknown: tuple[str, ...]
     # The part_unknown words meaning "deliberately not run" (a guard without its variable, a
@@ -192,6 +195,7 @@ def _rate_namespaces(path: Path, rate: _Table) -> tuple[RateNamespace, ...]:
 
 _TOP = {
     "ready_redis_path", "ready_ok", "ready_status_path", "ready_status_ok", "ready_dependencies",
+    "liveness_status_path", "liveness_ok",
     "part_unknown", "part_skipped", "unhealthy_http_status", "deploy_flag_paths",
     "db_environment_path", "db_project_ref_path", "schema", "rate", "circuit",
 }
@@ -220,6 +224,10 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
     status_ok = top.strings("ready_status_ok", allow_empty=True) if "ready_status_ok" in table else ()
     if status_path and not status_ok:
         raise ConfigError(f"{path}: health.ready_status_ok: must not be empty when health.ready_status_path is set")
+    live_path = top.path_string("liveness_status_path", required=False)
+    live_ok = top.strings("liveness_ok", allow_empty=True) if "liveness_ok" in table else ()
+    if live_path and not live_ok:
+        raise ConfigError(f"{path}: health.liveness_ok: must not be empty when health.liveness_status_path is set")
     unknown = top.strings("part_unknown", allow_empty=True)
     skipped = top.strings("part_skipped", allow_empty=True) if "part_skipped" in table else ()
     for word in skipped:
@@ -233,6 +241,8 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
         ready_ok=top.strings("ready_ok"),
         ready_status_path=status_path,
         ready_status_ok=status_ok,
+        liveness_status_path=live_path,
+        liveness_ok=live_ok,
         ready_dependencies=top.paths("ready_dependencies") if "ready_dependencies" in table else (),
         part_unknown=unknown,
         part_skipped=skipped,

@@ -7,8 +7,8 @@ These tests ask the twin (tests/deployment_app.py) over real HTTP, on a clone of
 deployment's schema variant in the self-test stack's PostgreSQL and Redis, and check keys,
 types and the words each route may say — never the wording of the app's messages (the twin
 does not copy them). Tables the deployment's code reads that its bootstrap schema lacks
-(chips, circuit_transitions, fila_processamento_grupos) are created here, minimal, from the
-migrations that define them, where a rule needs them.
+(chips, circuit_transitions) are created here, minimal, from the migrations that define them,
+where a rule needs them.
 """
 
 from __future__ import annotations
@@ -316,28 +316,26 @@ def test_whatsapp(deployed: Deployed) -> None:
     assert set(body) == {"connected", "instance", "state", "error", "timestamp"} and body["state"] == "error"
 
 
-GRUPOS = """
-    CREATE TABLE fila_processamento_grupos (
-        id uuid PRIMARY KEY DEFAULT gen_random_uuid(), mensagem_id uuid NOT NULL DEFAULT gen_random_uuid(),
-        estagio varchar(50) NOT NULL DEFAULT 'pendente', tentativas integer DEFAULT 0, ultimo_erro text,
-        created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now())"""
-
-
 def test_grupos(deployed: Deployed) -> None:
     """health.py grupos_worker_health (+ app/services/grupos/fila.py): a count per pipeline
     stage and erros_max_tentativas, travados (idle over an hour, at most 100 read) against
-    thresholds 100 / 500 — never passed; error on failure. Table from bootstrap/01-schema.sql."""
+    thresholds 100 / 500 — never passed; error on failure. Table from bootstrap/01-schema.sql
+    (in the twin's schema, empty)."""
     status, body = get(deployed, "/health/grupos")
-    assert status == 200 and body["status"] == "error" and "error" in body
-    deployed.sql(GRUPOS)
-    deployed.sql("INSERT INTO fila_processamento_grupos (estagio, tentativas, updated_at) SELECT 'extracao', 3, "
-                 "now() - interval '2 hours' FROM generate_series(1, 150)")
-    deployed.sql("INSERT INTO fila_processamento_grupos (estagio) VALUES ('finalizado')")
+    assert status == 200 and body["status"] == "healthy" and body["travados"]["count"] == 0
+    assert set(body["fila"].values()) == {0}
+    deployed.sql("INSERT INTO fila_processamento_grupos (mensagem_id, estagio, tentativas, updated_at) SELECT "
+                 "gen_random_uuid(), 'extracao', 3, now() - interval '2 hours' FROM generate_series(1, 150)")
+    deployed.sql("INSERT INTO fila_processamento_grupos (mensagem_id, estagio) VALUES (gen_random_uuid(), "
+                 "'finalizado')")
     status, body = get(deployed, "/health/grupos")
     assert set(body) == {"status", "fila", "travados", "timestamp"} and body["status"] == "healthy"
     assert body["fila"]["extracao"] == 150 and body["fila"]["finalizado"] == 1
     assert body["fila"]["erros_max_tentativas"] == 150 and len(body["fila"]) == 11
     assert body["travados"] == {"count": 100, "threshold_degraded": 100, "threshold_unhealthy": 500}
+    deployed.sql("DROP TABLE fila_processamento_grupos")
+    status, body = get(deployed, "/health/grupos")
+    assert status == 200 and body["status"] == "error" and "error" in body
 
 
 def test_jobs(deployed: Deployed) -> None:

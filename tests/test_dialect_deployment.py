@@ -696,3 +696,18 @@ def test_readme_read_only_role_runs_the_gate(deployed: Deployed, healthy: Native
         with psycopg.connect(healthy.info.admin_url, autocommit=True) as conn:
             conn.execute("REVOKE pg_read_all_data, pg_monitor FROM jc_reader")
             conn.execute("DROP ROLE IF EXISTS jc_reader")
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ({"status": "unhealthy", "timestamp": "2026-12-05T00:00:00Z", "service": "julia-api"}, "says 'unhealthy'"),
+    ({"timestamp": "2026-12-05T00:00:00Z", "service": "julia-api"}, "has no 'status'"),
+])
+def test_deployment_dialect_liveness_body_is_judged(deployed: Deployed, body: dict[str, str], said: str) -> None:
+    """/health is {"status": "healthy", "timestamp", "service"} (whats-agents
+    app/api/routes/health.py health_check): a 200 whose body says anything else, or nothing,
+    fails JC-HEALTH-01 quoting it — and nothing else (the deep gate reads its own route)."""
+    deployed.api.routes["/health"] = Canned(200, body)
+    run = deployed.run("deployment", "-m", "postdeploy")
+    assert not_passed(run) == {"JC-HEALTH-01": "failed", "JC-SCHED-04": "skipped"}, run.output[-3000:]
+    assert f"GET /health is 200 but {said}" in run.message("JC-HEALTH-01")
+    assert "expected healthy" in run.message("JC-HEALTH-01")

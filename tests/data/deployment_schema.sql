@@ -235,3 +235,22 @@ INSERT INTO prompts (nome, versao, tipo, conteudo, ativo, created_by) VALUES
 ('julia_tools', 'v1', 'sistema', repeat('Stand-in tools description. ', 12), true, 'twin');
 ALTER TABLE prompts ENABLE ROW LEVEL SECURITY;
 ANALYZE prompts;
+
+-- ==== groups pipeline queue (GET /health/grupos) ===========================================
+-- fila_processamento_grupos (whats-agents bootstrap/01-schema.sql:3676; read by
+-- app/services/grupos/fila.py): one row per group message moving through the pipeline's
+-- stages; empty in the twin (no group traffic), as a quiet deployment's.
+CREATE TABLE fila_processamento_grupos (
+    id             uuid DEFAULT gen_random_uuid() PRIMARY KEY,
+    mensagem_id    uuid NOT NULL,
+    estagio        varchar(50) NOT NULL DEFAULT 'pendente',
+    tentativas     integer DEFAULT 0,
+    max_tentativas integer DEFAULT 3,
+    ultimo_erro    text,
+    proximo_retry  timestamptz,
+    created_at     timestamptz DEFAULT now(),
+    updated_at     timestamptz DEFAULT now(),
+    vaga_grupo_id  uuid
+);
+CREATE INDEX idx_fila_estagio ON fila_processamento_grupos (estagio);
+ALTER TABLE fila_processamento_grupos ENABLE ROW LEVEL SECURITY;
