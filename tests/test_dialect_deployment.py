@@ -12,9 +12,11 @@ says "drift" and cannot decide) — never as an outage.
 from __future__ import annotations
 
 import json
+import subprocess
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +86,7 @@ class Deployed:
 
     def run(self, dialect: str | None, *args: str, paths: tuple[str, ...] = AREA,
             app_env_vars: list[str] | None = None, environment: str = LOCAL_ENV,
-            database_url: str | None = None) -> SuiteRun:
+            database_url: str | None = None, profile: str = "", env: dict[str, str] | None = None) -> SuiteRun:
         """The suite against the deployment, read-only as against production (``environment``:
         the profile's, which the hard guards compare with; ``database_url``: another role's)."""
         targets = self.tmp_path / f"targets-{dialect or 'runbook'}.toml"
@@ -97,11 +99,12 @@ class Deployed:
             "judge_secret_rotation = false\n"
             + (f'dialect = "{dialect}"\n' if dialect else "")
             + (f"app_env_vars = {json.dumps(app_env_vars)}\n" if app_env_vars is not None else "")
+            + profile
         )
         return run_suite("--target-file", str(targets), "--target", "deployed", *args, paths=paths,
                          reports=self.tmp_path / "reports",
                          env={"JC_DEPLOYED_DB": database_url or self.database_url,
-                              "JC_DEPLOYED_REDIS": self.redis_url})
+                              "JC_DEPLOYED_REDIS": self.redis_url, **(env or {})})
 
 
 @pytest.fixture(scope="session")
@@ -146,10 +149,58 @@ def warnings(run: SuiteRun, inv: str) -> list[str]:
     return next(r.get("warnings", []) for r in run.certificate["invariants"] if r["id"] == inv)
 
 
+RAILWAY_IDS = {"api": "svc-whats-agents", "worker": "svc-whats-worker", "scheduler": "svc-whats-scheduler"}
+
+
+@contextmanager
+def railway_for_the_twin(replicas: dict[str, int] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """Railway's API as the deployment's project answers it — three services of one image
+    (whats-agents, whats-worker, whats-scheduler; the incident report of 2026-01-23) — on
+    loopback: the profile lines naming them and the env holding the token."""
+    from fixtures.stack.platform import LocalRailway
+
+    counts = {"api": 1, "worker": 1, "scheduler": 1, **(replicas or {})}
+    names = {"api": "whats-agents", "worker": "whats-worker", "scheduler": "whats-scheduler"}
+    platform = LocalRailway(lambda: counts["scheduler"], services={
+        RAILWAY_IDS[role]: (names[role], (lambda role=role: counts[role])) for role in counts})
+    url = platform.start()
+    try:
+        yield (f'railway_api_url = "{url}"\nrailway_token_env = "JC_DEPLOYED_RAILWAY"\n'
+               'railway_token_kind = "project"\nrailway_environment_id = "production"\n'
+               + "".join(f'railway_{role}_service_id = "{sid}"\n' for role, sid in RAILWAY_IDS.items()),
+               {"JC_DEPLOYED_RAILWAY": "twin-railway-token"})
+    finally:
+        platform.stop()
+
+
+def _app_checkout(root: Path) -> Path:
+    """A checkout of the deployed app's repository for JC-SEC-05: a commit with code that
+    reads its secrets from the environment and an .env.example of placeholders."""
+    repo = root / "whats-agents"
+    (repo / "app").mkdir(parents=True)
+    (repo / "app" / "config.py").write_text('import os\nSUPABASE_SERVICE_KEY = os.getenv("SUPABASE_SERVICE_KEY", "")\n')
+    (repo / ".env.example").write_text("SUPABASE_SERVICE_KEY=your-service-key-here\nAPP_ENV=production\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=twin", "-c", "user.email=twin@example.invalid"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "app"], check=True)
+    return repo
+
+
 def test_deployment_dialect_passes_on_the_deployment(deployed: Deployed) -> None:
-    run = deployed.run("deployment")
-    assert not_passed(run) == SKIPPED, run.output[-4000:]
+    """The healthy deployment, with everything the nightly run may be given — a schema baseline
+    recorded from it, Railway's API for its three services, a checkout of its repository — is
+    certified: no invariant failed, erred or skipped."""
+    baseline = deployed.tmp_path / "schema-baseline.json"
+    wrote = deployed.run("deployment", "-k", "schema_drift", "--write-schema-baseline", str(baseline))
+    assert baseline.is_file(), wrote.output[-3000:]
+    repo = _app_checkout(deployed.tmp_path)
+    with railway_for_the_twin() as (railway, railway_env):
+        run = deployed.run("deployment", "--schema-baseline", str(baseline),
+                           profile=railway + f'app_repo = "{repo}"\n', env=railway_env)
+    assert not_passed(run) == {}, run.output[-4000:]
     cert = run.certificate
+    assert cert is not None and cert["verdict"] == "certified"
     assert cert is not None and cert["dialect"] == "deployment"
     declared = {d["key"]: d for d in cert["drift"]}
     assert declared["endpoints.rate"]["runbook"] == ["/health/rate", "/health/rate-limit"]
