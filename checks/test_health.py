@@ -14,6 +14,7 @@ cannot read but another known dialect can is drift (plugins.drift), never an out
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -177,6 +178,10 @@ def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Calla
 )
 def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Dialects,
                       warn: Callable[[str], None]) -> None:
+    """The gate passes only on 200 + a healthy word over parts that agree. A healthy report
+    over one of its own failing parts is no reason to deploy: it fails here (the deploy is
+    not safe), naming the part by the app's path with the app's message — it does not merely
+    "cannot decide". A failed report leads with the broken hard guard and both its values."""
     try:
         report = health.deep()
     except EndpointMissing as exc:
@@ -185,32 +190,76 @@ def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Diale
     except (NoAnswer, BadAnswer) as exc:
         raise violated(f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report") from None
     if report.http_status == 200 and report.healthy(runbook.deep):
-        health.trusted_deep()  # a healthy top over a failing part decides nothing (JC-DEEP-08)
+        found = probes_health.inconsistencies(report, runbook.deep, health.contract)
+        if found:  # healthy over its own failing part: the deploy is not safe, whatever the top says
+            raise violated(_self_contradiction(report, runbook, health, found), evidence=report.body)
         looks = [p.explain() for p in report.others(runbook.deep) if p.status in runbook.deep.part_warning]
         if looks:  # the deployment's own parts the runbook does not describe, holding with a warning
             warn(f"GET {report.path} is healthy, but look at: " + "; ".join(looks))
         return
     raise violated(
-        f"GET {report.path} answered HTTP {report.http_status} status {report.status!r}, expected 200 "
+        _guard_lead(report, runbook, health)
+        + f"GET {report.path} answered HTTP {report.http_status} status {report.status!r}, expected 200 "
         f"{'/'.join(runbook.deep.healthy)}" + (f" ({report.message()!r})" if report.message() else "")
         + f"; {_explain_failure(report, runbook, health)}",
         evidence=report.body,
     )
 
 
+def _guard_lead(report: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints) -> str:
+    """The gate's one-line summary starts with the broken hard guard and both of its values
+    (app vs database) when that is why the report failed: the first thing to fix (Case 3)."""
+    guards = report.parts.get("hard_guards")
+    if guards is None or not guards.failing(runbook.deep.part_fine, health.contract.part_unknown):
+        return ""
+    broken = probes_health.broken_guards(report, runbook)
+    return f"hard guard broken, {'; '.join(broken)} — " if broken else ""
+
+
+def _self_contradiction(report: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints,
+                        found: list[str]) -> str:
+    """A report that says healthy (HTTP 200, its deploy flag true) while its own parts say
+    otherwise fails the gate: the part is named by the app's own path, with the app's own
+    message for it, and the report's verdict is quoted as what it is — not a reason to trust."""
+    unknown, skipped = health.contract.part_unknown, health.contract.part_skipped
+    said = [_case(p, runbook) for p in report.failing_pieces(runbook.deep, unknown)]
+    unchecked = [p for p in report.pieces if p.unknown(unknown) and p.status not in skipped]
+    if unchecked:
+        said.append(f"not checked: {', '.join(f'{p.path} {p.status!r}' for p in unchecked)}")
+    flags = "".join(f", {k} {str(v).lower()}" for k, v in report.deploy_flags.items())
+    top = f"GET {report.path} says {report.status!r} (HTTP {report.http_status}{flags})"
+    what = f" over its own parts: {'; '.join(said)}" if said else f" but contradicts itself: {'; '.join(found)}"
+    return (_guard_lead(report, runbook, health) + top + what
+            + " — the deploy is not safe: the app's gate did not count it (JC-DEEP-08)")
+
+
+def _case(piece: probes_health.DeepPart, runbook: Runbook, *, brief: bool = False) -> str:
+    """The part by the app's own path, its word, the runbook case that fixes it and the app's
+    own message for it (``brief``: a hard guard the message already leads with, both values
+    given, is not told again — the gate's message is one line; JC-DEEP-07 quotes the app)."""
+    case = _PARTS[piece.name][1] if piece.name in _PARTS and piece.path not in runbook.deep.other_parts else ""
+    if brief and piece.name == "hard_guards":
+        piece = dataclasses.replace(piece, detail={})
+    return piece.explain(case)
+
+
 def _explain_failure(report: probes_health.DeepReport, runbook: Runbook, health: HealthEndpoints) -> str:
     """Which parts caused the verdict, each by the app's own path with what the app says about
-    it (and the runbook case that fixes it), then the parts the app did not get to check."""
+    it (and the runbook case that fixes it), then the parts the app did not get to check
+    because of them (one cause, one failure) and those it deliberately did not run."""
     unknown = health.contract.part_unknown
-    failing = []
-    for piece in report.failing_pieces(runbook.deep, unknown):
-        case = _PARTS[piece.name][1] if piece.name in _PARTS and piece.path not in runbook.deep.other_parts else ""
-        failing.append(piece.explain(case))
-    text = f"failing parts: {', '.join(failing) or 'none reported'}"
+    causes = report.failing_pieces(runbook.deep, unknown)
+    summarized = bool(_guard_lead(report, runbook, health))
+    text = f"failing parts: {', '.join(_case(p, runbook, brief=summarized) for p in causes) or 'none reported'}"
     unchecked = [p for p in report.pieces if p.unknown(unknown)]
-    if unchecked and failing:
-        words = sorted({str(p.status) for p in unchecked})
-        text += f"; not checked ({'/'.join(words)}): {', '.join(p.path for p in unchecked)}"
+    if unchecked and causes:
+        dependent = [p for p in unchecked if p.status not in health.contract.part_skipped]
+        deliberate = [p for p in unchecked if p.status in health.contract.part_skipped]
+        first = [p for p in causes if p.path not in runbook.deep.other_parts] or causes
+        for group, why in ((dependent, f", because of {', '.join(p.path for p in first)}"), (deliberate, "")):
+            if group:
+                words = sorted({str(p.status) for p in group})
+                text += f"; not checked ({'/'.join(words)}){why}: {', '.join(p.path for p in group)}"
     return text
 
 
@@ -285,15 +334,12 @@ def _deep_part_check(part: str) -> object:
                  f"{p.path} ({case})")
             return
         if p.unknown(health.contract.part_unknown):
-            others = [q.describe() for q in report.failing_parts(runbook.deep)
-                      if q.name != part and not q.unknown(health.contract.part_unknown)]
-            if part == "hard_guards" and not others:
+            # The runbook's parts only: the deployment's extra parts never stop its report.
+            causes = [q for q in report.failing_pieces(runbook.deep, health.contract.part_unknown)
+                      if q.name != part and q.path not in runbook.deep.other_parts]
+            if part == "hard_guards" and not causes:
                 raise violated(_guard_not_run(report, runbook, health), evidence=p.detail)
-            raise Undecidable(
-                f"the app could not check {part}: GET {report.path} reports it {p.status!r}"
-                + (f" (because: {', '.join(others)})" if others else ""),
-                evidence=p.detail,
-            )
+            raise Undecidable(_not_checked(report, p, causes, runbook, health), evidence=p.detail)
         if not p.ok(runbook.deep.part_ok):
             detail = f"; missing: {', '.join(p.missing)}" if p.missing else ""
             extra = {k: v for k, v in p.detail.items() if k in ("error", "mismatches")}
@@ -307,8 +353,10 @@ def _deep_part_check(part: str) -> object:
             if part == "migrations" and runbook.deep.migrations_behind:
                 # The deployment has its own word for "behind"; this one is not it.
                 meaning = "the app's schema-version read failed"
+            broken = probes_health.broken_guards(report, runbook) if part == "hard_guards" else []
             raise violated(
                 f"GET {report.path} {part}{where} is {p.status!r} ({case}: {meaning}){detail}"
+                + (f" — {'; '.join(broken)}" if broken else "")
                 + (f": the app says {one_line(str(said), 240)!r}" if said else "")
                 + (f"; {extra}" if extra else "") + _views_cause(part, report)
                 + _missing_schema_row(request, part, runbook) + _connection_cause(part, report, runbook)
@@ -337,6 +385,24 @@ def _part_report(health: HealthEndpoints, runbook: Runbook,
     if not p.failing(runbook.deep.part_fine, health.contract.part_unknown):
         raise contradiction
     return report, contradiction
+
+
+def _not_checked(report: probes_health.DeepReport, p: probes_health.DeepPart, causes: list[probes_health.DeepPart],
+                 runbook: Runbook, health: HealthEndpoints) -> str:
+    """One cause, one failure: a part the app did not check because an earlier part failed
+    (a hard guard's CRITICAL stops the real app's report at once) is not a failure of its own.
+    Say so, and point at the cause — by the app's path, the broken guard with both its values,
+    and the check that fails for it."""
+    text = f"the app could not check {p.name}: GET {report.path} reports {p.path} {p.status!r}"
+    if not causes:
+        return text
+    because = ", ".join(f"{q.path} {q.status!r}" for q in causes)
+    if any(q.name == "hard_guards" for q in causes) and (broken := probes_health.broken_guards(report, runbook)):
+        because += f" ({'; '.join(broken)})"
+    ids = sorted({_PARTS[q.name][0] for q in causes if q.name in _PARTS and q.path not in runbook.deep.other_parts}
+                 | {"JC-DEEP-01"})
+    return (f"{text}, because of {because} — the cause, failed by {', '.join(ids)}; {p.name} itself was not "
+            "judged")
 
 
 def _connection_cause(part: str, report: probes_health.DeepReport, runbook: Runbook) -> str:

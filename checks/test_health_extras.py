@@ -14,7 +14,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from fixtures import probes, probes_drift
+from fixtures import probes, probes_drift, probes_health
 from fixtures.clients import Database, EndpointResponse
 from fixtures.probes_health import (
     AppError, BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, NoCounters, dig, json_object, parse_circuits,
@@ -78,7 +78,9 @@ def test_schema_endpoint_matches_database(
     health: HealthEndpoints, db: Database, runbook: Runbook, settings: probes.AppSettings, dialects: Dialects
 ) -> None:
     """With no migration log (database.migrations_source = "settings") the newest applied
-    version *is* app_settings.schema_version: the endpoint must report that."""
+    version *is* app_settings.schema_version: the endpoint must report that. Its content is
+    judged too, not only its status code: a 200 carrying the app's own error, a status word
+    outside health.schema.status_ok or an up-to-date flag that is false fails, quoted."""
     resp = _read(health, dialects, "schema")
     if resp.status != 200 and resp.path in runbook.endpoints.get("deep", ()):
         # A deployment reporting its schema version inside /health/deep: its 503 is the deep
@@ -112,6 +114,7 @@ def test_schema_endpoint_matches_database(
     newest = history[0].version if history else None
     recorded = settings.get(runbook.schema_version_key)
     table, key = runbook.migration_log, f"{runbook.settings_table}.{runbook.schema_version_key}"
+    said = probes_health.schema_not_up_to_date(answer, health.contract.schema)
     problems = []
     if not _same_version(answer.version, newest):
         problems.append(f"the newest {table} row is {newest!r}")
@@ -122,15 +125,31 @@ def test_schema_endpoint_matches_database(
             f"its '{health.contract.schema.settings_version_path}' says {answer.settings_version.value!r} "
             f"while {key} is {recorded!r}"
         )
+    evidence = {"endpoint": answer.version, table: newest, key: recorded}
+    if said:  # the app's own word against its schema, judged before any comparison
+        evidence.update(status=answer.status, up_to_date=answer.up_to_date, expected=answer.expected)
     if problems:
         behind = ""
         if newest is not None and recorded is not None and not _same_version(newest, recorded):
             ahead = key if recorded.ljust(14, "0") > newest.ljust(14, "0") else f"the {table} log"
             behind = f" ({ahead} is ahead: a migration row or the version update is missing)"
         raise violated(
-            f"GET {resp.path} reports version {answer.version!r} but " + "; ".join(problems) + behind,
-            evidence={"endpoint": answer.version, table: newest, key: recorded},
+            (_not_up_to_date(resp, answer, said) + "; it " if said else f"GET {resp.path} ")
+            + f"reports version {answer.version!r} but " + "; ".join(problems) + behind,
+            evidence=evidence,
         )
+    if said:
+        where = (f"{key} is {recorded!r}: the database is behind what the code needs (Case 4)" if recorded is not None
+                 else f"there is no {key} row (\"Forgetting to update app_settings version\", runbook Common "
+                 "Mistakes)")
+        raise violated(f"{_not_up_to_date(resp, answer, said)}; {where}", evidence=evidence)
+
+
+def _not_up_to_date(resp: EndpointResponse, answer: probes_health.SchemaAnswer, said: list[str]) -> str:
+    """The answer's own word that the schema is not where the code needs it, quoted."""
+    expected = f", expected {answer.expected!r}" if answer.expected is not None else ""
+    return (f"GET {resp.path} is {resp.status} but says the schema is not up to date: {'; '.join(said)} "
+            f"(current {answer.version!r}{expected})")
 
 
 @invariant(

@@ -26,6 +26,9 @@ class SchemaEndpoint:
     up_to_date_path: str | None = None
     # Where an endpoint that answers 200 even when it failed puts its error (None = nowhere).
     error_path: str | None = None
+    # The endpoint's own status word and the words meaning "up to date" (None = no word).
+    status_path: str | None = None
+    status_ok: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ _TOP = {
     "part_unknown", "part_skipped", "unhealthy_http_status", "deploy_flag_paths",
     "db_environment_path", "db_project_ref_path", "schema", "rate", "circuit",
 }
-_SCHEMA = {"version_path", "settings_version_path", "expected_path", "up_to_date_path", "error_path"}
+_SCHEMA = {"version_path", "settings_version_path", "expected_path", "up_to_date_path", "error_path",
+           "status_path", "status_ok"}
 _RATE = {"namespaces_path", "used_field", "limit_field", "namespaces"}
 _RATE_NAMESPACE = {"name", "used_path", "limit_path"}
 _CIRCUIT = {"integrations_path", "state_field", "protected", "closed", "open", "half_open", "per_process"}
@@ -228,6 +232,10 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
     live_ok = top.strings("liveness_ok", allow_empty=True) if "liveness_ok" in table else ()
     if live_path and not live_ok:
         raise ConfigError(f"{path}: health.liveness_ok: must not be empty when health.liveness_status_path is set")
+    schema_word = schema.path_string("status_path", required=False) or None
+    schema_ok = schema.strings("status_ok", allow_empty=True) if "status_ok" in schema.table else ()
+    if schema_word and not schema_ok:
+        raise ConfigError(f"{path}: health.schema.status_ok: must not be empty when health.schema.status_path is set")
     unknown = top.strings("part_unknown", allow_empty=True)
     skipped = top.strings("part_skipped", allow_empty=True) if "part_skipped" in table else ()
     for word in skipped:
@@ -256,6 +264,8 @@ def parse(path: Path, table: dict[str, Any]) -> HealthContract:
             expected_path=schema.path_string("expected_path", required=False) or None,
             up_to_date_path=schema.path_string("up_to_date_path", required=False) or None,
             error_path=schema.path_string("error_path", required=False) or None,
+            status_path=schema_word,
+            status_ok=schema_ok,
         ),
         rate=RateEndpoint(
             namespaces_path=rate.path_string("namespaces_path") or "",

@@ -268,7 +268,6 @@ def test_runbook_dialect_reports_drift_not_outages(deployed: Deployed) -> None:
     # shapes and status words
     assert ("health.rate.namespaces_path", "namespaces", "rate_limit") in seen
     assert ("deep.parts.hard_guards", "hard_guards", "['checks.environment', 'checks.project_ref']") in seen
-    assert ("health.ready_status_path", "", "status") in seen
     assert ("health.circuit.per_process", "False", "True") in seen
     # tables and the migration log
     assert ("database.critical_views", "metricas_conversa (view)", "metricas_conversa (table)") in seen
@@ -340,27 +339,42 @@ def test_deployment_dialect_schema_behind_the_code(deployed: Deployed) -> None:
     deploy_safe true): the suite fails JC-DEEP-06 with the runbook's Case 4, saying so."""
     deployed.sql("UPDATE app_settings SET value = '20260120' WHERE key = 'schema_version'")
     run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py"))
-    assert not_passed(run) == {"JC-DEEP-06": "failed"}, run.output[-4000:]
+    assert not_passed(run) == {"JC-DEEP-06": "failed", "JC-HEALTH-04": "failed"}, run.output[-4000:]
     msg = run.message("JC-DEEP-06")
     assert msg.startswith(f"GET /health/deep migrations (checks.schema_version) is 'warning' ('schema behind the "
                           f"code: 20260120 < {_expected_version()}'): the database is behind the code (Case 4: "
                           "schema behind the code), and the app still calls the deploy safe (status 'healthy', "
                           "HTTP 200, deploy_safe true)"), msg
+    # /health/schema says so in its own flag (health.py schema_info): its content is judged
+    assert run.message("JC-HEALTH-04") == (
+        "GET /health/schema is 200 but says the schema is not up to date: its 'schema_up_to_date' is false "
+        f"(current '20260120', expected '{_expected_version()}'); app_settings.schema_version is '20260120': the "
+        "database is behind what the code needs (Case 4)")
 
 
 def test_deployment_dialect_schema_version_row_missing(deployed: Deployed) -> None:
     """No app_settings.schema_version row: the app's .single() read raises, its part says
-    'error' and — unlike every other error — its report stays healthy/200. JC-DEEP-08 fails
-    (a healthy report over a failing part), JC-DEEP-06 fails naming the missing row (the
-    runbook's "Forgetting to update app_settings version"), not "behind the code"; the other
+    'error' and — unlike every other error — its report stays healthy/200, deploy_safe true
+    (whats-agents app/services/health/deep.py _verificar_schema_version). The gate fails — the
+    deploy is not safe — naming the part by the app's path with the app's message (issue 16
+    point 5); JC-DEEP-08 fails (a healthy report over a failing part), JC-DEEP-06 fails naming
+    the missing row (the runbook's "Forgetting to update app_settings version"), not "behind
+    the code", and /health/schema says schema_up_to_date false (JC-HEALTH-04); the other
     readers of the report cannot decide."""
     deployed.sql("DELETE FROM app_settings WHERE key = 'schema_version'")
     run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py",
                                             "checks/test_health_extras.py"))
     assert not_passed(run) == {
-        "JC-DEEP-06": "failed", "JC-DEEP-08": "failed",
-        **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-06"} | {"JC-DEEP-01", "JC-GUARD-03", "JC-GUARD-05"}, "error"),
+        **dict.fromkeys({"JC-DEEP-01", "JC-DEEP-06", "JC-DEEP-08", "JC-HEALTH-04"}, "failed"),
+        **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-06"} | {"JC-GUARD-03", "JC-GUARD-05"}, "error"),
     }, run.output[-4000:]
+    assert run.message("JC-DEEP-01") == (
+        "GET /health/deep says 'healthy' (HTTP 200, deploy_safe true) over its own parts: checks.schema_version "
+        "'error' (Case 4): 'PGRST116: JSON object requested, 0 rows returned' — the deploy is not safe: the app's "
+        "gate did not count it (JC-DEEP-08)")
+    assert run.message("JC-HEALTH-04").endswith(
+        "there is no app_settings.schema_version row (\"Forgetting to update app_settings version\", runbook Common "
+        "Mistakes)"), run.message("JC-HEALTH-04")
     msg = run.message("JC-DEEP-06")
     assert msg.startswith("GET /health/deep migrations (checks.schema_version) is 'error' (Case 4: the app's "
                           "schema-version read failed): the app says 'PGRST116"), msg
@@ -382,15 +396,29 @@ def test_deployment_dialect_guard_mismatch(deployed: Deployed) -> None:
         "JC-GUARD-01": "failed", "JC-DEEP-01": "failed", "JC-DEEP-07": "failed", **SKIPPED,
         **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-07"}, "error"),
     }, run.output[-4000:]
-    assert ("hard_guards (checks.environment + checks.project_ref) is 'CRITICAL' (Case 3"
-            in run.message("JC-DEEP-07"))
-    assert "could not check" in run.message("JC-DEEP-02") and "'pending'" in run.message("JC-DEEP-02")
+    summary = "environment: APP_ENV 'local' vs app_settings 'staging'"
+    assert (f"hard_guards (checks.environment + checks.project_ref) is 'CRITICAL' (Case 3: hard guard mismatch) — "
+            f"{summary}" in run.message("JC-DEEP-07")), run.message("JC-DEEP-07")
+    # one cause, one failure: the parts the early return left 'pending' point at the guard
+    for inv, part in (("JC-DEEP-02", "redis"), ("JC-DEEP-03", "supabase"), ("JC-DEEP-04", "tables"),
+                      ("JC-DEEP-05", "views"), ("JC-DEEP-06", "schema_version")):
+        name = "migrations" if part == "schema_version" else part
+        assert run.message(inv) == (
+            f"the app could not check {name}: GET /health/deep reports checks.{part} 'pending', because of "
+            f"checks.environment 'CRITICAL' ({summary}) — the cause, failed by JC-DEEP-01, JC-DEEP-07; {name} itself "
+            "was not judged"), run.message(inv)
     assert "app_settings.environment is 'staging', expected 'local'" in run.message("JC-GUARD-01")
     assert "app_settings is the odd one out" in run.message("JC-GUARD-01")
     gate = run.message("JC-DEEP-01")
-    assert gate.startswith("GET /health/deep answered HTTP 503 status 'CRITICAL', expected 200 healthy ("), gate
-    assert ("failing parts: checks.environment 'CRITICAL' (Case 3): \"environment mismatch: the container has "
-            "'local', app_settings 'staging'\"; not checked (pending): checks.redis") in gate, gate
+    assert gate.startswith(f"hard guard broken, {summary} — GET /health/deep answered HTTP 503 status 'CRITICAL', "
+                           "expected 200 healthy ("), gate
+    assert ("failing parts: checks.environment 'CRITICAL' (Case 3); not checked (pending), because of "
+            "checks.environment: checks.redis, checks.supabase") in gate, gate
+    # the run's one-line summary: the first blocker of certificate.md is the gate's line
+    assert run.run_dir is not None
+    page = (run.run_dir / "certificate.md").read_text()
+    first = next(line for line in page.splitlines() if line.startswith("  - found: "))
+    assert first.startswith(f"  - found: hard guard broken, {summary} — "), first
     # the early return carries no build: the certificate says so instead of guessing
     assert run.certificate is not None and run.certificate["app"]["git_sha"] is None
     assert "deep: HTTP 503" in run.certificate["app"]["problems"]
@@ -443,7 +471,7 @@ def test_deployment_dialect_missing_table_and_schema_behind(deployed: Deployed) 
     run = deployed.run("deployment")
     assert not_passed(run) == {
         **dict.fromkeys({"JC-SCHEMA-01", "JC-DEEP-01", "JC-DEEP-04", "JC-DEEP-06", "JC-MIG-01", "JC-MIG-04",
-                         "JC-MIG-05"},
+                         "JC-MIG-05", "JC-HEALTH-04"},
                         "failed"),
         **SKIPPED,
     }, run.output[-4000:]
@@ -762,3 +790,39 @@ def test_deployment_dialect_liveness_body_is_judged(deployed: Deployed, body: di
     assert not_passed(run) == {"JC-HEALTH-01": "failed", "JC-SCHED-04": "skipped"}, run.output[-3000:]
     assert f"GET /health is 200 but {said}" in run.message("JC-HEALTH-01")
     assert "expected healthy" in run.message("JC-HEALTH-01")
+
+
+def _twin_deep(deployed: Deployed, **changes: object) -> Canned:
+    """The twin's own healthy /health/deep answer, with ``changes``, served as 200."""
+    assert deployed.api.app is not None
+    code, body = deployed.api.app.deep()
+    assert code == 200, body
+    return Canned(200, {**body, **changes})
+
+
+@pytest.mark.parametrize("case", ["readiness", "deep"])
+def test_deployment_dialect_a_200_saying_it_is_not_well_fails(deployed: Deployed, case: str) -> None:
+    """Deployment dialect: a 200 whose status word is outside the contract's healthy set fails
+    the check that is the endpoint's contract, quoting the word — /health/ready's 'degraded'
+    with every dependency ok (whats-agents app/api/routes/health.py readiness_check words), a
+    deep report saying 'unhealthy' with HTTP 200 (deep.py answers 503 with that word). (/health:
+    test_deployment_dialect_liveness_body_is_judged; /health/schema's error body and flag:
+    the database-down and schema-behind tests.)"""
+    health = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
+    if case == "readiness":
+        deployed.api.routes["/health/ready"] = Canned(200, {"status": "degraded", "checks": {
+            "redis": "ok", "database": "ok", "evolution": "ok"}, "timestamp": "2026-12-05T00:00:00+00:00"})
+        run = deployed.run("deployment", paths=health)
+        assert not_passed(run) == {"JC-HEALTH-02": "failed"}, run.output[-3000:]
+        assert run.message("JC-HEALTH-02") == (
+            "GET /health/ready is 200 but its status is 'degraded', not ready: no reported dependency says which "
+            "one failed")
+    else:
+        deployed.api.routes["/health/deep"] = _twin_deep(deployed, status="unhealthy", deploy_safe=False)
+        run = deployed.run("deployment", paths=health)
+        assert not_passed(run) == {
+            "JC-DEEP-01": "failed", "JC-DEEP-08": "failed",
+            **dict.fromkeys(DEEP_PARTS | {"JC-GUARD-03", "JC-GUARD-05"}, "error")}, run.output[-3000:]
+        assert run.message("JC-DEEP-01").startswith(
+            "GET /health/deep answered HTTP 200 status 'unhealthy', expected 200 healthy"), run.message("JC-DEEP-01")
+        assert "(not healthy) with HTTP 200, expected 503" in run.message("JC-DEEP-08")

@@ -79,7 +79,7 @@ def _dialect(contract: Path, text: str) -> None:
         ('[deep]\nother_parts = ["redis"]\n', r"deep.other_parts\[0\]: 'redis' is already a part of deep.parts"),
         ('[deep]\nother_parts = "checks.prompts"\n', r"deep.other_parts: must be a list"),
         ('[deep]\nmigrations_behind = ["ok"]\n', r"deep.migrations_behind: 'ok' is also listed under deep.part_ok"),
-        ('[health]\nready_status_path = "status"\n',
+        ('[health]\nready_status_ok = []\n',
          r"health.ready_status_ok: must not be empty when health.ready_status_path is set"),
         ('[health]\nready_dependencies = ["a..b"]\n', r"health.ready_dependencies\[0\]: 'a..b' is not a dotted"),
         ('[health]\npart_skipped = ["pending"]\n',
@@ -124,7 +124,9 @@ def test_deployment_health_facts() -> None:
     assert identity["git_sha"].endpoint == "deep" and identity["git_sha"].paths == ("version.git_sha",)
     assert DEPLOYMENT.section("report").identity_unset == ("unknown",)
     runbook_health = RUNBOOK.section("health")
-    assert runbook_health.ready_status_path is None and RUNBOOK.deep.other_parts == ()
+    assert (runbook_health.ready_status_path, runbook_health.ready_status_ok) == ("status", ("ready",))
+    assert (runbook_health.schema.status_path, health.schema.status_path) == ("status", None)
+    assert RUNBOOK.deep.other_parts == ()
     assert runbook_health.schema.error_path is None and not runbook_health.circuit.per_process
 
 

@@ -179,19 +179,19 @@ def _upstream(stack: NativeStack) -> str:
 
 DEEP_RECORDINGS = {
     "healthy-hides-error": (
-        "deep_healthy_hides_error", set(), "JC-DEEP-03",
+        "deep_healthy_hides_error", True, "JC-DEEP-03",
         ["the app's deep check hides a failing part", "top-level status 'healthy' while supabase 'error'"],
     ),
     "critical-with-200": (
-        "deep_critical_with_200", {"JC-DEEP-01"}, "JC-DEEP-07",
+        "deep_critical_with_200", False, "JC-DEEP-07",
         ["contradicts itself", "status 'CRITICAL' (not healthy) with HTTP 200, expected 503"],
     ),
     "deploy-safe-disagrees": (
-        "deep_deploy_safe_disagrees", {"JC-DEEP-01"}, "JC-DEEP-04",
+        "deep_deploy_safe_disagrees", False, "JC-DEEP-04",
         ["contradicts itself", "deploy_safe is true while top-level status 'unhealthy'"],
     ),
     "healthy-hides-outdated": (
-        "deep_healthy_hides_outdated", set(), "JC-DEEP-06",
+        "deep_healthy_hides_outdated", True, "JC-DEEP-06",
         ["the app's deep check hides a failing part", "top-level status 'healthy' while migrations 'outdated'"],
     ),
 }
@@ -199,24 +199,57 @@ DEEP_RECORDINGS = {
 
 @pytest.mark.parametrize("case", list(DEEP_RECORDINGS))
 def test_recorded_inconsistent_deep_report(healthy: NativeStack, remote: RemoteRun, case: str) -> None:
-    """A deep report that contradicts itself: the consistency check fails on it, and every
-    other check that reads the report says why it could not decide — except the part that
-    reports its own failure: the contradiction can only make things worse than that part
-    says, so its check fails (naming the contradiction). (When the top already says
-    unhealthy, the gate can still decide: it fails.)"""
-    name, gate_failed, believed, phrases = DEEP_RECORDINGS[case]
+    """A deep report that contradicts itself: the consistency check fails on it, and so does
+    the gate — a report saying healthy over its own failing part is no reason to deploy (issue
+    16 point 5: it fails, it does not err). The part that reports its own failure is believed:
+    the contradiction can only make things worse than that part says, so its check fails
+    (naming the contradiction). Every other reader of the report says why it could not decide."""
+    name, says_healthy, believed, phrases = DEEP_RECORDINGS[case]
     with LoopbackApi(routes={"/health/deep": recording(name)}, upstream=_upstream(healthy)) as api:
         run = remote(api.url)
-    undecided = (DEEP_READERS | {"JC-DEEP-01"}) - gate_failed - {believed}
-    expect(run, failed={"JC-DEEP-08", believed} | gate_failed, error=undecided)
+    undecided = DEEP_READERS - {believed}
+    expect(run, failed={"JC-DEEP-01", "JC-DEEP-08", believed}, error=undecided)
     for phrase in phrases:
         assert phrase in run.message("JC-DEEP-08"), run.message("JC-DEEP-08")
     for inv in undecided:
         assert "contradicts itself" in run.message(inv) and "JC-DEEP-08" in run.message(inv), run.message(inv)
     part = run.message(believed)
     assert ("the app still reports healthy (HTTP 200): its check failed without failing its report" in part
-            if not gate_failed else "the report contradicts itself (JC-DEEP-08), but this part's own failure is "
+            if says_healthy else "the report contradicts itself (JC-DEEP-08), but this part's own failure is "
             "believed" in part), part
+    if says_healthy:  # the gate names the part by the app's own path and quotes the app's message for it
+        gate = run.message("JC-DEEP-01")
+        assert gate.startswith("GET /health/deep says 'healthy' (HTTP 200) over its own parts: "), gate
+        assert gate.endswith("— the deploy is not safe: the app's gate did not count it (JC-DEEP-08)"), gate
+        data = json.loads((ROOT / "tests" / "recordings" / f"{name}.json").read_text())
+        if case == "healthy-hides-error":
+            assert (f"supabase 'error' (Case 2): {data['body']['supabase']['error']!r}") in gate, gate
+        else:
+            assert "migrations 'outdated' (Case 4)" in gate, gate
+
+
+def test_guard_mismatch_is_one_cause(healthy: NativeStack, remote: RemoteRun) -> None:
+    """The app checks its guards first and stops at a mismatch, leaving the other parts
+    unchecked (whats-agents app/services/health/deep.py, told in the runbook's words): the
+    parts it did not check are not failures of their own — each says so and points at the
+    guard (error, not failed); the gate's one line names the guard and both values."""
+    with LoopbackApi(routes={"/health/deep": recording("deep_guard_stops_the_rest")},
+                     upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    dependent = {"JC-DEEP-02": "redis", "JC-DEEP-03": "supabase", "JC-DEEP-04": "tables", "JC-DEEP-05": "views",
+                 "JC-DEEP-06": "migrations"}
+    expect(run, failed={"JC-GUARD-03", "JC-DEEP-01", "JC-DEEP-07"}, error=set(dependent))
+    summary = "environment: APP_ENV 'production' vs app_settings 'local'"
+    gate = run.message("JC-DEEP-01")
+    assert gate.startswith(f"hard guard broken, {summary} — GET /health/deep answered HTTP 503 status 'CRITICAL'"), gate
+    assert ("not checked (not_checked), because of hard_guards: redis, supabase, tables, views, migrations"
+            in gate), gate
+    for inv, part in dependent.items():
+        assert run.message(inv) == (
+            f"the app could not check {part}: GET /health/deep reports {part} 'not_checked', because of hard_guards "
+            f"'mismatch' ({summary}) — the cause, failed by JC-DEEP-01, JC-DEEP-07; {part} itself was not judged"
+        ), run.message(inv)
+    assert summary in run.message("JC-DEEP-07")
 
 
 # --- the guards, triangulated: which side is the odd one out ---------------------------------
@@ -265,7 +298,7 @@ def test_target_profile_is_the_odd_one_out(healthy: NativeStack, remote: RemoteR
 def test_liveness_over_its_budget(healthy: NativeStack, remote: RemoteRun) -> None:
     """/health answers, but later than runbook.toml's liveness budget (and well inside the read
     timeout): only the liveness contract fails, and it names the budget's key."""
-    slow = Canned(200, {"status": "ok"}, delay_s=0.6)
+    slow = Canned(200, {"status": "healthy"}, delay_s=0.6)
     with LoopbackApi(routes={"/health": slow}, upstream=_upstream(healthy)) as api:
         run = remote(api.url, http={"liveness_budget_ms": 200})
     expect(run, failed={"JC-HEALTH-01"})
@@ -416,6 +449,80 @@ def test_liveness_missing_on_every_alias(healthy: NativeStack, remote: RemoteRun
     expect(run, failed={"JC-HEALTH-01", "JC-HEALTH-03"})
     missing = "endpoint health missing: every path answered 404 (/health)"
     assert missing in run.message("JC-HEALTH-01") and missing in run.message("JC-HEALTH-03")
+
+
+# --- every answer's content is judged, not only its status code ----------------------------
+
+
+RUNBOOK_SAMPLE_DEEP = {  # the runbook's "expected successful response structure", for this target
+    "timestamp": "2026-02-09T12:34:56Z", "environment": "local", "project_ref": LOCAL_REF,
+    "redis": {"status": "connected"}, "supabase": {"status": "connected"},
+    "tables": {"status": "all_exist", "missing": []}, "views": {"status": "all_exist", "missing": []},
+    "migrations": {"current_version": "20260209120000", "status": "up_to_date"},
+    "hard_guards": {"status": "ok", "app_env": "local", "db_environment": "local", "project_ref": LOCAL_REF,
+                    "db_project_ref": LOCAL_REF, "mismatches": []},
+}
+SAYS_NOT_WELL = {
+    "liveness": ("/health", Canned(200, {"status": "unhealthy", "timestamp": "t", "service": "julia-api"}),
+                 {"JC-HEALTH-01"}, set(), "JC-HEALTH-01", "GET /health is 200 but says 'unhealthy' in its 'status', "
+                 "expected healthy (health.liveness_ok)"),
+    "readiness": ("/health/ready", Canned(200, {"status": "not_ready", "redis": {"status": "connected"}}),
+                  {"JC-HEALTH-02"}, set(), "JC-HEALTH-02", "GET /health/ready is 200 but its status is 'not_ready', "
+                  "not ready"),
+    "deep": ("/health/deep", Canned(200, {"status": "degraded", **RUNBOOK_SAMPLE_DEEP}),
+             {"JC-DEEP-01", "JC-DEEP-08"}, DEEP_READERS, "JC-DEEP-01",
+             "GET /health/deep answered HTTP 200 status 'degraded', expected 200 healthy"),
+    "schema-error": ("/health/schema", Canned(200, {"status": "error",
+                                                    "error": "OperationalError: the database is down"}),
+                     {"JC-HEALTH-04"}, set(), "JC-HEALTH-04", "GET /health/schema answered HTTP 200 with status "
+                     "'error' and no 'current_version': 'OperationalError: the database is down'"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAYS_NOT_WELL))
+def test_a_200_saying_it_is_not_well_fails(healthy: NativeStack, remote: RemoteRun, case: str) -> None:
+    """Runbook dialect: an endpoint answering 200 with a body whose status word is outside the
+    contract's healthy set (runbook.toml health.liveness_ok, ready_status_ok, deep.healthy,
+    health.schema.status_ok) fails the check that is its contract, quoting the word."""
+    path, canned, failed, undecided, inv, phrase = SAYS_NOT_WELL[case]
+    with LoopbackApi(routes={path: canned}, upstream=_upstream(healthy)) as api:
+        run = remote(api.url)
+    expect(run, failed=failed, error=undecided)
+    assert run.message(inv).startswith(phrase), run.message(inv)
+
+
+def test_schema_endpoint_saying_outdated_fails(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """The newest migration undone on both sides (its _migrations row gone, app_settings put
+    back to the previous version): /health/schema agrees with the database — and says, in its
+    own word, that the schema is 'outdated'. JC-HEALTH-04 fails quoting the word; the deep
+    gate fails for its migrations part."""
+    from fixtures.stack import dbsetup
+
+    versions = [m.version for m in dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)]
+    newest, previous = versions[-1], versions[-2]
+    sql("DELETE FROM _migrations WHERE version = %s", (newest,))
+    sql("UPDATE app_settings SET value = %s WHERE key = 'schema_version'", (previous,))
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-DEEP-01", "JC-DEEP-06", "JC-HEALTH-04"})
+    assert run.message("JC-HEALTH-04") == (
+        "GET /health/schema is 200 but says the schema is not up to date: its 'status' is 'outdated', not "
+        f"up_to_date (current '{previous}'); app_settings.schema_version is '{previous}': the database is behind "
+        "what the code needs (Case 4)")
+
+
+def test_guard_mismatch_leads_the_summary(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """A wrong app_settings row (the reference app checks every part, so nothing is left
+    unchecked): the run's one-line summary — the gate's message, first of the blockers in
+    certificate.md — names the broken guard and both of its values, app vs database."""
+    sql("UPDATE app_settings SET value = 'staging' WHERE key = 'environment'")
+    run = suite(paths=AREA)
+    expect(run, failed={"JC-GUARD-01", "JC-DEEP-01", "JC-DEEP-07"})
+    summary = "hard guard broken, environment: APP_ENV 'local' vs app_settings 'staging' — GET /health/deep"
+    assert run.message("JC-DEEP-01").startswith(summary), run.message("JC-DEEP-01")
+    assert run.run_dir is not None
+    page = (run.run_dir / "certificate.md").read_text()
+    first = next(line for line in page.splitlines() if line.startswith("  - found: "))
+    assert first.startswith(f"  - found: {summary}"), first
 
 
 # The post-deploy gate (runbook rule 3: any failure means ROLLBACK NOW), pinned by name. By

@@ -33,6 +33,7 @@ from fixtures.probes_health import (
     parse_deep,
     parse_rate,
     parse_schema,
+    schema_not_up_to_date,
 )
 from fixtures.stack.refapp.report import DbFacts, DeepFacts, GuardExpectation, build_deep_report
 from plugins.config import ConfigError, load_runbook
@@ -95,6 +96,10 @@ def _table() -> dict[str, Any]:
     (lambda t: t["rate"].pop("limit_field"), "health.rate.limit_field: missing required key"),
     (lambda t: t["schema"].update(version_path=3), "health.schema.version_path: must be a non-empty string"),
     (lambda t: t.pop("circuit"), "health.circuit: missing required key"),
+    (lambda t: t["schema"].update(status_ok=[]),
+     "health.schema.status_ok: must not be empty when health.schema.status_path is set"),
+    (lambda t: t.update(liveness_ok=[]),
+     "health.liveness_ok: must not be empty when health.liveness_status_path is set"),
 ])
 def test_contract_errors_name_the_key(mutate: Any, message: str) -> None:
     table = _table()
@@ -333,11 +338,31 @@ def test_parse_circuits_object_or_word() -> None:
 
 
 def test_parse_schema() -> None:
-    answer = parse_schema(resp({"current_version": 20260202, "schema_version": None}), HEALTH.schema)
+    answer = parse_schema(resp({"current_version": 20260202, "schema_version": None, "status": "up_to_date"}),
+                          HEALTH.schema)
     assert answer.version == "20260202" and answer.settings_version == Reported(None)
-    assert parse_schema(resp({"current_version": "20260202"}), HEALTH.schema).settings_version is None
+    assert answer.status == "up_to_date" and schema_not_up_to_date(answer, HEALTH.schema) == []
+    assert parse_schema(resp({"current_version": "20260202", "status": "up_to_date"}),
+                        HEALTH.schema).settings_version is None
     with pytest.raises(BadAnswer, match="'current_version' is a boolean"):
-        parse_schema(resp({"current_version": True}), HEALTH.schema)
+        parse_schema(resp({"current_version": True, "status": "up_to_date"}), HEALTH.schema)
+    with pytest.raises(BadAnswer, match="the answer has no 'status' field"):
+        parse_schema(resp({"current_version": "20260202"}), HEALTH.schema)
+
+
+def test_schema_word_is_judged() -> None:
+    """/health/schema's own word (the runbook's up_to_date) is read, not only its versions: an
+    answer saying 'outdated' says so, quoted; a 200 carrying only a failing word and its error
+    is the app's own failure."""
+    from fixtures.probes_health import AppError
+
+    outdated = parse_schema(resp({"current_version": "20260126", "status": "outdated"}, path="/health/schema"),
+                            HEALTH.schema)
+    assert schema_not_up_to_date(outdated, HEALTH.schema) == ["its 'status' is 'outdated', not up_to_date"]
+    with pytest.raises(AppError, match=r"^GET /health/schema answered HTTP 200 with status 'error' and no "
+                                       r"'current_version': 'OperationalError: down'$"):
+        parse_schema(resp({"status": "error", "error": "OperationalError: down"}, path="/health/schema"),
+                     HEALTH.schema)
 
 
 # --- the guards, the aliases, one answer per endpoint ---------------------------------------
@@ -484,6 +509,30 @@ def _health_table() -> dict[str, Any]:
     import tomllib
 
     return tomllib.loads((ROOT / "runbook.toml").read_text())["health"]
+
+
+def test_broken_guards_name_both_sides() -> None:
+    """The one-line summary of a broken hard guard: which guard, the app's value and the
+    app_settings value it read — in either dialect's shape; an unset variable is not named."""
+    from fixtures.probes_health import broken_guards
+
+    runbook_shape = sample_deep(status="CRITICAL", environment="local", hard_guards={
+        "status": "mismatch", "db_environment": "staging", "db_project_ref": "jyqgbzhqavgpxqacduoi"})
+    assert broken_guards(parse_deep(resp(runbook_shape, status=503), DEEP, HEALTH), RUNBOOK) == [
+        "environment: APP_ENV 'local' vs app_settings 'staging'"]
+    deployed = deployed_deep(environment={"status": "CRITICAL", "app_env": "staging", "db_env": "production"},
+                             project_ref={"status": "skipped", "app_ref": "", "db_ref": None})
+    deployed.update(status="CRITICAL", deploy_safe=False)
+    report = parse_deep(resp(deployed, status=503), DEPLOYED.deep, DEPLOYED_HEALTH)
+    assert broken_guards(report, DEPLOYED) == ["environment: APP_ENV 'staging' vs app_settings 'production'"]
+
+
+def test_deployed_schema_flag_is_judged() -> None:
+    """The deployment's /health/schema has no word: its verdict is schema_up_to_date."""
+    behind = {"current_version": "20260120", "expected_version": "20260209", "schema_up_to_date": False}
+    answer = parse_schema(resp(behind, path="/health/schema"), DEPLOYED_HEALTH.schema)
+    assert answer.status is None
+    assert schema_not_up_to_date(answer, DEPLOYED_HEALTH.schema) == ["its 'schema_up_to_date' is false"]
 
 
 def test_deployed_schema_answer() -> None:
