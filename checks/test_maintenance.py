@@ -243,12 +243,18 @@ def test_required_indices_exist(
 )
 def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenance: MaintenanceContract) -> None:
     """The runbook's weekly VACUUM ANALYZE keeps dead tuples down and statistics fresh on
-    the tables that grow fastest; (auto)vacuum and (auto)analyze both count."""
+    the tables that grow fastest; (auto)vacuum and (auto)analyze both count.
+
+    Trusts: a vacuum or analyze time on record (a reset clears them, so one present is
+    real), the tuple counts. Refuses: "never vacuumed in 8 days" on statistics younger than
+    8 days (pm.stats_origin: a reset on this database, or a new or crashed cluster) — such a
+    table cannot be told, and the check is undecidable naming since when statistics exist."""
     wanted = maintenance.high_volume_tables
     snap = pm.table_activity(db, runbook.schema, [t.table for t in wanted])
+    origin = pm.stats_origin(db)
     absent = [t.table for t in wanted if t.table not in snap.tables]
-    since = snap.stats_reset.isoformat(timespec="seconds") if snap.stats_reset else "statistics began"
     problems: list[str] = []
+    undecided: list[str] = []
     evidence: list[dict[str, Any]] = []
     for spec in wanted:
         act = snap.tables.get(spec.table)
@@ -259,17 +265,25 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
             "last_vacuum": act.vacuumed, "last_analyze": act.analyzed,
             "autovacuum_enabled": act.autovacuum_enabled and snap.autovacuum_on,
         })
-        problems += pm.maintenance_findings(
-            act, now=snap.now, since=since, autovacuum_on=snap.autovacuum_on,
+        found, unknown = pm.maintenance_findings(
+            act, now=snap.now, origin=origin, autovacuum_on=snap.autovacuum_on,
             vacuum_within_days=spec.vacuum_within_days, analyze_within_days=spec.analyze_within_days,
             dead_max_ratio=maintenance.dead_tuple_max_ratio, dead_min_count=maintenance.dead_tuple_min_count,
         )
+        problems += found
+        undecided += unknown
+    not_judged = (f"{origin.describe()}, younger than the window: " + "; ".join(undecided)
+                  + " — whether they were done before cannot be told") if undecided else ""
     if problems:
-        raise violated("expected maintained high-volume tables, found: " + "; ".join(problems), evidence=evidence)
+        raise violated("expected maintained high-volume tables, found: " + "; ".join(problems)
+                       + (f" | not judged: {not_judged}" if not_judged else ""), evidence=evidence)
+    lacking = (f"the database lacks what dialect '{runbook.dialect}' names ({_VOLUME_KEY}): "
+               + ", ".join(f"there is no table {runbook.schema}.{t}" for t in absent)) if absent else ""
+    if undecided:
+        raise Undecidable(not_judged + (f"; {lacking}" if lacking else "") + "; the other tables are maintained",
+                          evidence={"statistics_since": origin.began, "tables": evidence})
     if absent:
-        raise Undecidable(
-            f"the database lacks what dialect '{runbook.dialect}' names ({_VOLUME_KEY}): "
-            + ", ".join(f"there is no table {runbook.schema}.{t}" for t in absent) + "; the other tables are maintained")
+        raise Undecidable(lacking + "; the other tables are maintained")
 
 
 @invariant(
@@ -327,29 +341,38 @@ def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: Main
     and its disk, but dropping one is a judgement, not an incident. The check passes and
     the certificate row, the terminal and the Allure result carry the warning with sizes.
     Indices that enforce a constraint (primary key, unique) or cover a foreign key are not
-    counted: dropping them would break the constraint or JC-MAINT-01."""
-    usage, reset = pm.index_usage(db, [runbook.schema])
-    scans = {(u.table, u.name): u.scans for u in usage}
+    counted: dropping them would break the constraint or JC-MAINT-01.
+
+    Trusts: scan counts on statistics that reach back `unused_index_window_days` (a month:
+    the runbook's monthly review). Refuses: few scans on younger statistics (a reset, a new
+    or crashed cluster) — no index is called unused then; the warning says since when
+    statistics exist and from when the indices can be judged."""
+    scans = {(u.table, u.name): u.scans for u in pm.index_usage(db, [runbook.schema])}
+    origin = pm.stats_origin(db)
     fks = pm.foreign_keys(db, [runbook.schema])
     fk_covers = {i.name for fk in fks for i in pm.covering(index_defs, fk.table, fk.columns)}
-    unused = [
+    few = [
         i for i in index_defs
         if i.size_bytes > maintenance.unused_index_min_bytes
         and not (i.unique or i.primary) and i.name not in fk_covers
         and scans.get((i.table, i.name), 0) < maintenance.unused_index_max_scans
     ]
-    if unused:
-        since = f"since the statistics reset of {reset.isoformat(timespec='seconds')}" if reset else \
-            "since statistics began (never reset)"
-        lines = [
-            f"{i.schema}.{i.name} on {i.table} {pm.describe_columns(i.keys)}: {pm.pretty_bytes(i.size_bytes)}, "
-            f"{scans.get((i.table, i.name), 0)} scans"
-            for i in sorted(unused, key=lambda i: -i.size_bytes)
-        ]
-        warn(
-            f"{len(unused)} index(es) over {pm.pretty_bytes(maintenance.unused_index_min_bytes)} "
-            f"with fewer than {maintenance.unused_index_max_scans} scans {since}: " + "; ".join(lines)
-        )
+    if not few:
+        return
+    # one line, the reason first: the certificate keeps 400 characters
+    listed = "; ".join(f"{i.schema}.{i.name} ({pm.pretty_bytes(i.size_bytes)}, {scans.get((i.table, i.name), 0)} scans)"
+                       for i in sorted(few, key=lambda i: -i.size_bytes))
+    window = maintenance.unused_index_window_days
+    size = pm.pretty_bytes(maintenance.unused_index_min_bytes)
+    if not origin.covers(window):
+        judged_from = origin.judged_from(window)
+        warn(f"no index judged unused: {origin.describe()}, younger than the {window:g}-day window (judged from "
+             f"{judged_from.date().isoformat() if judged_from else '?'}); fewer than "
+             f"{maintenance.unused_index_max_scans} scans so far: {listed}")
+        return
+    since = origin.describe() if origin.began is not None else "statistics never reset"
+    warn(f"{len(few)} index(es) over {size} with fewer than {maintenance.unused_index_max_scans} scans ({since}): "
+         f"{listed}")
 
 
 @invariant(
@@ -363,21 +386,27 @@ def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: Main
 def test_no_slow_statements(db: Database, maintenance: MaintenanceContract) -> None:
     """Application statements (SELECT / DML, not maintenance or monitoring) averaging more than
     the threshold. The timing columns are read from the catalog: `mean_exec_time` since
-    PostgreSQL 13, `mean_time` before (the runbook's query uses the old names)."""
+    PostgreSQL 13, `mean_time` before (the runbook's query uses the old names).
+
+    Trusts: each statement's own mean over at least `slow_query_min_calls` calls — a mean
+    needs no window, so young statistics only narrow what was seen, they decide nothing
+    wrongly. Each finding says since when it is counted (stats_since, PostgreSQL 17+; else
+    pg_stat_statements_info.stats_reset, 14+). Refuses: statements with fewer calls."""
     try:
         facts = pm.slow_statements(db, maintenance.slow_query_mean_ms, maintenance.slow_query_min_calls)
     except pm.StatementsUnavailable as exc:
         pytest.skip(f"slow queries not judged: {exc}")
     if facts.slow:
         lines = [
-            f"{s.mean_ms:.0f} ms mean over {s.calls} calls (max {s.max_ms:.0f} ms): {s.query[:160]!r}"
+            f"{s.mean_ms:.0f} ms mean over {s.calls} calls {facts.since(s)} (max {s.max_ms:.0f} ms): "
+            f"{s.query[:160]!r}"
             for s in facts.slow
         ]
         raise violated(
             f"expected no statement averaging over {maintenance.slow_query_mean_ms:g} ms "
             f"(≥ {maintenance.slow_query_min_calls} calls), found {len(facts.slow)}: " + " | ".join(lines),
             evidence={"columns": facts.columns.__dict__, "extension_schema": facts.schema,
-                      "statements": [s.__dict__ for s in facts.slow]},
+                      "statistics_reset": facts.reset, "statements": [s.__dict__ for s in facts.slow]},
         )
 
 
@@ -442,7 +471,10 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
     each high-volume table's last 24 hours of rows against growth_max_factor × its Rows/Day,
     dated by the table's own time column (maintenance.high_volume_tables[].time_column, which
     a dialect respells: the deployment's business_events is stamped by ``ts``). A table or
-    column the database lacks is read from the catalog first and named in one line."""
+    column the database lacks is read from the catalog first and named in one line.
+
+    Trusts: the rows' own time column and the relations' sizes — no cumulative statistic, so
+    neither a statistics reset nor a young cluster changes what it judges."""
     taken_at, sizes = pm.table_sizes(db, [runbook.schema], maintenance.growth_top_tables)
     previous = _previous_growth(ctx.run_dir, ctx.target.name)
     before = {t["table"]: t["total_bytes"] for t in (previous or {}).get("tables", [])}

@@ -10,7 +10,10 @@ escalate to CTO immediately").
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ from fixtures.clients import Database
 from plugins.config import Runbook
 from plugins.contract_security import SecurityContract
 from plugins.invariants import Undecidable, invariant, violated
+from plugins.target import redactor
 
 pytestmark = [pytest.mark.nightly]
 
@@ -32,6 +36,24 @@ _SECRETS_SECTION = "Secrets Management"
 def security(runbook: Runbook) -> SecurityContract:
     contract: SecurityContract = runbook.section("security")
     return contract
+
+
+@pytest.fixture
+def keep_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], None]:
+    """Evidence a passing check keeps (as the maintenance checks do): a JSON file in the run's
+    folder and, when Allure is on, an attachment. Redacted like everything else."""
+
+    def keep(name: str, data: dict[str, Any]) -> None:
+        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        path = ctx.run_dir / "evidence" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        if getattr(request.config.option, "allure_report_dir", None):
+            import allure
+
+            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
+
+    return keep
 
 
 @pytest.fixture(scope="module")
@@ -48,26 +70,75 @@ def api_roles(db: Database, security: SecurityContract) -> tuple[str, ...]:
 
 @invariant(
     "JC-SEC-01",
-    title="row-level security is enabled on every table of the exposed schemas",
+    title="row-level security is enabled on every table of the exposed schemas, and no policy opens "
+    "personal or operational data to the API roles",
     severity="critical",
     section=_API_SECTION,
-    remedy="Now: `ALTER TABLE <table> ENABLE ROW LEVEL SECURITY;` (the app's service role "
-    "bypasses RLS, so it keeps working), then add the policies the dashboard needs; if rows "
-    "may have been read, it is a Level 3 security issue: escalate to the CTO.",
+    remedy="Now: `ALTER TABLE <table> ENABLE ROW LEVEL SECURITY;` for a table without it; for a policy "
+    "named, scope it to the rows the role may see (`USING (auth.uid() = owner_id)`, a claim of the "
+    "caller's JWT) or `DROP POLICY <policy> ON <table>;` — and `REVOKE … ON <table> FROM anon, "
+    "authenticated;` what the API roles need not hold (the app's service role bypasses RLS, so it keeps "
+    "working). If rows may have been read, it is a Level 3 security issue: escalate to the CTO.",
 )
-def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
+def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract, api_roles: tuple[str, ...],
+                                       keep_evidence: Callable[[str, dict[str, Any]], None]) -> None:
     """Without RLS, whatever the API roles are granted on a table is readable — on Supabase,
-    by default, everything, with the public anon key."""
+    by default, everything, with the public anon key. With RLS, what the policies allow is
+    judged, not only that RLS is on: a permissive policy that applies to an API role (by
+    name, PUBLIC or membership) and whose USING / WITH CHECK is always true (a constant:
+    `true`, `(1 = 1)`…, read with PostgreSQL's parser, ps.always_true) hands that role every
+    row for its command, unless a restrictive policy narrows it. On a table of personal or
+    operational data — every table but the contract's published reference data
+    (security.public_tables, where only reading all of it is by design) — that fails when the
+    role also holds the privilege for the command (the rows are reachable now); without the
+    privilege the policy is latent, one GRANT away: kept in the evidence (rls-policies.json),
+    never failed."""
     tables = ps.table_rls(db, security.exposed_schemas)
     if not tables:
         raise Undecidable(f"no table in the exposed schemas {', '.join(security.exposed_schemas)}")
+    problems: list[str] = []
     open_tables = [t for t in tables if not t.enabled]
     if open_tables:
-        raise violated(
+        problems.append(
             f"expected row-level security on every table of {', '.join(security.exposed_schemas)}, "
-            f"found {len(open_tables)} without: " + ", ".join(f"{t.schema}.{t.table}" for t in open_tables),
-            evidence=[t.__dict__ for t in tables],
-        )
+            f"found {len(open_tables)} without: " + ", ".join(f"{t.schema}.{t.table}" for t in open_tables))
+    found = [a for t in ps.table_policies(db, security.exposed_schemas, api_roles)
+             for a in ps.open_access(t, api_roles, public=security.is_public(t.schema, t.table))]
+    effective = [a for a in found if a.effective]
+    latent = [a for a in found if not a.effective]
+    if effective:
+        problems.append(
+            "expected no policy that gives an API role every row of personal or operational data, found "
+            f"{len({(a.table, a.policy.name) for a in effective})} that do (the role holds the privilege): "
+            + "; ".join(_describe_open(effective)))
+    evidence = {
+        "tables": [t.__dict__ for t in tables],
+        "open_policies": [{"table": a.table, "policy": a.policy.name, "clause": a.policy.clause(), "role": a.role,
+                           "command": a.command, "effective": a.effective} for a in found],
+        "public_tables": list(security.public_tables),
+    }
+    if problems:
+        if latent and effective:
+            problems.append(f"{len({(a.table, a.policy.name) for a in latent})} more always-true polic(ies) are "
+                            "latent: the role holds no privilege for the command (see the evidence)")
+        raise violated("; ".join(problems), evidence=evidence)
+    keep_evidence("rls-policies", evidence)
+
+
+def _describe_open(found: list[ps.OpenAccess]) -> list[str]:
+    """One entry per table and policy: `public.t: policy p (FOR SELECT TO anon USING (true))
+    lets anon SELECT every row`."""
+    grouped: dict[tuple[str, str], list[ps.OpenAccess]] = {}
+    for a in found:
+        grouped.setdefault((a.table, a.policy.name), []).append(a)
+    lines = []
+    for (table, _name), items in grouped.items():
+        per_role: dict[str, list[str]] = {}
+        for a in items:
+            per_role.setdefault(a.role, []).append(a.command)
+        lets = " and ".join(f"{role} {', '.join(cmds)}" for role, cmds in per_role.items())
+        lines.append(f"{table}: policy {items[0].policy.name} ({items[0].policy.clause()}) lets {lets} every row")
+    return lines
 
 
 @invariant(

@@ -65,6 +65,9 @@ class MaintenanceContract:
     growth_top_tables: int
     required_indices: tuple[RequiredIndex, ...]
     growth_max_factor: float = 3.0
+    # JC-MAINT-05: "fewer than N scans" says an index is unused only on statistics at least
+    # this many days old (0: whatever their age, the runbook's query as written).
+    unused_index_window_days: float = 30.0
 
 
 _SPEC: _Spec = {
@@ -80,6 +83,7 @@ _SPEC: _Spec = {
     "slow_query_min_calls": (int, True),
     "growth_top_tables": (int, True),
     "growth_max_factor": ((int, float), False),
+    "unused_index_window_days": ((int, float), False),
     "required_indices": (list, True),
 }
 _TABLE_SPEC: _Spec = {
@@ -158,6 +162,8 @@ def parse(path: Path, table: dict[str, Any]) -> MaintenanceContract:
 
     for key in ("dead_tuple_min_count", "unused_index_max_scans"):
         _positive(path, key, data[key], zero_ok=True)
+    window = data.get("unused_index_window_days", MaintenanceContract.unused_index_window_days)
+    _positive(path, "unused_index_window_days", window, zero_ok=True)
     for key in ("bloat_min_bytes", "unused_index_min_bytes", "slow_query_mean_ms",
                 "slow_query_min_calls", "growth_top_tables"):
         _positive(path, key, data[key])
@@ -176,6 +182,7 @@ def parse(path: Path, table: dict[str, Any]) -> MaintenanceContract:
         growth_top_tables=data["growth_top_tables"],
         required_indices=tuple(indices),
         growth_max_factor=_growth_factor(path, data.get("growth_max_factor", 3.0)),
+        unused_index_window_days=float(window),
     )
 
 

@@ -2,9 +2,11 @@
 
 Which schemas the Data API exposes and what its roles are called (a deployment may name
 them its own way), the runbook's "Rotation Schedule" — secret, interval, last rotated —
-which the operators update at step 9 ("DOCUMENT") of every rotation, and the secret scan's
+which the operators update at step 9 ("DOCUMENT") of every rotation, the secret scan's
 policy (`[security.secret_scan]`): what a placeholder is, and the path classes findings are
-reported by.
+reported by — and which tables of the exposed schemas are published reference data
+(`public_tables`): every other table holds personal or operational data, and no API role may
+be given all of its rows by a policy (JC-SEC-01).
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ class SecurityContract:
     # JC-SEC-05: the budget of the git history scan; past it the check is undecidable.
     history_scan_timeout_s: float = 300.0
     secret_scan: SecretScanPolicy = field(default_factory=SecretScanPolicy)
+    # JC-SEC-01: tables whose rows every API role may read (published reference data, e.g. a
+    # list of specialties): `table` in any exposed schema, or `schema.table`. Default-deny:
+    # a table not listed holds personal or operational data.
+    public_tables: tuple[str, ...] = ()
+
+    def is_public(self, schema: str, table: str) -> bool:
+        """Whether ``schema.table`` is declared published reference data."""
+        return table in self.public_tables or f"{schema}.{table}" in self.public_tables
 
 
 _SPEC: _Spec = {
@@ -118,6 +128,7 @@ _SPEC: _Spec = {
     "secret_rotation": (list, True),
     "history_scan_timeout_s": ((int, float), False),
     "secret_scan": (dict, False),
+    "public_tables": (list, False),
 }
 _SCAN_SPEC: _Spec = {
     "placeholder_words": (list, True),
@@ -223,6 +234,13 @@ def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) ->
             raise ConfigError(f"{path}: {key}.secret: {entry['secret']!r} is listed twice")
         rotations.append(SecretRotation(entry["secret"], entry["interval_days"], entry["last_rotated"]))
 
+    public = data.get("public_tables", [])
+    if public:
+        public = list(_names(path, f"{SECTION}.public_tables", public))
+    for i, name in enumerate(public):
+        if name.count(".") > 1 or name.startswith(".") or name.endswith("."):
+            raise ConfigError(f"{path}: {SECTION}.public_tables[{i}]: a table or schema.table, got {name!r}")
+
     return SecurityContract(
         exposed_schemas=_names(path, f"{SECTION}.exposed_schemas", data["exposed_schemas"]),
         anon_role=data["anon_role"],
@@ -230,4 +248,5 @@ def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) ->
         secret_rotation=tuple(rotations),
         history_scan_timeout_s=float(timeout),
         secret_scan=_scan_policy(path, data["secret_scan"]) if "secret_scan" in data else SecretScanPolicy(),
+        public_tables=tuple(public),
     )

@@ -94,13 +94,16 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
     names = pm.table_columns(db, rb.schema, [t.table for t in maint.high_volume_tables])
     activity = pm.table_activity(db, rb.schema, [t.table for t in maint.high_volume_tables])
     bloat = pm.bloat_estimates(db, schemas)
-    usage, _reset = pm.index_usage(db, schemas)
+    usage = pm.index_usage(db, schemas)
+    origin = pm.stats_origin(db)
     _taken, sizes = pm.table_sizes(db, schemas, maint.growth_top_tables)
     dated = [t for t in maint.high_volume_tables if t.time_column is not None]
     roles = ps.existing_roles(db, sec.api_roles)
     rls = ps.table_rls(db, sec.exposed_schemas)
     views = ps.views(db, sec.exposed_schemas, sorted(roles))
     readable = ps.readable_by(db, sec.anon_role, rb.schema, rb.settings_table)
+    policies = ps.table_policies(db, sec.exposed_schemas, sorted(roles))
+    assert origin.cluster_reset is not None and origin.server_started is not None  # every server records them
 
     if has_schema:
         composite = next(fk for fk in fks if fk.name == "mensagens_grupo_conversa_fkey")
@@ -114,12 +117,14 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
         assert roles == {"anon", "authenticated"} and all(t.enabled for t in rls)
         assert {v.name for v in views} == {"metricas_conversa", "avaliacoes_qualidade"}
         assert readable is False
+        assert {p.table for p in policies} == {"julia_status", "job_executions", "health_incidents", "campanhas"}
+        assert not any(ps.open_access(t, sorted(roles)) for t in policies)
         assert dated
         for t in dated:
             assert t.time_column is not None
             assert pm.rows_last_day(db, rb.schema, t.table, t.time_column, 10) <= 11
     else:
-        assert not (idx or fks or tables or names.columns or bloat or usage or sizes or rls or views)
+        assert not (idx or fks or tables or names.columns or bloat or usage or sizes or rls or views or policies)
         assert readable is None
 
 
@@ -131,6 +136,7 @@ def test_every_catalog_query_runs(database_url: str) -> None:
         run_every_probe(db, has_schema=True)
         facts = pm.slow_statements(db, 0.0, 1)
         assert facts.columns.mean == "mean_exec_time"  # 13+
+        assert (facts.reset is not None) is (db.server_version >= 140000)  # pg_stat_statements_info, 14+
         assert all(pm.is_workload(s.query) for s in facts.slow)
     finally:
         db.close()

@@ -202,10 +202,21 @@ def activity(*, vacuumed: dt.datetime | None = NOW, analyzed: dt.datetime | None
     )
 
 
-def findings(act: pm.TableActivity, *, window: int | None = 8, autovacuum_on: bool = True) -> list[str]:
-    return pm.maintenance_findings(act, now=NOW, since="2026-11-01T00:00:00+00:00", autovacuum_on=autovacuum_on,
+# Statistics that reach back 24 days: every 8-day window is covered.
+OLD_STATS = pm.StatsOrigin(now=NOW, database_reset=None, cluster_reset=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+
+
+def judge(act: pm.TableActivity, *, window: int | None = 8, autovacuum_on: bool = True,
+          origin: pm.StatsOrigin = OLD_STATS) -> tuple[list[str], list[str]]:
+    return pm.maintenance_findings(act, now=NOW, origin=origin, autovacuum_on=autovacuum_on,
                                    vacuum_within_days=window, analyze_within_days=window,
                                    dead_max_ratio=0.2, dead_min_count=100)
+
+
+def findings(act: pm.TableActivity, *, window: int | None = 8, autovacuum_on: bool = True) -> list[str]:
+    problems, undecided = judge(act, window=window, autovacuum_on=autovacuum_on)
+    assert undecided == []
+    return problems
 
 
 def test_vacuum_and_analyze_nine_days_ago_are_stale() -> None:
@@ -249,6 +260,70 @@ def test_no_window_is_not_judged_and_dead_tuples_are() -> None:
     assert findings(activity(live=300, dead=100)) == []  # 25 %, but not more than 100 dead
     assert findings(activity(live=300, dead=101)) == ["interacoes: 101 dead of 401 tuples (25% > 20%)"]
     assert findings(activity(live=1000, dead=250)) == []  # 20 %: at the threshold
+
+
+# --- evidence younger than its window decides nothing (issue 16, point 7) -----------------
+
+RESET_AN_HOUR_AGO = pm.StatsOrigin(now=NOW, database_reset=NOW - dt.timedelta(hours=1),
+                                   cluster_reset=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+                                   server_started=dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
+NEW_CLUSTER = pm.StatsOrigin(now=NOW, database_reset=None, cluster_reset=NOW - dt.timedelta(minutes=10),
+                             server_started=NOW - dt.timedelta(minutes=10))
+
+
+def test_no_stamp_on_statistics_younger_than_the_window_is_undecided() -> None:
+    never = activity(vacuumed=None, analyzed=None)
+    for origin in (RESET_AN_HOUR_AGO, NEW_CLUSTER):
+        assert judge(never, origin=origin) == ([], [
+            "interacoes: no vacuum on record (window 8 days)", "interacoes: no analyze on record (window 8 days)"])
+    # the same table on statistics older than the window is a finding
+    assert judge(never, origin=OLD_STATS)[1] == []
+
+
+def test_a_stamp_is_evidence_whatever_the_statistics_age() -> None:
+    recent = activity(vacuumed=NOW - dt.timedelta(minutes=5), analyzed=NOW - dt.timedelta(minutes=5))
+    assert judge(recent, origin=NEW_CLUSTER) == ([], [])
+    # dead tuples are judged on young statistics too: they count what happened since
+    assert judge(activity(vacuumed=None, live=300, dead=101), origin=NEW_CLUSTER) == (
+        ["interacoes: 101 dead of 401 tuples (25% > 20%)"], ["interacoes: no vacuum on record (window 8 days)"])
+
+
+def test_the_origin_is_the_latest_reset_and_says_why() -> None:
+    assert RESET_AN_HOUR_AGO.began == NOW - dt.timedelta(hours=1)
+    assert RESET_AN_HOUR_AGO.describe() == (
+        "statistics exist since 2026-11-25T02:00:00+00:00 (1.0 h ago, reset on this database)")
+    assert NEW_CLUSTER.describe() == (
+        "statistics exist since 2026-11-25T02:50:00+00:00 (10 min ago, since the server started: a new cluster, "
+        "or a crash or upgrade discarded them)")
+    shared_reset = pm.StatsOrigin(now=NOW, database_reset=None, cluster_reset=NOW - dt.timedelta(hours=5),
+                                  server_started=NOW - dt.timedelta(days=40))
+    assert shared_reset.describe() == (
+        "statistics exist since 2026-11-24T22:00:00+00:00 (5.0 h ago, when the cluster's statistics were reset; "
+        "server up since 2026-10-16T03:00:00+00:00)")
+    assert not NEW_CLUSTER.covers(8) and NEW_CLUSTER.covers(0) and OLD_STATS.covers(8)
+    assert RESET_AN_HOUR_AGO.judged_from(30) == NOW - dt.timedelta(hours=1) + dt.timedelta(days=30)
+    assert OLD_STATS.judged_from(8) is None
+    unknown = pm.StatsOrigin(now=NOW, database_reset=None, cluster_reset=None)
+    assert unknown.covers(365) and unknown.began is None
+    three_days = pm.StatsOrigin(now=NOW, database_reset=NOW - dt.timedelta(days=3), cluster_reset=None)
+    assert "(3.0 days ago, reset on this database)" in three_days.describe()
+
+
+@given(st.floats(0, 400), st.floats(0, 400))
+def test_covers_iff_the_statistics_are_at_least_the_window_old(age_days: float, window: float) -> None:
+    origin = pm.StatsOrigin(now=NOW, database_reset=NOW - dt.timedelta(days=age_days), cluster_reset=None)
+    assert origin.covers(window) is (dt.timedelta(days=age_days) >= dt.timedelta(days=window))
+
+
+def test_slow_statements_say_since_when() -> None:
+    facts = pm.StatementsFacts("public", pm.StatementColumns("mean_exec_time", "max_exec_time", "total_exec_time"),
+                               [], reset=NOW - dt.timedelta(days=2))
+    stmt = pm.SlowStatement(1, "SELECT 1", 5, 120.0, 200.0, 600.0)
+    assert facts.since(stmt) == "since 2026-11-23T03:00:00+00:00 (pg_stat_statements_info.stats_reset)"
+    pg17 = pm.SlowStatement(1, "SELECT 1", 5, 120.0, 200.0, 600.0, since=NOW - dt.timedelta(hours=3))
+    assert facts.since(pg17) == "since 2026-11-25T00:00:00+00:00"
+    pg13 = pm.StatementsFacts("public", facts.columns, [])
+    assert pg13.since(stmt) == "since pg_stat_statements began (no reset time recorded before extension 1.9)"
 
 
 # --- pg_stat_statements -------------------------------------------------------------------
@@ -325,6 +400,12 @@ def test_shipped_section_parses_with_the_runbook_list() -> None:
     assert ("mensagens_grupo", ("grupo_id",)) in names and len(names) == 9
     weekly = {t.table for t in contract.high_volume_tables if t.vacuum_within_days and t.vacuum_within_days <= 8}
     assert weekly == {"job_executions", "interacoes", "business_events", "mensagens_grupo"}
+    assert contract.unused_index_window_days == 30
+    data = shipped()
+    del data["unused_index_window_days"]
+    assert parse(ROOT / "runbook.toml", data).unused_index_window_days == 30
+    data["unused_index_window_days"] = 0
+    assert parse(ROOT / "runbook.toml", data).unused_index_window_days == 0
 
 
 @pytest.mark.parametrize(
@@ -347,6 +428,10 @@ def test_shipped_section_parses_with_the_runbook_list() -> None:
          "maintenance.required_indices[1]: interacoes(cliente_id) is listed twice"),
         (lambda d: d["required_indices"][0].update(columns="cliente_id"),
          "maintenance.required_indices[0].columns: must be a list"),
+        (lambda d: d.update(unused_index_window_days=-1),
+         "maintenance.unused_index_window_days: must be greater than or equal to 0"),
+        (lambda d: d.update(unused_index_window_days=True),
+         "maintenance.unused_index_window_days: must be a number"),
     ],
 )
 def test_bad_section_names_the_key(change: Any, message: str) -> None:

@@ -254,3 +254,60 @@ CREATE TABLE fila_processamento_grupos (
 );
 CREATE INDEX idx_fila_estagio ON fila_processamento_grupos (estagio);
 ALTER TABLE fila_processamento_grupos ENABLE ROW LEVEL SECURITY;
+
+-- ===== Security (issue 16 point 4): privileges and policies as the deployment's dump has them =====
+-- whats-agents bootstrap/01-schema.sql grants table privileges to service_role only (e.g. :8911
+-- campanhas, :8939 conversations, :9003 interacoes; no table grant names anon or authenticated)
+-- and leaves anon and authenticated USAGE on schema public (:7365-7366): the reference's
+-- Supabase-default grants are taken back.
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM anon, authenticated;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM anon, authenticated;
+-- The reference's operator policies are not the deployment's (its julia_status has RLS and no
+-- policy, :7250; job_executions and health_incidents are not in the dump).
+DROP POLICY operadores_leem_status ON julia_status;
+DROP POLICY operadores_leem_jobs ON job_executions;
+DROP POLICY operadores_leem_incidentes ON health_incidents;
+DROP POLICY operadores_leem_campanhas ON campanhas;
+-- Supabase's auth.role(): the role claim of the request's JWT (PostgREST puts the claims in
+-- request.jwt.claims); NULL in a session that carries none.
+CREATE SCHEMA IF NOT EXISTS auth;
+CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE
+    AS $$ SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role' $$;
+-- The dump's policies on the tables this twin has. The dashboard's, always true for any
+-- signed-in user (:6936-7036): INSERT, SELECT and UPDATE on campanhas, conversations, envios
+-- and interacoes.
+CREATE POLICY "Authenticated users can insert campanhas" ON campanhas FOR INSERT TO authenticated WITH CHECK (true);
+CREATE POLICY "Authenticated users can read campanhas" ON campanhas FOR SELECT TO authenticated USING (true);
+CREATE POLICY "Authenticated users can update campanhas" ON campanhas FOR UPDATE TO authenticated
+    USING (true) WITH CHECK (true);
+CREATE POLICY "Authenticated users can insert conversations" ON conversations FOR INSERT TO authenticated
+    WITH CHECK (true);
+CREATE POLICY "Authenticated users can read conversations" ON conversations FOR SELECT TO authenticated USING (true);
+CREATE POLICY "Authenticated users can update conversations" ON conversations FOR UPDATE TO authenticated
+    USING (true) WITH CHECK (true);
+CREATE POLICY "Authenticated users can insert envios" ON envios FOR INSERT TO authenticated WITH CHECK (true);
+CREATE POLICY "Authenticated users can read envios" ON envios FOR SELECT TO authenticated USING (true);
+CREATE POLICY "Authenticated users can update envios" ON envios FOR UPDATE TO authenticated
+    USING (true) WITH CHECK (true);
+CREATE POLICY "Authenticated users can insert interacoes" ON interacoes FOR INSERT TO authenticated
+    WITH CHECK (true);
+CREATE POLICY "Authenticated users can read interacoes" ON interacoes FOR SELECT TO authenticated USING (true);
+CREATE POLICY "Authenticated users can update interacoes" ON interacoes FOR UPDATE TO authenticated
+    USING (true) WITH CHECK (true);
+-- The service role's (it bypasses RLS on Supabase anyway): :6932, :7040, :7052, :7056, :7064,
+-- :7076, :7306 to the role by name; :7048 and :7100 to PUBLIC, scoped by auth.role().
+CREATE POLICY "Allow all for service role" ON doctor_state TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY "Service role all access" ON clientes TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY "Service role full access campanhas" ON campanhas TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY "Service role full access conversations" ON conversations TO service_role
+    USING (true) WITH CHECK (true);
+CREATE POLICY "Service role full access envios" ON envios TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY "Service role full access interacoes" ON interacoes TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY service_role_full_access ON touch_reconciliation_log TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY "Service role full access" ON app_settings
+    USING (auth.role() = 'service_role') WITH CHECK (auth.role() = 'service_role');
+CREATE POLICY "Service role full access on mensagens_grupo" ON mensagens_grupo
+    USING (auth.role() = 'service_role') WITH CHECK (auth.role() = 'service_role');
+-- touch_reconciliation_log refuses the API roles outright (:7161, :7165).
+CREATE POLICY deny_anon_access ON touch_reconciliation_log TO anon USING (false);
+CREATE POLICY deny_authenticated_access ON touch_reconciliation_log TO authenticated USING (false);
