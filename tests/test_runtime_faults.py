@@ -62,6 +62,12 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s
         time.sleep(every_s)
 
 
+def warnings_of(run) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """The warnings of each invariant that has any (a check that passed, saying something)."""
+    assert run.certificate is not None, run.output[-3000:]
+    return {r["id"]: r["warnings"] for r in run.certificate["invariants"] if r.get("warnings")}
+
+
 def runtime_suite(suite, *args: str, **kwargs: Any):  # type: ignore[no-untyped-def]
     return suite(*NO_RAILWAY, *args, paths=RUNTIME, **kwargs)
 
@@ -71,6 +77,8 @@ def test_healthy_stack_passes_runtime_checks(healthy: NativeStack, suite) -> Non
     assert set(run.outcomes()) == RUNTIME_IDS | {"JC-SCHED-04"}, run.output[-3000:]
     # Locally the replica count comes from the stack's own platform stand-in: one scheduler.
     assert run.not_passed() == set(), run.output[-3000:]
+    # Nothing refused on a healthy stack: no runtime check passes with a warning.
+    assert warnings_of(run) == {}, warnings_of(run)
 
 
 def test_reset_carries_the_job_history_up_to_now(healthy: NativeStack) -> None:
