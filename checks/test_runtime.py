@@ -108,8 +108,9 @@ def _report_refused(warn: Warn, runtime: RuntimeContract, what: str, refused: li
     if not refused:
         return
     if runtime.refused_evidence == REFUSED_FAILURE:
-        raise violated(f"expected {what} to be believable evidence, found {len(refused)} that is not "
-                       f"(runtime.refused_evidence = 'failure'): {_more(refused)}", evidence=evidence)
+        raise violated(f"expected {what} to be believable evidence, found {len(refused)} that "
+                       f"{'is' if len(refused) == 1 else 'are'} not (runtime.refused_evidence = 'failure'): "
+                       f"{_more(refused)}", evidence=evidence)
     warn(f"{len(refused)} refused as {what} (not counted; the verdict stands on the rest): {_more(refused)}")
 
 
@@ -225,8 +226,8 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
                  f"{_more([f'{j} since {_t(t)}' for j, t in state.running])}" if state.running else "")
         raise violated(
             f"expected exactly one live scheduler, found no run of its every-minute '{beat.name}' job since "
-            f"{_t(due)} (grace {_age(beat.grace)}; {last}{beats}{_refused_note(lines)}): {sc.service_name} is "
-            f"down{stuck}",
+            f"{_t(due)} (grace {_age(beat.grace)}; {last}{beats}): {sc.service_name} is down{stuck}"
+            f"{_refused_note(lines)}",
             evidence=evidence,
         )
     dups = pr.duplicate_slots(db, runbook, {beat.name: beat.fires_between(due, now)},
@@ -275,7 +276,7 @@ def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, no
                 f": {runs.last_error}" if runs.last_error else "") + ")"
         ignored = refused.pop(job.name, [])
         if ignored:
-            ran += f" — not counted: {'; '.join(r.line() for r in ignored)}"
+            ran += f" — not counted: {'; '.join(r.line(label=False) for r in ignored)}"
         late.append(f"{job.name} ('{job.cron}' {job.timezone}): {ran}, due {_t(due[job.name])} "
                     f"+{_age(job.grace)} — If Fails: {job.if_fails}")
         evidence.append({"job": job.name, "cron": job.cron, "timezone": job.timezone, "due": due[job.name],
@@ -411,7 +412,7 @@ def _stale_beat(beat: pr.Heartbeat, now: datetime | None, runtime: RuntimeContra
         return "no expiry"
     last = beat.beat
     if now is not None and last is not None and last > now + runtime.clock_skew:
-        return (f"beat {beat.detail.get('beat')} is {_age(last - now)} in the future, beyond the "
+        return (f"beat {beat.detail.get('beat')} is {pr.span((last - now).total_seconds())} in the future, beyond the "
                 f"{runtime.clock_skew.total_seconds():g} s clock skew")
     if now is not None and last is not None and now - last > timedelta(seconds=ttl) + runtime.clock_skew:
         return f"last beat {_age(now - last)} ago, expires in {beat.ttl_s} s"
@@ -732,7 +733,7 @@ def test_worker_alive(request: pytest.FixtureRequest, runbook: Runbook, runtime:
     if health.ttl_ms > runtime.expiry_ratio_max * qu.health_check_interval_s * 1000:
         raise violated(
             f"expected ARQ's health-check key '{health.key}' to expire within {runtime.expiry_ratio_max:g} × its "
-            f"{qu.health_check_interval_s:g} s health-check interval, found it expiring in {health.ttl_ms / 1000:g} s "
+            f"{qu.health_check_interval_s:g} s health-check interval, found it expiring in {health.ttl_ms // 1000} s "
             f"(value {str(health.value)[:80]!r}): it outlives the worker that wrote it and proves nothing — "
             f"{qu.service_name} may be down",
             evidence=health.__dict__,
