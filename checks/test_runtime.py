@@ -96,9 +96,13 @@ def _name(name: str) -> str:
 Warn = Callable[[str], None]
 
 
-def _refused_note(refused: list[str]) -> str:
-    """The refused evidence inside a failure's message (the cause it did not hide)."""
-    return f"; not counted (impossible): {_more(refused)}" if refused else ""
+def _refused_note(refused: list[str], show: int = SHOW) -> str:
+    """The refused evidence inside a failure's message (the cause it did not hide); the first
+    ``show`` of it where the message has little room left (the evidence has all)."""
+    if not refused:
+        return ""
+    more = f" (+{len(refused) - show} more)" if len(refused) > show else ""
+    return f"; not counted (impossible): {'; '.join(refused[:show])}{more}"
 
 
 def _report_refused(warn: Warn, runtime: RuntimeContract, what: str, refused: list[str],
@@ -214,7 +218,7 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
     state = pr.beat_state(db, runbook, beat.name, due - runtime.clock_skew, now)
     refused = pr.refused_runs(db, runbook, {beat.name: due - runtime.clock_skew}, now).get(beat.name, [])
     rows = [r.refused for r in pr.refused_status_rows(db, runbook, now) if r.heartbeat] if pa.heartbeat_via else []
-    lines = [r.line() for r in refused + rows]
+    lines = [r.line(label=False) for r in refused + rows]  # the beat's own runs and rows: no label needed
     evidence = {**state.__dict__, "due": due, "refused": [r.__dict__ for r in refused + rows]}
     if state.runs == 0:
         last = (f"last run {_t(state.last_run)} {state.last_status}" if state.last_run
@@ -227,7 +231,7 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
         raise violated(
             f"expected exactly one live scheduler, found no run of its every-minute '{beat.name}' job since "
             f"{_t(due)} (grace {_age(beat.grace)}; {last}{beats}): {sc.service_name} is down{stuck}"
-            f"{_refused_note(lines)}",
+            f"{_refused_note(lines, show=1)}",
             evidence=evidence,
         )
     dups = pr.duplicate_slots(db, runbook, {beat.name: beat.fires_between(due, now)},
@@ -534,7 +538,7 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     pa = runtime.pause
     refused = [r.refused for r in pr.refused_status_rows(db, runbook, now) if not r.heartbeat]
     lines = [r.line() for r in refused]
-    note = _refused_note(lines[:1] + ([f"+{len(lines) - 1} more"] if len(lines) > 1 else []))
+    note = _refused_note(lines, show=1)
     if state is None:
         raise violated(f"expected the newest {pa.table} row to be {'/'.join(pa.active)}, found no row at all: "
                        "Júlia's state is unknown" + note + _view_basis(runtime, view, None, now),
@@ -550,19 +554,31 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     else:
         kind = f"in a state the runbook does not know ({'/'.join(pa.active + pa.paused + pa.error)} are)"
     # A message is cut at 400 characters: the reason is clipped as needed so that the basis of
-    # the verdict and the resume statement stay in it (the evidence has everything).
+    # the verdict and the resume statement stay in it (the evidence has everything). Evidence
+    # refused beside it is named in full where it fits; where it does not, the view's reading
+    # goes first, then the row moves to a warning of this check and the message points there.
     newest = "newest decision" if pa.heartbeat_via else f"newest {pa.table}"
     basis, resume = _view_basis(runtime, view, state, now), _resume_statement(runtime, runbook)
 
-    def message(reason: str | None) -> str:
+    def message(reason: str | None, note: str, basis: str) -> str:
         return (f"expected Júlia {'/'.join(pa.active)}, found her {kind}: {newest} is {state.status!r} since "
                 f"{_t(state.created_at)} ({age} ago), {pa.reason} {reason!r}, {pa.changed_via} "
                 f"{state.changed_via!r}{note}{basis}. To resume: {resume}")
 
-    text, keep = message(state.reason), len(state.reason or "")
-    while len(text) > MESSAGE_CHARS and state.reason and keep > 8:
-        keep -= 4
-        text = message(state.reason[:keep] + "…")
+    def fitted(note: str, basis: str) -> str:
+        text, keep = message(state.reason, note, basis), len(state.reason or "")
+        while len(text) > MESSAGE_CHARS and state.reason and keep > 8:
+            keep -= 4
+            text = message(state.reason[:keep] + "…", note, basis)
+        return text
+
+    pointer = (f"; {len(lines)} {pa.table} row(s) stamped in the future not counted (named in a warning)"
+               if lines else "")
+    candidates = [(note, basis), (note, ""), (pointer, basis), (pointer, "")]
+    text = next((t for t in (fitted(n, b) for n, b in candidates) if len(t) <= MESSAGE_CHARS),
+                fitted(pointer, ""))
+    if lines and pointer in text:
+        warn(f"not counted as {pa.table} decision(s) (impossible): {_more(lines)}")
     raise violated(
         text,
         evidence={"decision": state.__dict__, "view": view.row.__dict__ if view and view.row else None,
@@ -623,7 +639,8 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
     later = (f"; {q.scheduled} more scheduled for later ({qu.due_at} from {_t(q.next_due)}), not backlog"
              if q.scheduled else "")
     refused = pr.refused_queue_rows(db, runbook, now)
-    lines, note = [r.line() for r in refused], _refused_note([r.line() for r in refused])
+    lines = [r.line() for r in refused]
+    note = _refused_note(lines, show=1)  # the backlog's facts come first; the evidence has every row
     evidence = {**q.__dict__, "refused": [r.__dict__ for r in refused]}
     if q.stale:
         raise violated(
@@ -809,7 +826,7 @@ def _judge_queue_progress(request: pytest.FixtureRequest, runbook: Runbook, runt
         refused = [r for r in pr.refused_queue_rows(db, runbook, now) if r.column != qu.created_at]
         raise violated(
             f"expected a live worker to claim due rows within {_age(qu.pickup)}, found {facts}"
-            f"{_refused_note([r.line() for r in refused])}: {qu.stalled_cause}",
+            f"{_refused_note([r.line() for r in refused], show=1)}: {qu.stalled_cause}",
             evidence={**evidence, "refused": [r.__dict__ for r in refused]},
         )
     if progress:
