@@ -18,12 +18,23 @@ are all there, is drift (plugins.drift): the check says so instead of failing.
 While Júlia is paused nothing may be sent (JC-PAUSE-02): the emergency pause is the
 runbook's brake for "data corruption, security breach, mass spam", and a worker that ignores
 it turns the brake into a lie.
+
+Evidence is judged before it is counted (issue 16). A row stamped beyond the clock skew in the
+future, or a run that ended before it started, proves nothing ran; a heartbeat that never
+expires, or expires far later than it is renewed, proves nothing is alive. Such evidence is
+left out of every verdict — a stopped process still fails — and named, with its table (or
+key), row key and value, by the check whose evidence it is: a job's runs by the schedule
+check that judges the job (the beat job's runs and heartbeat rows by JC-SCHED-02), the
+switch's decisions by JC-PAUSE-01, the queue's rows by JC-QUEUE-01, Redis heartbeats by the
+liveness checks. Beside genuine evidence that decides the verdict it is a warning or a
+failure, as ``runtime.refused_evidence`` declares.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -33,7 +44,7 @@ from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
 from plugins.config import Runbook
-from plugins.contract_runtime import LIVENESS_RUNS, WORKER_PROGRESS, Job, RuntimeContract
+from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
@@ -82,6 +93,31 @@ def _name(name: str) -> str:
     return name if _PLAIN_NAME.match(name) else sql.Identifier(name).as_string(None)
 
 
+Warn = Callable[[str], None]
+
+
+def _refused_note(refused: list[str], show: int = SHOW) -> str:
+    """The refused evidence inside a failure's message (the cause it did not hide); the first
+    ``show`` of it where the message has little room left (the evidence has all)."""
+    if not refused:
+        return ""
+    more = f" (+{len(refused) - show} more)" if len(refused) > show else ""
+    return f"; not counted (impossible): {'; '.join(refused[:show])}{more}"
+
+
+def _report_refused(warn: Warn, runtime: RuntimeContract, what: str, refused: list[str],
+                    evidence: object = None) -> None:
+    """Evidence refused beside the genuine evidence that decided the verdict: said as a
+    warning, or failed, as ``runtime.refused_evidence`` declares."""
+    if not refused:
+        return
+    if runtime.refused_evidence == REFUSED_FAILURE:
+        raise violated(f"expected {what} to be believable evidence, found {len(refused)} that "
+                       f"{'is' if len(refused) == 1 else 'are'} not (runtime.refused_evidence = 'failure'): "
+                       f"{_more(refused)}", evidence=evidence)
+    warn(f"{len(refused)} refused as {what} (not counted; the verdict stands on the rest): {_more(refused)}")
+
+
 # --- the scheduler ------------------------------------------------------------------------
 
 
@@ -121,16 +157,19 @@ def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeC
 )
 @pytest.mark.postdeploy
 def test_one_live_scheduler(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
-    """A heartbeat is live when its key expires unless renewed (a TTL) and, when its value
-    says when it was last renewed, that was within the TTL: a key left without expiry (a
-    crashed scheduler of an older release, a hand-made key) proves nothing about a scheduler.
+    """A heartbeat is live when its key expires unless renewed (a TTL no longer than
+    ``runtime.heartbeat_expiry_ratio_max`` renewal periods) and, when its value says when it
+    was last renewed, that was within the TTL and not in the future: a key left without
+    expiry (a crashed scheduler of an older release, a hand-made key), or one outliving its
+    writer by hours, proves nothing about a scheduler. Beside a live one, such keys are
+    reported as ``runtime.refused_evidence`` declares.
 
     A scheduler that writes no key (``runtime.scheduler.liveness = "job_runs"``) is judged by
     the job history it leaves: its every-minute beat job must have a run within the job's
     grace, and never two in one cron slot."""
     if runtime.scheduler.liveness == LIVENESS_RUNS:
         _judge_beat(request.getfixturevalue("db"), runbook, runtime, request.getfixturevalue("now"),
-                    request.getfixturevalue("names"))
+                    request.getfixturevalue("names"), request.getfixturevalue("warn"))
         return
     redis_ro: SafeRedis = request.getfixturevalue("redis_ro")
     keys = pr.scheduler_heartbeats(redis_ro, runbook)
@@ -159,21 +198,28 @@ def test_one_live_scheduler(request: pytest.FixtureRequest, runbook: Runbook, ru
             f"heartbeats: {_more(who)}",
             evidence=[b.__dict__ for b in beats],
         )
+    _report_refused(request.getfixturevalue("warn"), runtime, f"heartbeat key(s) under '{prefix}*'",
+                    [f"{b.key} ({why})" for b, why in stale], [{**b.__dict__, "stale": why} for b, why in stale])
 
 
 def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                names: probes_drift.RuntimeNames) -> None:
+                names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """JC-SCHED-02 from the job history: a run of the beat job since its due firing (the
     latest whose grace has run out) — any status: the scheduler records the run before it
     calls the API — and at most one run per cron slot since then (two are two schedulers).
-    The heartbeat rows the beat's runs leave in the pause table corroborate either way."""
+    The heartbeat rows the beat's runs leave in the pause table corroborate either way.
+    A beat run or heartbeat row stamped in the future (a run that ended before it started)
+    is no beat: a scheduler that died leaving one is down, and says so."""
     names.require("executions")
     beat = runtime.beat
     assert beat is not None  # contract_runtime validated beat_job
     sc, pa = runtime.scheduler, runtime.pause
     due = beat.due_fire(now)
     state = pr.beat_state(db, runbook, beat.name, due - runtime.clock_skew, now)
-    evidence = {**state.__dict__, "due": due}
+    refused = pr.refused_runs(db, runbook, {beat.name: due - runtime.clock_skew}, now).get(beat.name, [])
+    rows = [r.refused for r in pr.refused_status_rows(db, runbook, now) if r.heartbeat] if pa.heartbeat_via else []
+    lines = [r.line(label=False) for r in refused + rows]  # the beat's own runs and rows: no label needed
+    evidence = {**state.__dict__, "due": due, "refused": [r.__dict__ for r in refused + rows]}
     if state.runs == 0:
         last = (f"last run {_t(state.last_run)} {state.last_status}" if state.last_run
                 else f"no run in the last {_age(runtime.look_back)}")
@@ -184,7 +230,8 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
                  f"{_more([f'{j} since {_t(t)}' for j, t in state.running])}" if state.running else "")
         raise violated(
             f"expected exactly one live scheduler, found no run of its every-minute '{beat.name}' job since "
-            f"{_t(due)} (grace {_age(beat.grace)}; {last}{beats}): {sc.service_name} is down{stuck}",
+            f"{_t(due)} (grace {_age(beat.grace)}; {last}{beats}): {sc.service_name} is down{stuck}"
+            f"{_refused_note(lines, show=1)}",
             evidence=evidence,
         )
     dups = pr.duplicate_slots(db, runbook, {beat.name: beat.fires_between(due, now)},
@@ -199,11 +246,18 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
             f"({'; '.join(slots)}){beats}: more than one {sc.service_name} is running",
             evidence={**evidence, "duplicates": [d.__dict__ for d in dups]},
         )
+    _report_refused(warn, runtime, f"the scheduler's beat ('{beat.name}' runs, {pa.table} heartbeat rows)", lines,
+                    evidence["refused"])
 
 
 def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                    jobs: list[Job], weight: str) -> None:
-    """Every job of ``jobs`` succeeded after its last due firing (the latest whose grace ran out)."""
+                    jobs: list[Job], weight: str, warn: Warn) -> None:
+    """Every job of ``jobs`` succeeded after its last due firing (the latest whose grace ran out).
+
+    A run stamped in the future, or one that ended before it started, is no success: a job
+    whose only "success" it is stays late, and its line names the row. Such rows of jobs on
+    time are reported as ``runtime.refused_evidence`` declares — except the beat job's, which
+    JC-SCHED-02 reports as the scheduler's liveness evidence."""
     if not jobs:
         return
     due = {job.name: job.due_fire(now) for job in jobs}
@@ -211,7 +265,8 @@ def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, no
     for job in jobs:
         two_back = job.previous_fire(job.previous_fire(due[job.name]) - timedelta(microseconds=1))
         since[job.name] = min(two_back, now - runtime.look_back)
-    found = pr.last_runs(db, runbook, since)
+    found = pr.last_runs(db, runbook, since, now)
+    refused = pr.refused_runs(db, runbook, {job.name: due[job.name] - runtime.clock_skew for job in jobs}, now)
     late: list[str] = []
     evidence = []
     for job in jobs:
@@ -223,14 +278,24 @@ def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, no
         if runs and runs.last_run and runs.last_run != last_ok:
             ran += f" (last run {_t(runs.last_run)} {runs.last_status}" + (
                 f": {runs.last_error}" if runs.last_error else "") + ")"
+        ignored = refused.pop(job.name, [])
+        if ignored:
+            ran += f" — not counted: {'; '.join(r.line(label=False) for r in ignored)}"
         late.append(f"{job.name} ('{job.cron}' {job.timezone}): {ran}, due {_t(due[job.name])} "
                     f"+{_age(job.grace)} — If Fails: {job.if_fails}")
         evidence.append({"job": job.name, "cron": job.cron, "timezone": job.timezone, "due": due[job.name],
                          "last_success": last_ok, "last_run": runs.last_run if runs else None,
-                         "if_fails": job.if_fails, "critical": job.critical})
+                         "if_fails": job.if_fails, "critical": job.critical,
+                         "refused": [r.__dict__ for r in ignored]})
+    if runtime.beat is not None:
+        refused.pop(runtime.beat.name, None)  # JC-SCHED-02's evidence
+    others = [r for rows in refused.values() for r in rows]
     if late:
         raise violated(f"expected every {weight}job to succeed after its last due firing, found {len(late)} late: "
-                       f"{_more(late)}", evidence=evidence)
+                       f"{_more(late)}" + _refused_note([r.line() for r in others]),
+                       evidence=evidence + [{"refused": [r.__dict__ for r in others]}] if others else evidence)
+    _report_refused(warn, runtime, f"runs of {weight}jobs", [r.line() for r in others],
+                    [r.__dict__ for r in others])
 
 
 @invariant(
@@ -243,13 +308,13 @@ def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, no
 )
 @pytest.mark.postdeploy
 def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                              names: probes_drift.RuntimeNames) -> None:
+                              names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The jobs the contract marks critical (the runbook's whole table; a deployment's own
     critical list): the post-deploy gate's share of the schedule."""
     names.require("executions")
     critical = [job for job in runtime.jobs if job.critical]
     weight = "" if len(critical) == len(runtime.jobs) else "critical "
-    _judge_schedule(db, runbook, runtime, now, critical, weight)
+    _judge_schedule(db, runbook, runtime, now, critical, weight, warn)
 
 
 @invariant(
@@ -262,7 +327,7 @@ def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeCo
     "deployment's own: fix it, or the runbook's table.",
 )
 def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                                    names: probes_drift.RuntimeNames) -> None:
+                                    names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The jobs the contract does not mark critical: late ones weigh less (normal, nightly)
     than the critical ones JC-SCHED-03 judges. With the runbook's table (all critical) there
     is nothing to judge here."""
@@ -270,7 +335,7 @@ def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: Run
     if not others:
         return
     names.require("executions")
-    _judge_schedule(db, runbook, runtime, now, others, "non-critical ")
+    _judge_schedule(db, runbook, runtime, now, others, "non-critical ", warn)
 
 
 def _railway_option(ctx: RunContext, key: str) -> str:
@@ -343,13 +408,21 @@ def _judge_scale(scale: pr.RailwayScale, runtime: RuntimeContract, api: pr.Railw
 
 
 def _stale_beat(beat: pr.Heartbeat, now: datetime | None, runtime: RuntimeContract) -> str | None:
-    """Why a heartbeat key is not a live scheduler's, or None when it is."""
-    ttl = runtime.scheduler.heartbeat_ttl_s
+    """Why a heartbeat key is not a live scheduler's, or None when it is: it cannot expire,
+    its beat is in the future, or old, or it expires far later than a scheduler renews it."""
+    sc = runtime.scheduler
+    ttl = sc.heartbeat_ttl_s
     if beat.ttl_s < 0:
         return "no expiry"
     last = beat.beat
+    if now is not None and last is not None and last > now + runtime.clock_skew:
+        return (f"beat {beat.detail.get('beat')} is {pr.span((last - now).total_seconds())} in the future, beyond the "
+                f"{runtime.clock_skew.total_seconds():g} s clock skew")
     if now is not None and last is not None and now - last > timedelta(seconds=ttl) + runtime.clock_skew:
         return f"last beat {_age(now - last)} ago, expires in {beat.ttl_s} s"
+    if beat.ttl_s > runtime.expiry_ratio_max * sc.heartbeat_period_s:
+        return (f"expires in {beat.ttl_s} s, more than {runtime.expiry_ratio_max:g} × its "
+                f"{sc.heartbeat_period_s:g} s renewal period")
     return None
 
 
@@ -452,20 +525,26 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
 )
 @pytest.mark.postdeploy
 def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                      names: probes_drift.RuntimeNames) -> None:
+                      names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The verdict comes from the newest decision — a row a person (or the runbook's SQL)
     wrote, not a heartbeat's. Where the app has its own "current state" view (the newest row
     of any kind), it is read too, and the message says which of the two the verdict is
     based on: with a heartbeat writing ``ativo`` every minute the view forgets a pause within
-    a minute, the decision does not."""
+    a minute, the decision does not. A decision stamped beyond the clock skew in the future
+    decides nothing (it would be "the newest" until its time comes): it is named instead."""
     names.require("pause")
     state = pr.julia_status(db, runbook, now)
     view = pr.current_view(db, runbook)
     pa = runtime.pause
+    refused = [r.refused for r in pr.refused_status_rows(db, runbook, now) if not r.heartbeat]
+    lines = [r.line() for r in refused]
+    note = _refused_note(lines, show=1)
     if state is None:
         raise violated(f"expected the newest {pa.table} row to be {'/'.join(pa.active)}, found no row at all: "
-                       "Júlia's state is unknown" + _view_basis(runtime, view, None))
+                       "Júlia's state is unknown" + note + _view_basis(runtime, view, None, now),
+                       evidence={"refused": [r.__dict__ for r in refused]})
     if state.status in pa.active:
+        _report_refused(warn, runtime, f"{pa.table} decision(s)", lines, [r.__dict__ for r in refused])
         return
     age = _age(now - state.created_at)
     if state.status in pa.paused:
@@ -475,26 +554,40 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     else:
         kind = f"in a state the runbook does not know ({'/'.join(pa.active + pa.paused + pa.error)} are)"
     # A message is cut at 400 characters: the reason is clipped as needed so that the basis of
-    # the verdict and the resume statement stay in it (the evidence has everything).
+    # the verdict and the resume statement stay in it (the evidence has everything). Evidence
+    # refused beside it is named in full where it fits; where it does not, the view's reading
+    # goes first, then the row moves to a warning of this check and the message points there.
     newest = "newest decision" if pa.heartbeat_via else f"newest {pa.table}"
-    basis, resume = _view_basis(runtime, view, state), _resume_statement(runtime, runbook)
+    basis, resume = _view_basis(runtime, view, state, now), _resume_statement(runtime, runbook)
 
-    def message(reason: str | None) -> str:
+    def message(reason: str | None, note: str, basis: str) -> str:
         return (f"expected Júlia {'/'.join(pa.active)}, found her {kind}: {newest} is {state.status!r} since "
                 f"{_t(state.created_at)} ({age} ago), {pa.reason} {reason!r}, {pa.changed_via} "
-                f"{state.changed_via!r}{basis}. To resume: {resume}")
+                f"{state.changed_via!r}{note}{basis}. To resume: {resume}")
 
-    text, keep = message(state.reason), len(state.reason or "")
-    while len(text) > MESSAGE_CHARS and state.reason and keep > 8:
-        keep -= 4
-        text = message(state.reason[:keep] + "…")
+    def fitted(note: str, basis: str) -> str:
+        text, keep = message(state.reason, note, basis), len(state.reason or "")
+        while len(text) > MESSAGE_CHARS and state.reason and keep > 8:
+            keep -= 4
+            text = message(state.reason[:keep] + "…", note, basis)
+        return text
+
+    pointer = (f"; {len(lines)} {pa.table} row(s) stamped in the future not counted (named in a warning)"
+               if lines else "")
+    candidates = [(note, basis), (note, ""), (pointer, basis), (pointer, "")]
+    text = next((t for t in (fitted(n, b) for n, b in candidates) if len(t) <= MESSAGE_CHARS),
+                fitted(pointer, ""))
+    if lines and pointer in text:
+        warn(f"not counted as {pa.table} decision(s) (impossible): {_more(lines)}")
     raise violated(
         text,
-        evidence={"decision": state.__dict__, "view": view.row.__dict__ if view and view.row else None},
+        evidence={"decision": state.__dict__, "view": view.row.__dict__ if view and view.row else None,
+                  "refused": [r.__dict__ for r in refused]},
     )
 
 
-def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision: pr.SwitchState | None) -> str:
+def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision: pr.SwitchState | None,
+                now: datetime) -> str:
     """Which reading the verdict is based on, when the app has its own view of the state
     (the decision's own details are already in the message)."""
     if view is None:
@@ -507,8 +600,9 @@ def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision:
     if decision is not None and (row.status, row.created_at) == (decision.status, decision.created_at):
         return f"; the app's view {view.name} shows the same row"
     what = "heartbeat" if pr.is_heartbeat(runtime, row) else f"{row.changed_via} row"
-    return (f"; the view {view.name} says {row.status!r} ({what} at {_t(row.created_at)}): verdict from the "
-            "decision" if decision else "")
+    future = ", in the future" if row.created_at > now + runtime.clock_skew else ""
+    return (f"; the view {view.name} says {row.status!r} ({what} at {_t(row.created_at)}{future}): verdict from "
+            "the decision" if decision else "")
 
 
 @invariant(
@@ -521,11 +615,12 @@ def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision:
 )
 @pytest.mark.postdeploy
 def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
-                       names: probes_drift.RuntimeNames) -> None:
+                       names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """Only due rows wait: a row whose due time (``runtime.queue.due_at``) is in the future is
     scheduled — a retry, a campaign for tomorrow — not backlog. Where the pause holds the
     queue (the runbook's), a backlog while paused is by design; where nothing reads the
-    switch (``holds_queue = false``), it is judged as any other."""
+    switch (``holds_queue = false``), it is judged as any other. A row sent or claimed "in
+    the future", or sent before it was created, is not processing: it is named, never counted."""
     names.require("queue", "pause")
     qu = runtime.queue
     q = pr.queue_state(db, runbook, now)
@@ -543,13 +638,16 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
               f"although Júlia is {paused.status!r} (the deployment's pause does not hold the queue)")
     later = (f"; {q.scheduled} more scheduled for later ({qu.due_at} from {_t(q.next_due)}), not backlog"
              if q.scheduled else "")
-    evidence = q.__dict__
+    refused = pr.refused_queue_rows(db, runbook, now)
+    lines = [r.line() for r in refused]
+    note = _refused_note(lines, show=1)  # the backlog's facts come first; the evidence has every row
+    evidence = {**q.__dict__, "refused": [r.__dict__ for r in refused]}
     if q.stale:
         raise violated(
             f"expected no unprocessed {qu.table} row {'due' if qu.due_at else 'older'} "
             f"{'more than ' if qu.due_at else 'than '}{_age(qu.max_age)}{' ago' if qu.due_at else ''} {while_}, "
             f"found {q.stale} (of {q.pending} pending; oldest since {_t(q.oldest_pending)}, "
-            f"{_age(now - q.oldest_pending) if q.oldest_pending else '?'}{later}); {processing}"
+            f"{_age(now - q.oldest_pending) if q.oldest_pending else '?'}{later}); {processing}{note}"
             + (": the worker is not processing" if not q.processed_recently else ": the worker is behind"),
             evidence=evidence,
         )
@@ -557,9 +655,10 @@ def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract,
         raise violated(
             f"expected pending {qu.table} rows to be picked up within {_age(qu.pickup)}, found {q.pending} "
             f"pending since {_t(q.oldest_pending)} ({_age(now - q.oldest_pending)}){later} and nothing processed in "
-            f"the last {_age(qu.processing_window)}: the worker is not processing",
+            f"the last {_age(qu.processing_window)}{note}: the worker is not processing",
             evidence=evidence,
         )
+    _report_refused(warn, runtime, f"{qu.table} row(s)", lines, evidence["refused"])
 
 
 def _pause_line(send: pr.PausedSend) -> str:
@@ -617,10 +716,14 @@ HEALTH_REREAD_S = 1.5
 )
 @pytest.mark.postdeploy
 def test_worker_alive(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
-    """The runbook's ARQ worker renews its health-check key. A worker that writes no key
+    """The runbook's ARQ worker renews its health-check key, with a TTL of its interval + 1 s:
+    a key that never expires, or whose TTL is more than ``runtime.heartbeat_expiry_ratio_max``
+    health-check intervals (``runtime.queue.health_check_interval_seconds``), outlives the worker
+    and proves nothing. Its value's time is not judged: ARQ writes the worker's local time
+    with no year and no zone. A worker that writes no key
     (``runtime.queue.worker_liveness = "queue_progress"``) is judged by what it leaves in the
-    queue: due rows claimed or sent — and, when the profile names its Railway service, by
-    Railway knowing that service."""
+    queue: due rows claimed or sent (never a row sent "in the future") — and, when the
+    profile names its Railway service, by Railway knowing that service."""
     if runtime.queue.worker_liveness == WORKER_PROGRESS:
         _judge_queue_progress(request, runbook, runtime)
         return
@@ -641,6 +744,15 @@ def test_worker_alive(request: pytest.FixtureRequest, runbook: Runbook, runtime:
             f"expected ARQ's health-check key '{health.key}' to expire unless renewed (ARQ sets a TTL of "
             f"its health_check_interval + 1 s), found it without expiry (value {str(health.value)[:80]!r}): "
             f"it is not a live worker's — {runtime.queue.service_name} may be down",
+            evidence=health.__dict__,
+        )
+    qu = runtime.queue
+    if health.ttl_ms > runtime.expiry_ratio_max * qu.health_check_interval_s * 1000:
+        raise violated(
+            f"expected ARQ's health-check key '{health.key}' to expire within {runtime.expiry_ratio_max:g} × its "
+            f"{qu.health_check_interval_s:g} s health-check interval, found it expiring in {health.ttl_ms // 1000} s "
+            f"(value {str(health.value)[:80]!r}): it outlives the worker that wrote it and proves nothing — "
+            f"{qu.service_name} may be down",
             evidence=health.__dict__,
         )
 
@@ -710,9 +822,12 @@ def _judge_queue_progress(request: pytest.FixtureRequest, runbook: Runbook, runt
                     f"Railway reports {scale.replicas} ({facts}): {qu.stalled_cause}", evidence=evidence)
     progress = q.claimed_recently or q.processed_recently
     if q.pending and q.oldest_pending and now - q.oldest_pending > qu.pickup and not progress:
+        # Rows sent or claimed "in the future" were not counted as progress: named (JC-QUEUE-01 reports them).
+        refused = [r for r in pr.refused_queue_rows(db, runbook, now) if r.column != qu.created_at]
         raise violated(
-            f"expected a live worker to claim due rows within {_age(qu.pickup)}, found {facts}: {qu.stalled_cause}",
-            evidence=evidence,
+            f"expected a live worker to claim due rows within {_age(qu.pickup)}, found {facts}"
+            f"{_refused_note([r.line() for r in refused], show=1)}: {qu.stalled_cause}",
+            evidence={**evidence, "refused": [r.__dict__ for r in refused]},
         )
     if progress:
         return

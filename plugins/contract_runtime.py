@@ -139,6 +139,9 @@ class SchedulerContract:
     service_name: str
     liveness: str = LIVENESS_KEY
     beat_job: str = ""
+    # How often a live scheduler renews its key: a key whose expiry is far longer than this
+    # outlives the scheduler that wrote it (RuntimeContract.expiry_ratio_max).
+    heartbeat_period_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,9 @@ class QueueContract:
     worker_liveness: str = WORKER_KEY
     service_name: str = "julia-worker"
     stalled_cause: str = "julia-worker is down or its event loop is stuck"
+    # ARQ's health_check_interval: the worker renews its key that often, with a TTL of the
+    # interval + 1 s (ARQ's default interval is 3600 s).
+    health_check_interval_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -201,10 +207,23 @@ class PauseContract:
     heartbeat_via: tuple[str, ...] = ()
     current_view: str = ""
     holds_queue: bool = True
+    id: str = "id"  # the row's key, named beside an impossible time
+
+
+REFUSED_WARNING = "warning"
+REFUSED_FAILURE = "failure"
 
 
 @dataclass(frozen=True)
 class RuntimeContract:
+    """``clock_skew``: how far ahead of the database's clock a stamp may be and still be
+    believed; a row stamped later, or a run that ended before it started, is no evidence.
+    ``expiry_ratio_max``: a heartbeat may expire at most this many renewal periods after it
+    was written — one that lives longer (or never expires) outlives the process that wrote
+    it and proves nothing. ``refused_evidence``: what such evidence is when the verdict
+    stands on other, genuine evidence — a ``warning`` (passed, saying so) or a ``failure``.
+    """
+
     look_back: timedelta
     stuck_after: timedelta
     failure_window: timedelta
@@ -216,6 +235,8 @@ class RuntimeContract:
     queue: QueueContract
     pause: PauseContract
     jobs: tuple[Job, ...]
+    expiry_ratio_max: float = 4.0
+    refused_evidence: str = REFUSED_WARNING
 
     def job(self, name: str) -> Job | None:
         return next((j for j in self.jobs if j.name == name), None)
@@ -232,6 +253,8 @@ _RUNTIME_SPEC: _Spec = {
     "failure_window_days": ((int, float), True),
     "failure_rate_max": ((int, float), True),
     "clock_skew_seconds": ((int, float), True),
+    "heartbeat_expiry_ratio_max": ((int, float), True),
+    "refused_evidence": (str, True),
     "executions": (dict, True),
     "status": (dict, True),
     "scheduler": (dict, True),
@@ -248,6 +271,7 @@ _SCHEDULER_SPEC: _Spec = {
     "service_name": (str, True),
     "liveness": (str, False),
     "beat_job": (str, False),
+    "heartbeat_period_seconds": ((int, float), True),
 }
 _QUEUE_SPEC: _Spec = {
     "table": (str, True),
@@ -267,6 +291,7 @@ _QUEUE_SPEC: _Spec = {
     "worker_liveness": (str, False),
     "service_name": (str, False),
     "stalled_cause": (str, False),
+    "health_check_interval_seconds": ((int, float), True),
 }
 _PAUSE_SPEC: _Spec = {
     "table": (str, True),
@@ -280,6 +305,7 @@ _PAUSE_SPEC: _Spec = {
     "heartbeat_via": (list, False),
     "current_view": (str, False),
     "holds_queue": (bool, False),
+    "id": (str, False),
 }
 _JOB_SPEC: _Spec = {
     "name": (str, True),
@@ -380,6 +406,18 @@ def _liveness(path: Path, sc: dict[str, Any], qu: dict[str, Any], jobs: tuple[Jo
     return liveness, worker
 
 
+def _beat_can_go_stale(path: Path, jobs: tuple[Job, ...], beat: str, ratio: float) -> None:
+    """A beat job's runs prove the scheduler alive for its grace: a grace far longer than the
+    job's period would let a run prove it alive long after it died."""
+    i, job = next((i, j) for i, j in enumerate(jobs) if j.name == beat)
+    period = timedelta(days=1) / job.runs_per_day()
+    if job.grace > ratio * period:
+        raise ConfigError(
+            f"{path}: {SECTION}.jobs[{i}].grace_minutes: the beat job {beat!r} ('{job.cron}', every "
+            f"{period.total_seconds() / 60:g} min) may be at most {SECTION}.heartbeat_expiry_ratio_max = {ratio:g} "
+            f"periods late, got {job.grace.total_seconds() / 60:g} min: its runs could not go stale")
+
+
 def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
     """Validate and type the `[runtime]` section (registered in plugins.config.EXTRA_SECTIONS)."""
     path = Path(path)
@@ -407,13 +445,28 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
         raise ConfigError(f"{path}: {SECTION}.failure_rate_max: must be a ratio in [0, 1), got {rate!r}")
     if rt["clock_skew_seconds"] < 0:
         raise ConfigError(f"{path}: {SECTION}.clock_skew_seconds: must not be negative")
+    ratio = float(rt["heartbeat_expiry_ratio_max"])
+    if ratio <= 1:
+        raise ConfigError(f"{path}: {SECTION}.heartbeat_expiry_ratio_max: must be greater than 1 (a heartbeat "
+                          f"lives at least one renewal period), got {rt['heartbeat_expiry_ratio_max']!r}")
+    refused = _mode(path, f"{SECTION}.refused_evidence", rt["refused_evidence"], (REFUSED_WARNING, REFUSED_FAILURE))
     ttl = int(_positive(path, f"{SECTION}.scheduler.heartbeat_ttl_seconds", sc["heartbeat_ttl_seconds"]))
+    period = _positive(path, f"{SECTION}.scheduler.heartbeat_period_seconds", sc["heartbeat_period_seconds"])
+    if not period <= ttl <= ratio * period:
+        raise ConfigError(
+            f"{path}: {SECTION}.scheduler.heartbeat_ttl_seconds: must lie between the renewal period "
+            f"(heartbeat_period_seconds = {period:g}) and {SECTION}.heartbeat_expiry_ratio_max = {ratio:g} periods "
+            f"({ratio * period:g} s), got {ttl}: a key expiring sooner dies between beats, one living longer "
+            "outlives its scheduler")
+    interval = _positive(path, f"{SECTION}.queue.health_check_interval_seconds", qu["health_check_interval_seconds"])
 
     if not rt["jobs"]:
         raise ConfigError(f"{path}: {SECTION}.jobs: the job table must not be empty")
     seen: set[str] = set()
     jobs = tuple(_job(path, i, raw, seen) for i, raw in enumerate(rt["jobs"]))
     liveness, worker_liveness = _liveness(path, sc, qu, jobs)
+    if liveness == LIVENESS_RUNS:
+        _beat_can_go_stale(path, jobs, sc["beat_job"], ratio)
 
     return RuntimeContract(
         look_back=timedelta(hours=_positive(path, f"{SECTION}.look_back_hours", rt["look_back_hours"])),
@@ -425,7 +478,7 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
         status=status,
         scheduler=SchedulerContract(heartbeat_prefix=sc["heartbeat_prefix"], heartbeat_ttl_s=ttl,
                                     service_name=sc["service_name"], liveness=liveness,
-                                    beat_job=sc.get("beat_job", "")),
+                                    beat_job=sc.get("beat_job", ""), heartbeat_period_s=period),
         queue=QueueContract(
             table=qu["table"], processed=qu["processed"], created_at=qu["created_at"],
             updated_at=qu["updated_at"],
@@ -437,6 +490,7 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
             id=qu.get("id", "id"), status=queue_status, pending=pending, sent=sent,
             due_at=qu.get("due_at", ""), claimed_at=qu.get("claimed_at", ""), worker_liveness=worker_liveness,
             **{k: qu[k] for k in ("service_name", "stalled_cause") if k in qu},
+            health_check_interval_s=interval,
         ),
         pause=PauseContract(
             table=pa["table"], status=pa["status"], reason=pa["reason"], changed_via=pa["changed_via"],
@@ -447,8 +501,11 @@ def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
             heartbeat_via=tuple(_str_list(path, f"{SECTION}.pause.heartbeat_via", pa.get("heartbeat_via", []),
                                           nonempty=False)),
             current_view=pa.get("current_view", ""), holds_queue=pa.get("holds_queue", True),
+            id=pa.get("id", "id"),
         ),
         jobs=jobs,
+        expiry_ratio_max=ratio,
+        refused_evidence=refused,
     )
 
 

@@ -13,6 +13,14 @@ in the incident of 2026-01-23 the worker service had never been created
 Each test injects one of those facts' faults into the twin (tests/deployment_app.py,
 tests/data/deployment_schema.sql) with SQL — "the scheduler stopped N minutes ago" is its runs
 of the last N minutes deleted — and asserts exactly which invariants fail, and why.
+
+The real app stamps its rows with its own clock, not the database's: job_executions'
+started_at / finished_at (app/workers/scheduler.py _registrar_inicio_job / _registrar_fim_job,
+agora_utc), the heartbeat's julia_status row (app/api/routes/jobs/core.py, created_at from
+agora_utc) and the queue's sends (app/services/fila.py). A skewed app clock leaves rows "in the
+future" — and the dashboard calls Júlia online while the newest julia_status row is under 5
+minutes old (dashboard/app/api/dashboard/status/route.ts), so one stamped tomorrow keeps her
+"online" for a day. Issue 16's faults inject exactly that (points 2 and 3).
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.stack.platform import LocalRailway
-from tests.conftest import LOCAL_ENV, LOCAL_REF, SuiteRun, run_suite
+from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite
+from tests.test_runtime_faults import evidence_of
 from tests.test_dialect_deployment import (  # noqa: F401 - fixtures
     DEPLOYMENT_RUNTIME,
     Deployed,
@@ -72,6 +81,36 @@ def row(run: SuiteRun, inv: str) -> dict[str, object]:  # noqa: F811
 def declared(run: SuiteRun) -> dict[str, dict[str, object]]:  # noqa: F811
     assert run.certificate is not None
     return {str(d["key"]): d for d in run.certificate["drift"] if "declared_in" in d}
+
+
+def warnings_of(run: SuiteRun) -> dict[str, list[str]]:  # noqa: F811
+    assert run.certificate is not None, run.output[-3000:]
+    return {str(r["id"]): list(r["warnings"]) for r in run.certificate["invariants"] if r.get("warnings")}
+
+
+def contract_copy(tmp_path: Path, *edits: tuple[str, str], dialect: tuple[tuple[str, str], ...] = ()) -> Path:
+    """runbook.toml and the deployment dialect beside it, with (old, new) edits to each."""
+    folder = tmp_path / "contract"
+    (folder / "dialects").mkdir(parents=True)
+    for source, target, changes in ((ROOT / "runbook.toml", folder / "runbook.toml", edits),
+                                    (ROOT / "dialects" / "deployment.toml", folder / "dialects" / "deployment.toml",
+                                     dialect)):
+        text = source.read_text()
+        for old, new in changes:
+            assert old in text, old
+            text = text.replace(old, new, 1)
+        target.write_text(text)
+    return folder / "runbook.toml"
+
+
+def inserted(deployed: Deployed, statement: str) -> str:  # noqa: F811
+    """Run an INSERT … RETURNING id against the twin; the id."""
+    import psycopg
+
+    with psycopg.connect(deployed.database_url, autocommit=True) as conn:
+        row = conn.execute(statement).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return str(row[0])
 
 
 def stop_scheduler(deployed: Deployed, minutes: int) -> None:  # noqa: F811
@@ -326,3 +365,148 @@ def test_api_service_without_replicas(deployed: Deployed, tmp_path: Path) -> Non
     assert got.outcomes() == {"JC-SCHED-04": "failed"}, got.output[-3000:]
     assert got.message("JC-SCHED-04") == (
         "expected the api service whats-agents to run at least 1 replica, Railway reports 0")
+
+
+# --- issue 16: impossible evidence (point 2) and liveness that cannot go stale (point 3) -------
+
+FUTURE = r"\S+ \S+ is 23 h in the future"
+
+
+def test_dead_scheduler_behind_runs_stamped_tomorrow(deployed: Deployed) -> None:  # noqa: F811
+    """Point 2. whats-scheduler stopped 4 minutes ago, on a clock a day ahead: its last heartbeat
+    run and the julia_status row that run wrote are stamped tomorrow, and its last
+    processar_fila_mensagens "success" ended an hour before it started. None of it is a beat or
+    a success: JC-SCHED-02 says the scheduler is down and names both heartbeat rows; the
+    critical per-minute jobs are late (JC-SCHED-03), the heartbeat job too (JC-SCHED-05), each
+    naming its refused row."""
+    stop_scheduler(deployed, 4)
+    beat = inserted(deployed, "INSERT INTO job_executions (id, job_name, status, started_at, finished_at, duration_ms) "
+                    "VALUES (gen_random_uuid(), 'heartbeat', 'success', now() + interval '1 day', "
+                    "now() + interval '1 day 1 second', 1000) RETURNING id")
+    row = inserted(deployed, "INSERT INTO julia_status (status, motivo, alterado_por, alterado_via, created_at) "
+                   "VALUES ('ativo', 'Heartbeat automático', 'scheduler', 'sistema', now() + interval '1 day') "
+                   "RETURNING id")
+    backwards = inserted(deployed, "INSERT INTO job_executions (id, job_name, status, started_at, finished_at, "
+                         "duration_ms) VALUES (gen_random_uuid(), 'processar_fila_mensagens', 'success', "
+                         "now() - interval '30 seconds', now() - interval '1 hour', 0) RETURNING id")
+    down = run(deployed, *NO_RAILWAY)
+    assert not_passed(down) == {"JC-SCHED-02": "failed", "JC-SCHED-03": "failed", "JC-SCHED-05": "failed"}, \
+        down.output[-3000:]
+    msg = down.message("JC-SCHED-02")
+    assert re.fullmatch(r"expected exactly one live scheduler, found no run of its every-minute 'heartbeat' job "
+                        r"since \S+ \S+ \(grace 2 min; last run \S+ \S+ success; newest julia_status heartbeat row "
+                        r"\S+ \S+\): whats-scheduler is down; not counted \(impossible\): job_executions id "
+                        rf"{beat}: started_at {FUTURE} \(\+1 more\)", msg), msg
+    assert [(r["table"], r["key"], r["column"]) for r in evidence_of(down, "JC-SCHED-02")["refused"]] == [
+        ("job_executions", f"id {beat}", "started_at"), ("julia_status", f"id {row}", "created_at")]
+    late = down.message("JC-SCHED-03")
+    assert re.search(r"found 2 late: processar_fila_mensagens \('\* \* \* \* \*' America/Sao_Paulo\): last "
+                     r"success \S+ \S+ \(last run \S+ \S+ success\) — not counted: job_executions id "
+                     rf"{backwards}: finished_at \S+ \S+ is before its started_at \S+ \S+, due ", late), late
+    other = down.message("JC-SCHED-05")
+    assert re.search(r"found 1 late: heartbeat \('\* \* \* \* \*' America/Sao_Paulo\): last success \S+ \S+ — not "
+                     rf"counted: job_executions id {beat}: started_at {FUTURE}, due ", other), other
+    # The heartbeat row is the scheduler's evidence, not a decision: JC-PAUSE-01 is not its reporter.
+    assert warnings_of(down) == {}, warnings_of(down)
+
+
+def test_pause_stamped_tomorrow_decides_nothing(deployed: Deployed) -> None:  # noqa: F811
+    """Point 2. A Slack pause stamped tomorrow would be the newest decision (and the app's view)
+    for a day: it decides nothing, and JC-PAUSE-01 says so in a warning naming the row. A real
+    pause 3 minutes ago with a resume stamped tomorrow stays a pause; the view, stuck on the
+    resume, is said to be in the future."""
+    deployed.sql(PUSH_BACK_SENDS)
+    ahead = inserted(deployed, "INSERT INTO julia_status (status, motivo, alterado_por, alterado_via, created_at) "
+                     "VALUES ('pausado', 'Pausado via Slack', 'U0OPS', 'slack', now() + interval '1 day') RETURNING id")
+    calm = run(deployed, *NO_RAILWAY, "-k", "julia_active or nothing_sent")
+    assert not_passed(calm) == {}, calm.output[-3000:]
+    assert warnings_of(calm) == {"JC-PAUSE-01": [
+        f"1 refused as julia_status decision(s) (not counted; the verdict stands on the rest): julia_status id "
+        f"{ahead} ('pausado' by slack): created_at " + warnings_of(calm)["JC-PAUSE-01"][0].split("created_at ")[1]]}
+    assert re.search(rf"created_at {FUTURE}$", warnings_of(calm)["JC-PAUSE-01"][0])
+
+    deployed.sql(f"DELETE FROM julia_status WHERE id = '{ahead}'")
+    deployed.sql("INSERT INTO julia_status (status, motivo, alterado_por, alterado_via, created_at) VALUES "
+                 "('pausado', 'Pausado via Slack', 'U0OPS', 'slack', now() - interval '3 minutes')")
+    resume = inserted(deployed, "INSERT INTO julia_status (status, motivo, alterado_por, alterado_via, created_at) "
+                      "VALUES ('ativo', 'Retomado via Slack', 'U0OPS', 'slack', now() + interval '1 day') RETURNING id")
+    paused = run(deployed, *NO_RAILWAY, "-k", "julia_active or nothing_sent")
+    assert not_passed(paused) == {"JC-PAUSE-01": "failed"}, paused.output[-3000:]
+    # The decision, the pointer and the resume statement fill the message's 400 characters: the
+    # refused row is named in full in a warning of the same check.
+    msg = paused.message("JC-PAUSE-01")
+    assert re.fullmatch(r"expected Júlia ativo, found her paused: newest decision is 'pausado' since \S+ \S+ "
+                        r"\(3 min ago\), motivo 'Pausado via Slack', alterado_via 'slack'; 1 julia_status row\(s\) "
+                        r"stamped in the future not counted \(named in a warning\)\. To resume: INSERT INTO "
+                        r"julia_status \(status, motivo, alterado_via\) VALUES \('ativo', 'Retomando operacao normal', "
+                        r"'manual'\);", msg), msg
+    [said] = warnings_of(paused)["JC-PAUSE-01"]
+    assert re.fullmatch(rf"not counted as julia_status decision\(s\) \(impossible\): julia_status id {resume} "
+                        rf"\('ativo' by slack\): created_at {FUTURE}", said), said
+    # The app's view is stuck on the resume stamped tomorrow: the evidence says so.
+    view = evidence_of(paused, "JC-PAUSE-01")["view"]
+    assert (view["status"], view["changed_via"]) == ("ativo", "slack"), view
+
+
+def test_row_sent_tomorrow_proves_no_worker(deployed: Deployed) -> None:  # noqa: F811
+    """Point 2. Due rows waiting 10 minutes and no consumer — but one row 'enviada' with its
+    claim and send stamped tomorrow. It is no progress: JC-QUEUE-02 (the worker's liveness, read
+    from the queue) and JC-QUEUE-01 fail as with no send at all, naming the row's two stamps."""
+    deployed.sql(PUSH_BACK_SENDS)
+    deployed.sql("INSERT INTO fila_mensagens (cliente_id, conteudo, created_at, agendar_para) "
+                 "SELECT id, 'Nova vaga disponível na sua região.', now() - interval '10 minutes', "
+                 "now() - interval '10 minutes' FROM clientes ORDER BY id LIMIT 3")
+    sent = inserted(deployed, "INSERT INTO fila_mensagens (cliente_id, conteudo, status, created_at, agendar_para, "
+                    "processando_desde, enviada_em, outcome, outcome_at) SELECT id, 'Lembrete: plantão amanhã às 19h.', "
+                    "'enviada', now(), now(), now() + interval '1 day', now() + interval '1 day', 'SENT', "
+                    "now() + interval '1 day' FROM clientes ORDER BY id OFFSET 3 LIMIT 1 RETURNING id")
+    got = run(deployed, *NO_RAILWAY)
+    assert not_passed(got) == {"JC-QUEUE-01": "failed", "JC-QUEUE-02": "failed"}, got.output[-3000:]
+    refused = rf"fila_mensagens id {sent}: enviada_em {FUTURE} \(\+1 more\)"
+    worker = got.message("JC-QUEUE-02")  # the first refused stamp; the incident's text is cut at 400 characters
+    assert re.fullmatch(r"expected a live worker to claim due rows within 1 min, found fila_mensagens: 3 due row\(s\) "
+                        r"waiting since \S+ \S+ \(10 min\), 0 claimed and 0 sent in the last 5 min; not counted "
+                        rf"\(impossible\): {refused}: no consumer is claiming due rows, as in the incident of "
+                        r"2026-01-23: .*", worker), worker
+    queue = got.message("JC-QUEUE-01")
+    assert re.search(rf"processed in the last 5 min: 0; not counted \(impossible\): {refused}: the worker is not "
+                     r"processing$", queue), queue
+    assert [(r["column"], r["key"]) for r in evidence_of(got, "JC-QUEUE-01")["refused"]] == [
+        ("enviada_em", f"id {sent}"), ("processando_desde", f"id {sent}")]
+
+
+def test_beat_evidence_that_cannot_go_stale(deployed: Deployed) -> None:  # noqa: F811
+    """Point 3. Beside a live scheduler, a heartbeat run and its julia_status row stamped three
+    days ahead would keep "proving" it alive for three days after it died: JC-SCHED-02 refuses
+    them — a warning, or a failure where the contract declares refused_evidence = "failure".
+    A contract whose beat job's grace is far longer than its period (a run a day old still a
+    beat) is refused before anything runs, naming the key."""
+    beat = inserted(deployed, "INSERT INTO job_executions (id, job_name, status, started_at, finished_at, duration_ms) "
+                    "VALUES (gen_random_uuid(), 'heartbeat', 'success', now() + interval '3 days', "
+                    "now() + interval '3 days 1 second', 1000) RETURNING id")
+    row = inserted(deployed, "INSERT INTO julia_status (status, motivo, alterado_por, alterado_via, created_at) "
+                   "VALUES ('ativo', 'Heartbeat automático', 'scheduler', 'sistema', now() + interval '3 days') "
+                   "RETURNING id")
+    lines = (rf"job_executions id {beat}: started_at \S+ \S+ is 2 days in the future; "
+             rf"julia_status id {row}: created_at \S+ \S+ is 2 days in the future")
+    live = run(deployed, *NO_RAILWAY)
+    assert not_passed(live) == {}, live.output[-3000:]
+    said_by = warnings_of(live)
+    [said] = said_by.pop("JC-SCHED-02")
+    assert re.fullmatch(r"2 refused as the scheduler's beat \('heartbeat' runs, julia_status heartbeat rows\) \(not "
+                        rf"counted; the verdict stands on the rest\): {lines}", said), said
+    assert set(said_by) <= {"JC-QUEUE-02"}  # the quiet queue's own note, if the twin is idle
+
+    strict = contract_copy(deployed.tmp_path, ('refused_evidence = "warning"', 'refused_evidence = "failure"'))
+    failed = run(deployed, *NO_RAILWAY, "--runbook", str(strict), "-k", "one_live_scheduler")
+    assert not_passed(failed) == {"JC-SCHED-02": "failed"}, failed.output[-3000:]
+    assert re.fullmatch(r"expected the scheduler's beat \('heartbeat' runs, julia_status heartbeat rows\) to be "
+                        r"believable evidence, found 2 that are not \(runtime.refused_evidence = 'failure'\): "
+                        + lines, failed.message("JC-SCHED-02")), failed.message("JC-SCHED-02")
+
+    lax = contract_copy(deployed.tmp_path / "lax", dialect=(("grace_minutes = 2\n", "grace_minutes = 1440\n"),))
+    refused = run(deployed, "--runbook", str(lax))
+    assert refused.exitcode == 4 and refused.certificate is None, refused.output[-3000:]
+    assert (f"{lax} + deployment.toml: runtime.jobs[0].grace_minutes: the beat job 'heartbeat' ('* * * * *', every "
+            "1 min) may be at most runtime.heartbeat_expiry_ratio_max = 4 periods late, got 1440 min: its runs could "
+            "not go stale") in refused.output, refused.output[-3000:]

@@ -5,6 +5,10 @@ Waiting for cron is bounded: only the second-scheduler test waits for a firing (
 minute boundary, at most two). "The scheduler was stopped N minutes ago" is injected by
 stopping it and deleting the runs it made in the last N minutes: the history then reads
 exactly as if it had stopped then, without waiting N minutes.
+
+Impossible evidence (issue 16, points 2 and 3) is injected the way a skewed clock or a
+misconfigured process leaves it: rows and heartbeats stamped tomorrow, a run that ended
+before it started, heartbeat keys that never expire or outlive their period by hours.
 """
 
 from __future__ import annotations
@@ -62,6 +66,23 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s
         time.sleep(every_s)
 
 
+def evidence_of(run, inv: str) -> Any:  # type: ignore[no-untyped-def]
+    """The evidence a failed invariant attached to its Allure result (everything its one-line
+    message had no room for)."""
+    assert run.run_dir is not None, run.output[-3000:]
+    results = run.run_dir / "allure-results"
+    [result] = [r for r in (json.loads(p.read_text()) for p in results.glob("*-result.json"))
+                if {"name": "invariant", "value": inv} in r["labels"]]
+    [source] = [a["source"] for a in result.get("attachments", []) if a["name"] == "evidence"]
+    return json.loads((results / source).read_text())
+
+
+def warnings_of(run) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """The warnings of each invariant that has any (a check that passed, saying something)."""
+    assert run.certificate is not None, run.output[-3000:]
+    return {r["id"]: r["warnings"] for r in run.certificate["invariants"] if r.get("warnings")}
+
+
 def runtime_suite(suite, *args: str, **kwargs: Any):  # type: ignore[no-untyped-def]
     return suite(*NO_RAILWAY, *args, paths=RUNTIME, **kwargs)
 
@@ -71,6 +92,8 @@ def test_healthy_stack_passes_runtime_checks(healthy: NativeStack, suite) -> Non
     assert set(run.outcomes()) == RUNTIME_IDS | {"JC-SCHED-04"}, run.output[-3000:]
     # Locally the replica count comes from the stack's own platform stand-in: one scheduler.
     assert run.not_passed() == set(), run.output[-3000:]
+    # Nothing refused on a healthy stack: no runtime check passes with a warning.
+    assert warnings_of(run) == {}, warnings_of(run)
 
 
 def test_reset_carries_the_job_history_up_to_now(healthy: NativeStack) -> None:
@@ -162,6 +185,116 @@ def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: i
     assert "the scheduler is down" in beats
 
 
+def test_dead_scheduler_behind_impossible_stamps(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, point 2: julia-scheduler died 3 minutes ago, and what it left says otherwise —
+    a run of one per-minute job stamped tomorrow (a clock a day ahead), a run of the other
+    that ended an hour before it started, and a heartbeat whose beat is tomorrow. None of it
+    is evidence: both jobs are late (JC-SCHED-03, naming each row: table, key, value) and no
+    scheduler is alive (JC-SCHED-02, naming the key and its value)."""
+    assert healthy.info is not None
+    healthy.stop_service("scheduler")
+    sql("DELETE FROM job_executions WHERE job_name = ANY (%s) AND started_at > now() - interval '3 minutes'",
+        (CRON_JOBS,))
+    (future,), = rows(healthy,
+        "INSERT INTO job_executions (job_name, status, started_at, ended_at, duracao_ms, scheduler_instance)"
+        " VALUES (%s, 'sucesso', now() + interval '1 day', now() + interval '1 day 1 second', 1000,"
+        " 'julia-scheduler-1') RETURNING job_id", (PER_MINUTE[0],))
+    (backwards,), = rows(healthy,
+        "INSERT INTO job_executions (job_name, status, started_at, ended_at, duracao_ms, scheduler_instance)"
+        " VALUES (%s, 'sucesso', now() - interval '30 seconds', now() - interval '1 hour', 0, 'julia-scheduler-1')"
+        " RETURNING job_id", (PER_MINUTE[1],))
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    try:
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-1", json.dumps({"pid": 1, "beat": tomorrow}), ex=20)
+    finally:
+        client.close()
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-SCHED-02", "JC-SCHED-03"}, run.output[-3000:]
+    assert run.message("JC-SCHED-02") == (
+        f"expected exactly one live scheduler, found no live heartbeat under '{HEARTBEAT_PREFIX}*', only stale "
+        f"key(s): {HEARTBEAT_PREFIX}julia-scheduler-1 (beat {tomorrow} is 23 h in the future, beyond the 5 s clock "
+        "skew): the scheduler is down (a live julia-scheduler renews its key within 15 s, with that TTL)")
+    late = run.message("JC-SCHED-03")
+    assert late.startswith("expected every job to succeed after its last due firing, found 2 late: "), late
+    assert re.search(rf"{PER_MINUTE[0]} \('\* \* \* \* \*' UTC\): last success \S+ \S+ — not counted: "
+                     rf"job_executions job_id {future}: started_at \S+ \S+ is 23 h in the future, due ", late), late
+    # The message is one line of 400 characters; the evidence has every late job's refused rows.
+    refused = {e["job"]: e["refused"] for e in evidence_of(run, "JC-SCHED-03") if "job" in e}
+    [row] = refused[PER_MINUTE[1]]
+    assert (row["table"], row["key"], row["column"], row["before"][0]) == (
+        "job_executions", f"job_id {backwards}", "ended_at", "started_at"), row
+    assert warnings_of(run) == {}
+
+
+def test_liveness_that_cannot_go_stale(healthy: NativeStack, suite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, point 3: heartbeat keys that cannot go stale — one without expiry, one
+    expiring in an hour though a scheduler renews its key every 5 s (runtime's
+    heartbeat_expiry_ratio_max = 4 periods). Beside the live scheduler they prove nothing and
+    are said to prove nothing: a warning, or a failure where the contract declares
+    refused_evidence = "failure". With the scheduler stopped they never mask it: down."""
+    assert healthy.info is not None
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    fresh = json.dumps({"pid": 7, "beat": datetime.now(UTC).isoformat()})
+    try:
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-7", fresh)
+        client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-8", fresh, ex=3600)
+    finally:
+        client.close()
+    keys = (rf"{re.escape(HEARTBEAT_PREFIX)}julia-scheduler-7 \(no expiry\); {re.escape(HEARTBEAT_PREFIX)}"
+            r"julia-scheduler-8 \(expires in 3[56]\d\d s, more than 4 × its 5 s renewal period\)")
+    one = ("checks/test_runtime.py::test_one_live_scheduler",)
+    run = suite(paths=one)
+    assert run.outcomes() == {"JC-SCHED-02": "passed"}, run.output[-3000:]
+    [said] = warnings_of(run)["JC-SCHED-02"]
+    assert re.fullmatch(rf"2 refused as heartbeat key\(s\) under '{re.escape(HEARTBEAT_PREFIX)}\*' \(not counted; "
+                        rf"the verdict stands on the rest\): {keys}", said), said
+
+    strict = runbook_copy(tmp_path, ('refused_evidence = "warning"', 'refused_evidence = "failure"'))
+    run = suite("--runbook", str(strict), paths=one)
+    assert run.outcomes() == {"JC-SCHED-02": "failed"}, run.output[-3000:]
+    assert re.fullmatch(rf"expected heartbeat key\(s\) under '{re.escape(HEARTBEAT_PREFIX)}\*' to be believable "
+                        rf"evidence, found 2 that are not \(runtime.refused_evidence = 'failure'\): {keys}",
+                        run.message("JC-SCHED-02")), run.message("JC-SCHED-02")
+
+    healthy.stop_service("scheduler")
+    run = suite(paths=one)
+    assert run.outcomes() == {"JC-SCHED-02": "failed"}, run.output[-3000:]
+    assert re.fullmatch(rf"expected exactly one live scheduler, found no live heartbeat under "
+                        rf"'{re.escape(HEARTBEAT_PREFIX)}\*', only stale key\(s\): {keys}: the scheduler is down "
+                        r"\(a live julia-scheduler renews its key within 15 s, with that TTL\)",
+                        run.message("JC-SCHED-02")), run.message("JC-SCHED-02")
+
+
+def test_pause_stamped_in_the_future(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16, point 2: a julia_status row stamped tomorrow would be "the newest row" for a
+    day. It decides nothing: a pause stamped tomorrow leaves Júlia active (said in a
+    warning, naming the row); a resume stamped tomorrow does not end today's pause."""
+    (ahead,), = rows(healthy, "INSERT INTO julia_status (status, motivo, alterado_via, created_at) VALUES"
+                     " ('pausado', 'Relógio adiantado', 'manual', now() + interval '1 day') RETURNING id")
+    run = runtime_suite(suite)
+    assert run.not_passed() == set(), run.output[-3000:]
+    [said] = warnings_of(run)["JC-PAUSE-01"]
+    assert re.fullmatch(rf"1 refused as julia_status decision\(s\) \(not counted; the verdict stands on the rest\): "
+                        rf"julia_status id {ahead} \('pausado' by manual\): created_at \S+ \S+ is 23 h in the future",
+                        said), said
+    assert set(warnings_of(run)) == {"JC-PAUSE-01"}
+
+    sql("DELETE FROM julia_status WHERE id = %s", (ahead,))
+    sql("INSERT INTO julia_status (status, motivo, alterado_via) VALUES ('pausado', 'Emergência', 'manual')")
+    (resume,), = rows(healthy, "INSERT INTO julia_status (status, motivo, alterado_via, created_at) VALUES"
+                      " ('ativo', 'Retomado', 'manual', now() + interval '1 day') RETURNING id")
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-PAUSE-01", "JC-QUEUE-01"}, run.output[-3000:]
+    assert run.outcomes()["JC-QUEUE-01"] == "skipped"  # paused: the backlog is the pause's
+    pause = run.message("JC-PAUSE-01")
+    assert re.fullmatch(r"expected Júlia ativo, found her paused: newest julia_status is 'pausado' since \S+ \S+ "
+                        r"\(\d+ s ago\), motivo 'Emergência', alterado_via 'manual'; not counted \(impossible\): "
+                        rf"julia_status id {resume} \('ativo' by manual\): created_at \S+ \S+ is 23 h in the future\. "
+                        r"To resume: INSERT INTO julia_status \(status, motivo, alterado_via\) VALUES \('ativo', "
+                        r"'Retomando operacao normal', 'manual'\);", pause), pause
+
+
 def test_worker_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     """julia-worker down. First a young backlog (2 minutes, under the 5-minute age limit)
     with nothing processed for over 5 minutes: the worker stopped picking up. Then the same
@@ -201,6 +334,28 @@ def test_worker_stopped(healthy: NativeStack, suite, sql) -> None:  # type: igno
     assert dead.startswith(f"expected ARQ's health-check key '{ARQ_KEY}' to expire unless renewed"), dead
     assert "found it without expiry (value 'Nov-25 10:00:00 j_complete=12" in dead
     assert dead.endswith("it is not a live worker's — julia-worker may be down"), dead
+
+    # Issue 16: a row processed "tomorrow" (a skewed clock) is not the worker processing, and
+    # a health-check key expiring in an hour — 720 × the worker's 5 s interval — outlives it.
+    (future,), = rows(healthy, "INSERT INTO fila_mensagens (cliente_id, conteudo, processada, created_at, updated_at)"
+                      " SELECT id, 'Sua escala foi atualizada.', true, now(), now() + interval '1 day' FROM clientes"
+                      " ORDER BY id LIMIT 1 RETURNING id")
+    client = redis.Redis.from_url(healthy.info.redis_url)
+    try:
+        client.set(ARQ_KEY, "Nov-25 10:00:00 j_complete=12 j_failed=0 j_retried=0 j_ongoing=0 queued=0", ex=3600)
+    finally:
+        client.close()
+    run = runtime_suite(suite)
+    assert run.not_passed() == {"JC-QUEUE-01", "JC-QUEUE-02"}, run.output[-3000:]
+    stale = run.message("JC-QUEUE-01")
+    assert re.search(r"processed in the last 5 min: 0; not counted \(impossible\): fila_mensagens id "
+                     rf"{future}: updated_at \S+ \S+ is 23 h in the future: the worker is not processing$", stale), stale
+    lasting = run.message("JC-QUEUE-02")
+    assert re.fullmatch(re.escape(f"expected ARQ's health-check key '{ARQ_KEY}' to expire within 4 × its 5 s "
+                                  "health-check interval, found it expiring in ") + r"3[56]\d\d"
+                        + re.escape(" s (value 'Nov-25 10:00:00 j_complete=12 j_failed=0 j_retried=0 j_ongoing=0 "
+                                    "queued=0'): it outlives the worker that wrote it and proves nothing — julia-worker "
+                                    "may be down"), lasting), lasting
 
 
 def test_job_stuck_for_31_minutes(healthy: NativeStack, suite, sql, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

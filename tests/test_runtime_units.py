@@ -67,9 +67,26 @@ def test_shipped_runtime_section() -> None:
     (lambda s: s.replace('health_check_key = "arq:queue:health-check"', 'health_check_key = ""'),
      "runtime.queue.health_check_key: must not be empty (worker_liveness = 'arq_key')"),
     (lambda s: s.replace("critical = true", 'critical = "yes"', 1), "runtime.jobs[0].critical: must be"),
+    (lambda s: s.replace("heartbeat_expiry_ratio_max = 4", "heartbeat_expiry_ratio_max = 1"),
+     "runtime.heartbeat_expiry_ratio_max: must be greater than 1"),
+    (lambda s: s.replace('refused_evidence = "warning"', 'refused_evidence = "warn"'),
+     "runtime.refused_evidence: must be one of 'warning', 'failure', got 'warn'"),
+    (lambda s: s.replace("heartbeat_ttl_seconds = 15", "heartbeat_ttl_seconds = 60"),
+     "runtime.scheduler.heartbeat_ttl_seconds: must lie between the renewal period (heartbeat_period_seconds = 5) "
+     "and runtime.heartbeat_expiry_ratio_max = 4 periods (20 s), got 60"),
+    (lambda s: s.replace("heartbeat_ttl_seconds = 15", "heartbeat_ttl_seconds = 4"),
+     "runtime.scheduler.heartbeat_ttl_seconds: must lie between"),
+    (lambda s: s.replace("health_check_interval_seconds = 5", "health_check_interval_seconds = 0"),
+     "runtime.queue.health_check_interval_seconds: must be greater than 0"),
+    (lambda s: s.replace('liveness = "heartbeat_key"\nbeat_job = ""',
+                         'liveness = "job_runs"\nbeat_job = "processar-mensagens-agendadas"').replace(
+                             "grace_minutes = 2\n", "grace_minutes = 60\n", 1),
+     "runtime.jobs[0].grace_minutes: the beat job 'processar-mensagens-agendadas' ('* * * * *', every 1 min) may "
+     "be at most runtime.heartbeat_expiry_ratio_max = 4 periods late, got 60 min: its runs could not go stale"),
 ], ids=["cron-fields", "cron-range", "timezone", "duplicate-job", "word-twice", "rate", "non-positive",
         "unknown-key", "empty-name", "wrong-type", "missing-key", "beat-job", "liveness", "worker-liveness",
-        "no-arq-key", "critical-type"])
+        "no-arq-key", "critical-type", "expiry-ratio", "refused-word", "ttl-outlives", "ttl-dies-between-beats",
+        "arq-interval", "beat-grace"])
 def test_bad_runtime_section(tmp_path: Path, edit, expect: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "runbook.toml"
     text = edit(RUNBOOK)
@@ -457,6 +474,39 @@ def test_scheduler_trigger_refuses_what_it_cannot_honour() -> None:
         cron_trigger(_job("0 9 * * 1#2"))
     with pytest.raises(ValueError, match="both day of month and week"):
         cron_trigger(_job("0 9 1 * 1"))
+
+
+def test_stale_beat_reasons() -> None:
+    """A heartbeat key proves nothing when it cannot expire, beats in the future, beat long
+    ago, or expires more than heartbeat_expiry_ratio_max renewal periods after it was written."""
+    from checks.test_runtime import _stale_beat
+
+    rt = load()
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+    def beat(ttl: int, at: datetime) -> pr.Heartbeat:
+        return pr.Heartbeat("i", "k", ttl, {"beat": at.isoformat()})
+
+    assert _stale_beat(beat(15, now), now, rt) is None
+    assert _stale_beat(beat(20, now + timedelta(seconds=5)), now, rt) is None  # the tolerated skew
+    assert _stale_beat(beat(-1, now), now, rt) == "no expiry"
+    assert _stale_beat(beat(15, now + timedelta(days=3)), now, rt) == (
+        "beat 2026-03-05T12:00:00+00:00 is 3 days in the future, beyond the 5 s clock skew")
+    assert _stale_beat(beat(21, now), now, rt) == "expires in 21 s, more than 4 × its 5 s renewal period"
+    assert _stale_beat(beat(600, now - timedelta(minutes=10)), now, rt) == "last beat 10 min ago, expires in 600 s"
+
+
+def test_refused_lines_name_table_key_and_value() -> None:
+    at = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    ahead = pr.Refused("job_executions", "id 7", "heartbeat success", "started_at", at, ahead_s=86400 - 3)
+    assert ahead.line() == ("job_executions id 7 (heartbeat success): started_at 2026-03-03 12:00:00Z is 23 h "
+                            "in the future")
+    assert ahead.line(label=False).startswith("job_executions id 7: started_at")
+    back = pr.Refused("job_executions", "id 8", "", "finished_at", at, before=("started_at", at + timedelta(hours=1)))
+    assert back.line() == ("job_executions id 8: finished_at 2026-03-03 12:00:00Z is before its started_at "
+                           "2026-03-03 13:00:00Z")
+    assert [pr.span(s) for s in (4, 90, 7199, 7200, 172799, 172800)] == [
+        "4 s", "1 min", "119 min", "2 h", "47 h", "2 days"]
 
 
 def test_heartbeat_is_written_with_its_ttl(stack) -> None:  # type: ignore[no-untyped-def]
