@@ -233,3 +233,20 @@ def test_environment_properties_carry_the_server_version() -> None:
     cert = {"target": "prod", "server_version": "17.6", "verdict": "certified"}
     assert environment_properties(cert)["server_version"] == "17.6"
     assert "server_version" not in environment_properties({**cert, "server_version": None})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only when the suite runs as root")
+def test_binaries_the_postgres_user_cannot_reach_are_refused_saying_so(tmp_path: Path) -> None:
+    """An npm build inside a clone under a directory the `postgres` user cannot enter (a
+    home directory of mode 700): one line naming the binary and the user, before initdb."""
+    user = launcher._unprivileged_user()
+    assert user is not None
+    private = tmp_path / "home"
+    bindir = fake_server(private / "clone" / "node_modules" / "pg17" / "native" / "bin", "17.6")
+    private.chmod(0o700)
+    with pytest.raises(StackError) as info:
+        launcher._check_runnable(bindir, user)
+    message = str(info.value)
+    assert message.startswith(f"{bindir / 'postgres'}: cannot run it as the '{user.pw_name}' user")
+    assert "\n" not in message
+    private.chmod(0o700 | 0o055)  # (the reachable case: every stack start on an npm build)
