@@ -158,6 +158,14 @@ def _pgss_suite(stack: NativeStack) -> dict[str, object]:
     }
 
 
+def _say_if_dead(fig: Figures, stack: NativeStack) -> None:
+    """A server that died under the bench is a finding, with its last log lines."""
+    if stack.tmpdir is not None and "postgres" in stack.executors and not stack.running("postgres"):
+        log = stack.tmpdir / "pg" / "postgres.log"
+        lines = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        fig.say("   postgres is no longer running; its log ends:\n     " + "\n     ".join(lines))
+
+
 def bench_scale(fig: Figures, reps: int, days: int, scales: list[float], workdir: Path,
                 pg_major: int | None = None) -> None:
     times: dict[float, float] = {}
@@ -194,6 +202,7 @@ def bench_scale(fig: Figures, reps: int, days: int, scales: list[float], workdir
                 p = _median(par)
                 fig.say(f"4. nightly -n 2: median {p:.2f} s vs -n 0 {times[scale]:.2f} s; ratio {p / times[scale]:.2f}")
         finally:
+            _say_if_dead(fig, stack)
             stack.stop()
     if len(scales) >= 2:
         lo, hi = scales[0], scales[-1]
