@@ -11,7 +11,12 @@ Not a timed test: budgets are judged here, by a person reading the figures.
    (budget: no statement over 500 ms at 10×).
 4. Parallelism — the nightly run with -n 2 against -n 0.
 
-Usage: .venv/bin/python bench/run.py [--reps 5] [--days 90] [--scales 1,10] [--out bench/results.md]
+Each on every PostgreSQL major asked for (``--pg``; default: the stack's default major —
+Debian's 15 — and 17, production's), one after the other, the figures of each under its
+version.
+
+Usage: .venv/bin/python bench/run.py [--reps 5] [--days 90] [--scales 1,10] [--pg default,17]
+       [--out bench/results.md]
 """
 
 from __future__ import annotations
@@ -98,11 +103,14 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_gate(fig: Figures, reps: int, workdir: Path) -> None:
-    stack = NativeStack(run_id=new_run_id("bench"), environment="local", project_ref="localjuliaref0000000")
+def bench_gate(fig: Figures, reps: int, workdir: Path, pg_major: int | None = None) -> None:
+    stack = NativeStack(run_id=new_run_id("bench"), environment="local", project_ref="localjuliaref0000000",
+                        pg_major=pg_major)
     stack.start()
     try:
         assert stack.tmpdir is not None and stack.info is not None
+        version = stack.info.services["postgres"].version
+        fig.say(f"== PostgreSQL {version} ({'the stack default' if pg_major is None else f'--pg {pg_major}'})")
         stack_json = stack.tmpdir / "stack.json"
         _suite(stack_json, "-m", "postdeploy", reports=workdir / "warmup")  # imports warm
         runs = [_gate_once(stack_json, workdir / f"gate{i}") for i in range(reps)]
@@ -150,11 +158,20 @@ def _pgss_suite(stack: NativeStack) -> dict[str, object]:
     }
 
 
-def bench_scale(fig: Figures, reps: int, days: int, scales: list[float], workdir: Path) -> None:
+def _say_if_dead(fig: Figures, stack: NativeStack) -> None:
+    """A server that died under the bench is a finding, with its last log lines."""
+    if stack.tmpdir is not None and "postgres" in stack.executors and not stack.running("postgres"):
+        log = stack.tmpdir / "pg" / "postgres.log"
+        lines = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        fig.say("   postgres is no longer running; its log ends:\n     " + "\n     ".join(lines))
+
+
+def bench_scale(fig: Figures, reps: int, days: int, scales: list[float], workdir: Path,
+                pg_major: int | None = None) -> None:
     times: dict[float, float] = {}
     for scale in scales:
         stack = NativeStack(run_id=new_run_id("bench"), environment="local",
-                            project_ref="localjuliaref0000000", scale=scale, days=days)
+                            project_ref="localjuliaref0000000", scale=scale, days=days, pg_major=pg_major)
         t = time.perf_counter()
         stack.start()
         seeded = time.perf_counter() - t
@@ -185,6 +202,7 @@ def bench_scale(fig: Figures, reps: int, days: int, scales: list[float], workdir
                 p = _median(par)
                 fig.say(f"4. nightly -n 2: median {p:.2f} s vs -n 0 {times[scale]:.2f} s; ratio {p / times[scale]:.2f}")
         finally:
+            _say_if_dead(fig, stack)
             stack.stop()
     if len(scales) >= 2:
         lo, hi = scales[0], scales[-1]
@@ -211,17 +229,23 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--scales", default="1,10")
+    ap.add_argument("--pg", default="default,17",
+                    help="PostgreSQL majors, comma-separated ('default': the stack's own choice)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
     args = ap.parse_args()
     scales = [float(x) for x in args.scales.split(",")]
+    majors = [None if m.strip() == "default" else int(m) for m in args.pg.split(",") if m.strip()]
     fig = Figures()
     fig.say(f"julia-conformance benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     fig.say(f"machine: {machine()}")
-    fig.say(f"command: .venv/bin/python bench/run.py --reps {args.reps} --days {args.days} --scales {args.scales}")
-    with tempfile.TemporaryDirectory(prefix="jc-bench-") as tmp:
-        work = Path(tmp)
-        bench_gate(fig, args.reps, work)
-        bench_scale(fig, args.reps, args.days, scales, work)
+    fig.say(f"command: .venv/bin/python bench/run.py --reps {args.reps} --days {args.days} --scales {args.scales} "
+            f"--pg {args.pg}")
+    fig.say(f"load average at the start: {os.getloadavg()[0]:.2f}")
+    for major in majors:
+        with tempfile.TemporaryDirectory(prefix="jc-bench-") as tmp:
+            work = Path(tmp)
+            bench_gate(fig, args.reps, work, major)
+            bench_scale(fig, args.reps, args.days, scales, work, major)
     out = Path(args.out)
     # The figures are rewritten; a "## Notes" part written by a person is kept.
     notes = ""

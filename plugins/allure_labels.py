@@ -166,6 +166,7 @@ def environment_properties(cert: Mapping[str, Any]) -> dict[str, str]:
         "environment": cert.get("environment"),
         "project_ref": cert.get("project_ref"),
         "api_url": cert.get("api_url") or None,
+        "server_version": cert.get("server_version"),
         "app.git_sha": app.get("git_sha"),
         "app.deployment_id": app.get("deployment_id"),
         "schema_version": app.get("schema_version"),

@@ -92,6 +92,8 @@ class CertificatePlugin:
         self.html: Path | None = None
         self.html_note: str | None = None
         self.slack_note: str | None = None
+        # the PostgreSQL version the checks' database client met (plugins.server_version)
+        self.server_version: str | None = None
         _check_report_options(config, self.contract)
 
     # --- collecting outcomes -------------------------------------------------------------
@@ -109,12 +111,26 @@ class CertificatePlugin:
 
         return app_identity(ctx.api_url, ctx.runbook, redactor(self.config))
 
+    def _server_version(self) -> str | None:
+        """The PostgreSQL version judged: as the server announced it to the checks, else as
+        the local stack recorded it (a run whose checks never reached the database), else
+        None (no database reached)."""
+        from plugins.server_version import version_text
+
+        if self.server_version:
+            return self.server_version
+        stack = run_context(self.config).stack
+        service = stack.services.get("postgres") if stack is not None else None
+        return version_text(service.version) if service is not None else None
+
     def _row(self, inv: Any) -> Row:
         return self.rows.setdefault(inv.id, Row(inv.id, inv.title, inv.severity, inv.section, inv.remedy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from plugins.server_version import report_server_version
         from plugins.waivers import report_waiver
 
+        self.server_version = self.server_version or report_server_version(report)
         inv = report_invariant(report)
         if inv is None:
             return
@@ -203,6 +219,7 @@ class CertificatePlugin:
             "environment": ctx.target.environment,
             "project_ref": ctx.target.project_ref,
             "api_url": red.scrub(ctx.api_url or ""),
+            "server_version": self._server_version(),
             "app": app,
             "tier": tier,
             "marker_expression": markexpr,

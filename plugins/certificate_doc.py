@@ -157,6 +157,7 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
     out.append("## Identity")
     out.append("")
     out.append(f"- target: {cert.get('target')} — API {cert.get('api_url') or '—'}")
+    out.append(f"- PostgreSQL: {cert.get('server_version') or 'not reached'}")
     out.append(f"- app: git sha {app.get('git_sha') or 'not reported'}, deployment "
                f"{app.get('deployment_id') or 'not reported'}, schema version {app.get('schema_version') or 'not reported'}")
     out.append(f"- suite: {suite.get('name')} {suite.get('version')} at {suite.get('git_sha') or 'unknown commit'}"

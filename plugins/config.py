@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 STACK_BACKENDS = ("native", "containers", "existing")
+# PostgreSQL majors the local stack can run (`pg` / `--pg`) and every probe is proven on
+# (tests/test_catalog_versions.py); production (Supabase) runs 17.
+PG_MAJORS = tuple(range(13, 19))
 
 
 class ConfigError(Exception):
@@ -517,6 +520,8 @@ class Target:
     database_url_env: str
     redis_url_env: str | None
     dialect: str = "runbook"
+    # The local stack's PostgreSQL major (`pg` / `--pg`); None: the default (Debian's newest 15+).
+    pg: int | None = None
     # Resolved secret values; never printed (see plugins.redaction).
     database_url: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
@@ -544,6 +549,7 @@ _TARGET_SPEC: _Spec = {
     "database_url_env": (str, True),
     "redis_url_env": (str, False),
     "dialect": (str, False),
+    "pg": (int, False),
 }
 
 
@@ -594,6 +600,11 @@ def load_targets(path: Path) -> dict[str, dict[str, Any]]:
             )
         if not prof["local"] and prof.get("stack"):
             raise ConfigError(f"{path}: {prefix}.stack: only a local target starts a stack")
+        if "pg" in prof:
+            _check_pg(f"{path}: {prefix}.pg", prof["pg"])
+            if not prof["local"]:
+                raise ConfigError(f"{path}: {prefix}.pg: only a local target starts a PostgreSQL server "
+                                  "(the version of a remote one is read, and recorded in the certificate)")
         if "app_command" in prof:
             argv = prof["app_command"]
             if not argv or not all(isinstance(a, str) and a for a in argv):
@@ -611,6 +622,16 @@ def load_targets(path: Path) -> dict[str, dict[str, Any]]:
     return profiles
 
 
+def _check_pg(where: str, value: Any) -> int:
+    """A PostgreSQL major the local stack can run: an integer of PG_MAJORS."""
+    majors = ", ".join(str(m) for m in PG_MAJORS)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in PG_MAJORS:
+        raise ConfigError(f"{where}: must be a PostgreSQL major of {majors}, got {value!r}")
+    return value
+
+
 def _is_env_name(name: str) -> bool:
     return bool(name) and (name[0].isalpha() or name[0] == "_") and all(
         c.isalnum() or c == "_" for c in name
@@ -623,6 +644,7 @@ def resolve_target(
     name: str,
     *,
     stack_override: str | None = None,
+    pg_override: str | int | None = None,
     environ: dict[str, str] | None = None,
 ) -> Target:
     """Select a profile and read its secrets from the environment.
@@ -642,6 +664,12 @@ def resolve_target(
         stack = stack_override or prof.get("stack") or "native"
     elif stack_override:
         raise ConfigError(f"{path}: {prefix}: --stack applies only to a local target")
+    pg: int | None = prof.get("pg")
+    if pg_override is not None:
+        pg = _check_pg("--pg", pg_override)
+        if not prof["local"]:
+            raise ConfigError(f"{path}: {prefix}: --pg applies only to a local target (a remote server's "
+                              "version is read, and recorded in the certificate)")
     if stack == "containers" and prof.get("app_command"):
         raise ConfigError(f"{path}: {prefix}.app_command: the containers stack runs app_image; "
                           "app_command is for the native and existing stacks")
@@ -680,6 +708,7 @@ def resolve_target(
         database_url_env=prof["database_url_env"],
         redis_url_env=prof.get("redis_url_env"),
         dialect=prof.get("dialect", "runbook"),
+        pg=pg,
         database_url=db_url,
         redis_url=redis_url,
         options={k: prof[k] for k in EXTRA_TARGET_KEYS if k in prof},

@@ -66,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--runbook", default=None, help="path of runbook.toml (default: <rootdir>/runbook.toml)")
     group.addoption("--stack", default=None, choices=STACK_BACKENDS,
                     help="local stack backend (default: the local profile's `stack` key)")
+    group.addoption("--pg", default=None, metavar="MAJOR",
+                    help="local stack: the PostgreSQL major to run, 13-18 (default: the local profile's `pg` "
+                         "key, else Debian's newest 15+)")
     group.addoption("--attach-stack", default=None, metavar="STACK_JSON",
                     help="use an already running local stack described by this file (self-tests)")
     group.addoption("--reports-dir", default=None, help="where run folders go (default: <rootdir>/reports)")
@@ -114,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         profiles = load_targets(targets_path)
         target = resolve_target(
             targets_path, profiles, config.getoption("--target"),
-            stack_override=config.getoption("--stack"),
+            stack_override=config.getoption("--stack"), pg_override=config.getoption("--pg"),
         )
         runbook = load_runbook(runbook_path, target.dialect)
     except ConfigError as exc:
@@ -290,7 +293,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             environment=ctx.target.environment, project_ref=ctx.target.project_ref,
             database_url=ctx.target.database_url, redis_url=ctx.target.redis_url,
             scale=config.getoption("--seed-scale"), pooler=config.getoption("--pooler"),
-            days=config.getoption("--seed-days"), options=ctx.target.options,
+            days=config.getoption("--seed-days"), options=ctx.target.options, pg_major=ctx.target.pg,
         )
     except StackError as exc:
         raise pytest.UsageError(str(exc)) from None

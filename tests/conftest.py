@@ -40,6 +40,41 @@ def pytest_configure(config: pytest.Config) -> None:
         "backends(*names): stack backends the test's `stack` runs on (default: native); "
         "e.g. backends('native', 'containers')",
     )
+    config.addinivalue_line(
+        "markers",
+        "stack: the test runs on the session's local stack (set by tests/conftest.py on every test "
+        "using the `stack` fixture): `-m stack` selects the whole fault matrix",
+    )
+    config.addinivalue_line(
+        "markers",
+        "smoke: the quick proof on a PostgreSQL major: the healthy run certified and one fault of each "
+        "area detected (CI runs `JC_SELFTEST_PG=<major> scripts/selftest -m smoke` on every other major)",
+    )
+    selftest_pg()  # a bad JC_SELFTEST_PG ends the run before anything starts
+
+
+# The PostgreSQL major the session's native stack runs (13-18; unset: the launcher's default,
+# Debian's newest 15+). CI runs the fault matrix with JC_SELFTEST_PG=17 (production's major)
+# and the smoke on the others.
+PG_ENV = "JC_SELFTEST_PG"
+
+
+def selftest_pg() -> int | None:
+    from plugins.config import PG_MAJORS
+
+    value = os.environ.get(PG_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) not in PG_MAJORS:
+        raise pytest.UsageError(f"{PG_ENV}: must be a PostgreSQL major of "
+                                f"{', '.join(str(m) for m in PG_MAJORS)}, got {value!r}")
+    return int(value)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
 
 
 # Comma-separated backends for every stack test, overriding their markers: e.g.
@@ -184,13 +219,19 @@ def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     backend = getattr(request, "param", "native")
     s: LocalStack
     if backend == "containers":
+        if (major := selftest_pg()) is not None:
+            # The containers stack runs its image's server (postgres_image, a Debian-built 15):
+            # a chosen major is the native stack's. The default run covers this backend.
+            pytest.skip(f"{PG_ENV}={major} chooses the native stack's PostgreSQL; the containers stack runs "
+                        "its image's (postgres_image)")
         skip_without_containers()
         from fixtures.stack.containers import ContainerStack
 
         s = ContainerStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV,
                            project_ref=LOCAL_REF, images_=local_images())
     else:
-        s = NativeStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV, project_ref=LOCAL_REF)
+        s = NativeStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV, project_ref=LOCAL_REF,
+                        pg_major=selftest_pg())
     s.start()
     assert s.tmpdir is not None
     yield s

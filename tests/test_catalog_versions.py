@@ -1,17 +1,21 @@
-"""Every catalog query of the maintenance and security probes, run on every PostgreSQL server
-version installed on this machine (13–18 where present), read-only, as the suite runs them.
+"""Every catalog query of the maintenance and security probes, run on every supported
+PostgreSQL major (13–18), read-only, as the suite runs them.
 
-The session's stack serves its own version; any other installed major gets a throwaway stack
-of its own (JC_PG_BINDIR). Versions that are not installed cannot be proven here: the test
-ids say which ones ran (on the development machine: pg15 only). Finding no supported server
-at all is a failure, never an empty parametrization that pytest would quietly skip.
+The session's stack serves its own version; every other major gets a throwaway stack of its
+own (``NativeStack(pg_major=…)``: Debian's package, else the npm build package-lock.json pins,
+fixtures/stack/pgdist.py). A major that is not installed is skipped, naming where it was
+looked for — unless package.json pins it for this machine (linux-x64), then its absence is a
+failure: scripts/bootstrap installs it. Finding no supported server at all is a failure too.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import platform
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,22 +25,28 @@ import pytest
 from fixtures import probes_maintenance as pm
 from fixtures import probes_security as ps
 from fixtures.clients import Database
+from fixtures.stack import pgdist
 from fixtures.stack.launcher import NativeStack, StackError, find_pg_bindir, new_run_id
-from plugins.config import load_runbook
+from plugins.config import PG_MAJORS, load_runbook
 from plugins.redaction import Redactor
+from tests.conftest import selftest_pg
 
 ROOT = Path(__file__).resolve().parents[1]
-SUPPORTED = range(13, 19)
+SUPPORTED = PG_MAJORS
+
+
+def pinned_majors() -> set[int]:
+    """The majors package.json installs on this machine (its npm builds are linux-x64)."""
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return set()
+    pinned = json.loads((ROOT / "package.json").read_text()).get("optionalDependencies", {})
+    return {int(name[2:]) for name in pinned if re.fullmatch(r"pg\d+", name)}
 
 
 def installed_majors() -> list[int]:
-    """Supported majors under /usr/lib/postgresql, plus the one the stack itself runs
-    (JC_PG_BINDIR, or pg_config's, may live elsewhere)."""
-    found = set()
-    for postgres in Path("/usr/lib/postgresql").glob("*/bin/postgres"):
-        name = postgres.parent.parent.name
-        if name.isdigit() and int(name) in SUPPORTED:
-            found.add(int(name))
+    """Supported majors installed (Debian's packages, the npm builds), plus the one the stack
+    itself runs by default (JC_PG_BINDIR, or pg_config's, may live elsewhere)."""
+    found = {d.major for d in pgdist.installed()}
     try:
         out = subprocess.run([str(find_pg_bindir() / "postgres"), "--version"], capture_output=True, text=True,
                              timeout=10).stdout
@@ -51,7 +61,10 @@ def installed_majors() -> list[int]:
 # No supported server: one case that fails saying so (an empty parameter set would be a
 # quiet skip, and a skip is not a proof).
 NONE_FOUND = 0
-MAJORS = installed_majors() or [NONE_FOUND]
+INSTALLED = installed_majors()
+# Under JC_SELFTEST_PG (CI's run on 17, the smoke on the others) the run is about that major:
+# only its server is proven here; the default run proves all six.
+MAJORS = [m for m in [selftest_pg()] if m] or (list(SUPPORTED) if INSTALLED else [NONE_FOUND])
 
 
 def _major(url: str) -> int:
@@ -60,20 +73,24 @@ def _major(url: str) -> int:
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, stack: NativeStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, stack: NativeStack) -> Iterator[str]:
     """The reference database on a server of the requested major version."""
     major: int = request.param
     if major == NONE_FOUND:
-        pytest.fail(f"no PostgreSQL {SUPPORTED.start}–{SUPPORTED.stop - 1} server found in /usr/lib/postgresql "
-                    "nor JC_PG_BINDIR: the catalog queries are proven on no version")
+        pytest.fail(f"no PostgreSQL {SUPPORTED[0]}–{SUPPORTED[-1]} server found (Debian's packages, the npm "
+                    "builds of package-lock.json, JC_PG_BINDIR): the catalog queries are proven on no version")
+    if major not in INSTALLED:
+        where = pgdist.where(major)
+        if major in pinned_majors():
+            pytest.fail(f"PostgreSQL {major} is pinned in package.json but not installed ({where}): "
+                        "run scripts/bootstrap")
+        pytest.skip(f"PostgreSQL {major} is not installed here: neither {where}")
     assert stack.info is not None
     if _major(stack.info.database_url) == major:
         yield stack.info.database_url
         return
-    monkeypatch.setenv("JC_PG_BINDIR", f"/usr/lib/postgresql/{major}/bin")
-    # Older than the stack's own minimum (15) on purpose: production may run them.
     other = NativeStack(run_id=new_run_id(f"pg{major}"), environment="local", project_ref="localjuliaref0000000",
-                        pg_min_major=min(SUPPORTED))
+                        pg_major=major)
     try:
         other.start()
         assert other.info is not None

@@ -187,6 +187,7 @@ def _app_checkout(root: Path) -> Path:
     return repo
 
 
+@pytest.mark.smoke
 def test_deployment_dialect_passes_on_the_deployment(deployed: Deployed) -> None:
     """The healthy deployment, with everything the nightly run may be given — a schema baseline
     recorded from it, Railway's API for its three services, a checkout of its repository — is
@@ -386,6 +387,7 @@ def test_deployment_dialect_schema_version_row_missing(deployed: Deployed) -> No
     assert "top-level status 'healthy' while migrations 'error'" in run.message("JC-DEEP-08")
 
 
+@pytest.mark.smoke
 def test_deployment_dialect_guard_mismatch(deployed: Deployed) -> None:
     """A wrong app_settings row: the app's guard answers 503 CRITICAL at once, its later parts
     'pending' and no version/schema keys (deep.py's early return); app_settings is named as

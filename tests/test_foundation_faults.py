@@ -32,6 +32,7 @@ def test_redis_stopped(healthy: NativeStack, suite) -> None:  # type: ignore[no-
     assert "Case 1" in run.message("JC-DEEP-02")
 
 
+@pytest.mark.smoke
 def test_environment_changed(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     sql("UPDATE app_settings SET value = 'production' WHERE key = 'environment'")
     run = suite(paths=HEALTH_AND_GUARDS)

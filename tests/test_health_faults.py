@@ -38,6 +38,7 @@ def rows(run: SuiteRun) -> dict[str, dict]:
 # --- the stack, broken the way an incident breaks it -----------------------------------------
 
 
+@pytest.mark.smoke
 def test_postgres_stopped(healthy: NativeStack, suite) -> None:  # type: ignore[no-untyped-def]
     healthy.stop_service("postgres")
     run = suite(paths=AREA)

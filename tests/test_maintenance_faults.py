@@ -216,6 +216,7 @@ def test_large_index_never_used(healthy: NativeStack, sql, area) -> None:  # typ
     assert "warning JC-MAINT-05" in run.output
 
 
+@pytest.mark.smoke
 def test_slow_statement(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
     """pg_sleep executed until pg_stat_statements holds it at or over the minimum calls."""
     for _ in range(5):

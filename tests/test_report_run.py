@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from fixtures.stack.launcher import NativeStack
@@ -122,6 +123,10 @@ def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> 
     assert cert["suite"]["git_sha"] == head and cert["suite"]["version"] == cert["suite_version"]
     assert cert["runbook_sha256"] == hashlib.sha256((ROOT / "runbook.toml").read_bytes()).hexdigest()
     assert cert["marker_expression"] == "postdeploy" and cert["tier"] == "postdeploy"
+    # the server judged, as it announced itself to the checks' database client
+    assert healthy.info is not None
+    with psycopg.connect(healthy.info.database_url) as conn:
+        assert cert["server_version"] == str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
     finished = dt.datetime.strptime(cert["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
     assert cert["valid_until"] == (finished + dt.timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert cert["signature"]["status"] == "unsigned" and "signing_key_env" in cert["signature"]["reason"]
@@ -164,7 +169,7 @@ def test_failed_run_certificate_and_allure(healthy: NativeStack, suite, sql) -> 
     assert cert["api_url"].startswith("http://127.0.0.1:") and cert["app"]["schema_version"]
     assert props == {
         "target": "local", "environment": "local", "project_ref": LOCAL_REF, "api_url": cert["api_url"],
-        "app.git_sha": head, "app.deployment_id": cert["app"]["deployment_id"],
+        "server_version": cert["server_version"], "app.git_sha": head, "app.deployment_id": cert["app"]["deployment_id"],
         "schema_version": cert["app"]["schema_version"],
         "suite.version": cert["suite"]["version"], "suite.git_sha": head,
         "runbook.sha256": cert["runbook_sha256"], "dialect": "runbook", "tier": "postdeploy",

@@ -97,6 +97,7 @@ def test_healthy_stack_passes_a_correct_runbook(healthy: NativeStack, suite, tmp
     assert set(run.outcomes()) == set(IDS) and run.not_passed() == set()
 
 
+@pytest.mark.smoke
 def test_renamed_column_flags_the_statements_that_name_it(healthy: NativeStack, suite, sql, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sql("ALTER TABLE julia_status RENAME COLUMN motivo TO razao")
     run = _lint(suite, ALL_GOOD, "--target-file", str(_targets(tmp_path)))

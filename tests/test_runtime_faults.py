@@ -147,6 +147,7 @@ def test_second_scheduler(healthy: NativeStack, suite) -> None:  # type: ignore[
     assert "found 2 heartbeats" in beats and "julia-scheduler-1" in beats and "julia-scheduler-2" in beats
 
 
+@pytest.mark.smoke
 def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     """julia-scheduler down for 3 minutes: the per-minute jobs are late (grace 2 min); the
     15-minute and hourly jobs are not (graces 5 and 10 min exceed the outage)."""

@@ -190,6 +190,7 @@ def test_app_expects_a_newer_version(healthy: NativeStack, suite, stack_json: Pa
     assert "/health/schema" in message
 
 
+@pytest.mark.smoke
 def test_column_changed_against_the_baseline(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
     sql("ALTER TABLE interacoes ALTER COLUMN conteudo TYPE varchar(2000)")
     sql("ALTER TABLE clientes ALTER COLUMN crm SET NOT NULL")

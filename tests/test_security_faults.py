@@ -25,6 +25,7 @@ SEC = ("checks/test_security.py",)
 FAKE_KEY = "sk-ant-api03-" + "Zx9QpL2mW7vR4tYb8NcK3hJ5dF6gS1aE0uIoPzXcVbNmLkJhGfDsAq" + "-" + "Q7wE2rT9yU4iO1pA"  # pragma: allowlist secret
 
 
+@pytest.mark.smoke
 def test_rls_disabled_on_a_table(healthy: NativeStack, sql, area) -> None:  # type: ignore[no-untyped-def]
     sql("ALTER TABLE clientes DISABLE ROW LEVEL SECURITY")
     run = area(paths=SEC)
