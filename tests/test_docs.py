@@ -70,3 +70,28 @@ def test_every_dialect_comment_block_cites_the_deployment() -> None:
     uncited = [s.splitlines()[0] for s in sections
                if not re.search(r"[\w-]+\.(?:py|sql|sh|md|json|ya?ml)\b|Dockerfile", s)]
     assert uncited == []
+
+
+def test_readme_lists_every_invariant_with_what_it_trusts() -> None:
+    """Issue 16: README's invariant list says, for each check, what evidence it trusts and what
+    it refuses; every declared invariant has its row (ranges like JC-DEEP-02…07 and pairs like
+    JC-GUARD-01/02 count for each id they name)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Invariants: what each check trusts, and what it refuses", 1)[1].split("\n## ", 1)[0]
+    named: set[str] = set()
+    for row in re.findall(r"^\| (JC-[A-Z]+-[0-9/…]+) \|", section, re.M):
+        area, nums = row.rsplit("-", 1)
+        if "…" in nums:
+            lo, hi = nums.split("…")
+            named |= {f"{area}-{n:02d}" for n in range(int(lo), int(hi) + 1)}
+        else:
+            named |= {f"{area}-{int(n):02d}" for n in nums.split("/")}
+    import importlib
+
+    from plugins.invariants import registry
+
+    for path in (ROOT / "checks").glob("test_*.py"):
+        importlib.import_module(f"checks.{path.stem}")  # the registry fills as checks are declared
+    declared = set(registry())
+    assert declared - named == set(), "invariants without a row in README's list"
+    assert named - declared == set(), "README lists invariants no check declares"
