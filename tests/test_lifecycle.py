@@ -140,6 +140,13 @@ def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
     assert _leftovers("native", run_id) == {}
 
 
+def _as_from_a_terminal() -> None:
+    """The child starts with Ctrl-C's default disposition, as under a terminal: a shell
+    without job control (`cmd &` in a script, nohup) starts background jobs with SIGINT
+    ignored, Python keeps it ignored, and the run under test would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stack_up(backend: str, run_id: str) -> bool:
     if backend == "containers":
         return any(name.endswith("-api") for name in _stack_containers(run_id)[0])
@@ -155,7 +162,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, backend: str, sig: int) 
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
          "-p", "no:cacheprovider", "--stack", backend, "--reports-dir", str(tmp_path / "reports")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_as_from_a_terminal,
         env={**os.environ, "JC_RUN_ID": run_id, "JC_SLOW_STARTED": str(tmp_path / "slow-started")},
     )
     deadline = time.monotonic() + 180  # generous: a loaded machine starts the stack slowly
@@ -205,6 +212,7 @@ def test_ctrl_c_in_a_terminal_under_xdist_leaves_nothing(tmp_path: Path) -> None
         [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q", "-n", "2",
          "-p", "no:cacheprovider", "--stack", "native", "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=_as_from_a_terminal,
         env={**os.environ, "JC_RUN_ID": run_id, "JC_SLOW_STARTED": str(tmp_path / "slow-started")},
     )
     deadline = time.monotonic() + 180
