@@ -252,8 +252,16 @@ def healthy(stack: LocalStack) -> Iterator[LocalStack]:
     julia-scheduler boot while the database is reset), the database cloned from its
     template with the job history carried up to now, and Redis flushed except for the
     liveness keys of the worker and scheduler that kept running. Both backends offer the
-    same controls: processes here, containers there.
+    same controls: processes here, containers there. It also starts from a healthy stack:
+    whatever an earlier test left (a service down, a liveness key gone), the worker and the
+    scheduler are running and their keys are there before the test begins.
     """
+    assert stack.info is not None
+    for name in ("postgres", "redis", "api"):
+        if not stack.running(name):
+            stack.start_service(name)
+    stack.await_runtime(stack.spawn_runtime("worker", "scheduler"))  # type: ignore[arg-type]
+    stack.await_liveness()
     yield stack
     assert stack.info is not None
     stack.stop_extra_schedulers()
