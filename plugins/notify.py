@@ -150,7 +150,7 @@ def summary_text(cert: dict[str, Any], link: str | None) -> str:
         lines += _ids_line(":new: Failing, not in the previous run", first_seen, failure)
         lines += _ids_line(":white_check_mark: Recovered", recovered, lambda r: f"`{r['id']}` [{r['severity']}]")
         lines += _ids_line(":hourglass: Still failing", still_failing, still)
-    else:
+    elif wait.get("outcome") != "timed-out":  # (a run that judged nothing has nothing to list)
         block = blockers(rows)
         if block:
             lines += _ids_line("Not passing", block, failure)

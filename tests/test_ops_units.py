@@ -273,6 +273,11 @@ def test_slack_leads_with_what_changed() -> None:
     same = _changed_cert()
     same["comparison"].update(newly_failing=[], newly_passing=[])
     assert "No change." in summary_text(same, None)
+    # a run that judged nothing says so, and lists nothing
+    stale = summary_text(_cert(build_wait={"outcome": "timed-out", "message": "deployment still reports a1 after 3 s; "
+                                                                             "expected b2"}), None)
+    assert stale.splitlines()[2] == ":hourglass: *Not judged*: deployment still reports a1 after 3 s; expected b2"
+    assert "JC-GUARD-01" not in stale
     # a first run lists what does not pass
     first = summary_text(_cert(), None)
     assert "*Not passing (1):*\n• `JC-GUARD-01` [blocker] found failed" in first and "Since run" not in first
