@@ -11,6 +11,7 @@ pytest_plugins = [
     "plugins.waivers",
     "plugins.allure_labels",
     "plugins.certificate",
+    "plugins.build_wait",
     "plugins.server_version",
     "plugins.runbook_doc",
     "plugins.app_repo",

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from plugins import signing
-from plugins.certificate_doc import blockers, compare, render_markdown, slack_text, valid_until
+from plugins.certificate_doc import blockers, compare, render_markdown, valid_until
 from plugins.config import ConfigError
 from plugins.contract_report import ReportContract
 from plugins.drift import drift_section
@@ -74,7 +74,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--notify-slack", dest="jc_notify_slack", action="store_true", default=False,
                     help="post the verdict to the Slack webhook named by the profile's slack_webhook_env")
     group.addoption("--compare-with", dest="jc_compare_with", default=None, metavar="PATH",
-                    help="a previous certificate.json (or run folder) of the same target to compare with")
+                    help="a previous certificate.json (or run folder) of the same target to compare with "
+                         "(default: the previous run of the target in its history)")
+    # issue 19: history, metrics
+    group.addoption("--history-runs", dest="jc_history_runs", default=None, metavar="N",
+                    help="runs of the target kept in <reports-dir>/history/<target>/ (default: the profile's "
+                         "history_runs, else 30)")
+    group.addoption("--push-metrics", dest="jc_push_metrics", default=None, metavar="URL",
+                    help="also push metrics.prom to this Prometheus Pushgateway (a POST; never the target)")
 
 
 class CertificatePlugin:
@@ -95,6 +102,13 @@ class CertificatePlugin:
         # the PostgreSQL version the checks' database client met (plugins.server_version)
         self.server_version: str | None = None
         _check_report_options(config, self.contract)
+        # issue 19: the target's history beside the reports, and where metrics are pushed
+        from plugins.run_history import HistoryStore, history_runs
+
+        self.history = HistoryStore(ctx.run_dir.parent, ctx.target.name, history_runs(config))
+        self.history_note: str | None = None
+        self.push_url = _push_url(config)
+        self.push_note: str | None = None
 
     # --- collecting outcomes -------------------------------------------------------------
 
@@ -205,6 +219,7 @@ class CertificatePlugin:
             })
         certified = bool(rows) and all(r["outcome"] in ("passed", "waived") for r in rows) and not interrupted
         finished = _now()
+        ops = self._ops_sections(rows, ctx.run_id, finished, interrupted)  # issue 19
         markexpr = self.config.option.markexpr or ""
         tier = markexpr or "all"
         hours = self.contract.validity_hours(markexpr)
@@ -238,7 +253,8 @@ class CertificatePlugin:
             "retries": sum(len(r.get("retries", ())) for r in rows),
             "blockers": [r["id"] for r in blockers(rows)],
             "waivers": self._waivers(rows),
-            "comparison": compare(self.previous, rows) if self.previous is not None else None,
+            "comparison": ops.pop("comparison"),
+            **ops,  # "build_wait", "history" (issue 19)
             "invariants": rows,
         }
         body = scrub_value(body, red)
@@ -252,10 +268,64 @@ class CertificatePlugin:
         _atomic_write(ctx.run_dir / "certificate.md", red.scrub(render_markdown(cert)))
         self.cert = cert
         self._write_allure_metadata(cert, rows)
+        self._write_metrics_and_history(cert)
         _point_latest(ctx.run_dir)
         # 0 means certified: a run whose invariants were skipped is not a pass.
         if not certified and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    # --- issue 19: the build wait, history, metrics -----------------------------------------
+
+    def _ops_sections(self, rows: list[dict[str, Any]], run_id: str, finished: str,
+                      interrupted: bool) -> dict[str, Any]:
+        """``build_wait``, ``history`` and ``comparison`` of the certificate; annotates the
+        rows with ``failing_since`` / ``recovered`` / ``flaky``. A run that judged nothing
+        (interrupted, or the expected build never came) is compared with nothing and does not
+        become history."""
+        from plugins.build_wait import wait_record
+        from plugins.run_history import annotate, previous_certificate
+
+        wait = wait_record(self.config)
+        judged = not interrupted and not (wait is not None and wait.outcome != "live")
+        entries, problem = self.history.read()
+        self.history_note = problem
+        history: dict[str, Any] = {
+            "dir": f"{self.history.folder.parent.name}/{self.history.folder.name}",
+            "limit": self.history.limit,
+            "runs_before": len(entries),
+            "previous_run_id": entries[-1]["run_id"] if entries else None,
+            "recorded": judged,
+            "problem": problem,
+        }
+        previous = self.previous if self.previous is not None else previous_certificate(entries)
+        comparison = None
+        if previous is not None and (judged or self.previous is not None):
+            comparison = {**compare(previous, rows),
+                          "basis": "--compare-with" if self.previous is not None else "history"}
+        if judged:
+            history.update(annotate(rows, entries, run_id=run_id, finished_at=finished, limit=self.history.limit))
+        return {"comparison": comparison, "build_wait": wait.certificate() if wait is not None else None,
+                "history": history}
+
+    def _write_metrics_and_history(self, cert: dict[str, Any]) -> None:
+        from plugins import metrics
+        from plugins.run_history import entry_of
+
+        ctx = run_context(self.config)
+        metrics.write(ctx.run_dir / "metrics.prom", cert)
+        if cert["history"]["recorded"]:
+            problem = self.history.append(entry_of(cert))
+            if problem:
+                self.history_note = problem
+
+    def _push_metrics(self) -> None:
+        from plugins import metrics
+
+        if self.push_url is None or self.cert is None:
+            return
+        problem = metrics.push(self.push_url, self.cert)
+        self.push_note = ("metrics pushed to the Pushgateway" if problem is None
+                          else f"metrics push failed: {problem}")
 
     def _write_allure_metadata(self, cert: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         from plugins import allure_labels
@@ -296,7 +366,8 @@ class CertificatePlugin:
             return
         _, allure3 = allure_labels.categories(self.cert["invariants"], self.contract)
         ctx = run_context(self.config)
-        built = html_report.build(ctx.run_dir, results, self.cert, allure3, redactor(self.config))
+        built = html_report.build(ctx.run_dir, results, self.cert, allure3, redactor(self.config),
+                                  history=(self.history.allure_path, self.history.limit))
         if built.path is None:
             self.html_note = f"HTML report not built: {built.problem}"
         else:
@@ -304,7 +375,7 @@ class CertificatePlugin:
             self.html_note = f"HTML report {os.path.relpath(built.path, Path.cwd())} ({built.seconds:.1f}s)"
 
     def _notify(self) -> None:
-        from plugins.notify import post_slack
+        from plugins.notify import post_slack, summary_text
 
         assert self.cert is not None
         if self.slack_url is None:
@@ -313,7 +384,7 @@ class CertificatePlugin:
         if link is None and self.html is not None:
             link = self.html.resolve().as_uri()
         url, timeout = self.slack_url
-        problem = post_slack(url, slack_text(self.cert, link), redactor(self.config), timeout)
+        problem = post_slack(url, summary_text(self.cert, link), redactor(self.config), timeout)
         self.slack_note = "Slack: summary posted" if problem is None else f"Slack: post failed: {problem}"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -322,6 +393,7 @@ class CertificatePlugin:
             return
         self._build_html()
         self._notify()
+        self._push_metrics()
         red = redactor(self.config)
         for row in sorted(self.rows.values(), key=lambda r: r.id):
             for warning in row.warnings:
@@ -354,7 +426,7 @@ class CertificatePlugin:
                 f"newly failing {', '.join(comparison['newly_failing']) or 'none'}; "
                 f"newly passing {', '.join(comparison['newly_passing']) or 'none'}; "
                 f"still failing {', '.join(comparison['still_failing']) or 'none'}")
-        for note in (self.html_note, self.slack_note):
+        for note in (self.html_note, self.slack_note, self.history_note, self.push_note):
             if note:
                 tw.write_line(f"julia-conformance: {red.scrub(note)}")
 
@@ -428,6 +500,26 @@ def _slack_url(config: pytest.Config) -> tuple[str, float] | None:
         raise pytest.UsageError(f"{target.path}: targets.{target.name}.slack_timeout_s: must be a number of "
                                 f"seconds greater than 0 and at most {MAX_SLACK_TIMEOUT_S:g}, got {timeout!r}")
     return url, float(timeout)
+
+
+def _push_url(config: pytest.Config) -> str | None:
+    """``--push-metrics``, checked before anything starts (exit 4, never quoting the value:
+    it may carry credentials); a password in it is registered with the redactor."""
+    from plugins.metrics import url_problem
+
+    value = config.getoption("jc_push_metrics")
+    if value is None:
+        return None
+    ctx = run_context(config)
+    problem = url_problem(value, ctx.api_url)
+    if problem is not None:
+        raise pytest.UsageError(f"--push-metrics: the URL {problem} (value not shown)")
+    from urllib.parse import urlsplit
+
+    password = urlsplit(value.strip()).password
+    if password:
+        redactor(config).register(password)
+    return value.strip()
 
 
 def _check_report_options(config: pytest.Config, contract: ReportContract) -> None:

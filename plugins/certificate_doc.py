@@ -93,6 +93,10 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
     if cert.get("interrupted"):
         out.append("")
         out.append("**The run was interrupted**: invariants that did not run count as errors.")
+    from plugins.build_wait import not_judged_markdown, timeline_markdown  # issue 19 (late: no cycle)
+    from plugins.run_history import history_markdown
+
+    out += not_judged_markdown(cert)
     out.append("")
 
     block = blockers(rows)
@@ -119,6 +123,8 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
             ids = comparison.get(key) or []
             out.append(f"- {label} ({len(ids)}): {', '.join(ids) if ids else '—'}")
         out.append("")
+
+    out += history_markdown(cert) + timeline_markdown(cert)  # issue 19: since when, flaky, the wait
 
     waived = [r for r in rows if r["outcome"] == "waived"]
     waivers = cert.get("waivers") or []
@@ -172,23 +178,3 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
         out.append(f"- signature: **unsigned** — {sig.get('reason')}")
     out.append("")
     return "\n".join(out)
-
-
-def slack_text(cert: dict[str, Any], link: str | None) -> str:
-    """The short summary a Slack channel gets: verdict, target, blockers, report link."""
-    ok = cert.get("verdict") == "certified"
-    lines = [f"{':white_check_mark:' if ok else ':rotating_light:'} *{headline(cert)}*",
-             f"run `{cert.get('run_id')}` · tier `{cert.get('tier')}` · valid until {cert.get('valid_until')}"]
-    block = blockers(cert.get("invariants", []))
-    if block:
-        lines.append(f"*Blockers ({len(block)}):*")
-        for row in block[:10]:
-            lines.append(f"• `{row['id']}` [{row['severity']}] {row.get('message') or row['title']}"[:300])
-        if len(block) > 10:
-            lines.append(f"… and {len(block) - 10} more")
-    comparison = cert.get("comparison")
-    if comparison and comparison.get("newly_failing"):
-        lines.append(f"Newly failing since `{comparison.get('previous_run_id')}`: {', '.join(comparison['newly_failing'])}")
-    if link:
-        lines.append(f"Report: {link}")
-    return "\n".join(lines)

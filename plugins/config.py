@@ -564,6 +564,7 @@ EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
     "slack_webhook_env": str,
     "slack_timeout_s": (int, float),  # the post's total deadline (plugins.notify)
     "report_base_url": str,
+    "history_runs": int,  # runs of history kept beside the reports (plugins.run_history)
     "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
     "app_command": list,  # native/existing stacks: the operator's own app instead of the reference one
     # Railway's public API, for the services' replica counts (checks/test_runtime.py): the

@@ -51,8 +51,11 @@ def allure_cli(root: Path = ROOT) -> tuple[list[str] | None, str | None]:
     return [node, str(cli)], None
 
 
-def report_config(cert: dict[str, Any], categories: list[dict[str, Any]], output: Path) -> dict[str, Any]:
-    """allurerc.json: the certificate's headline as report name, its facts as variables."""
+def report_config(cert: dict[str, Any], categories: list[dict[str, Any]], output: Path,
+                  history: tuple[Path, int] | None = None) -> dict[str, Any]:
+    """allurerc.json: the certificate's headline as report name, its facts as variables; with
+    ``history`` (the target's file and how many runs it keeps: plugins.run_history) Allure 3
+    appends this run to it and shows the runs before in its trends and each test's History."""
     app = cert.get("app") or {}
     sig = cert.get("signature") or {}
     block = blockers(cert.get("invariants", []))
@@ -74,7 +77,9 @@ def report_config(cert: dict[str, Any], categories: list[dict[str, Any]], output
         "Run": str(cert.get("run_id")),
     }
     name = headline(cert)
+    kept = {"historyPath": str(history[0]), "historyLimit": history[1]} if history else {}  # issue 19
     return {
+        **kept,
         "name": name,
         "output": str(output),
         "variables": variables,
@@ -97,7 +102,7 @@ def strip_analytics(html: str) -> str:
 
 
 def build(run_dir: Path, results: Path, cert: dict[str, Any], categories: list[dict[str, Any]],
-          redactor: Redactor, root: Path = ROOT) -> HtmlResult:
+          redactor: Redactor, root: Path = ROOT, history: tuple[Path, int] | None = None) -> HtmlResult:
     """Run ``allure generate`` into ``run_dir/html``; never raises for a failed build."""
     start = time.monotonic()
     cmd, problem = allure_cli(root)
@@ -105,7 +110,7 @@ def build(run_dir: Path, results: Path, cert: dict[str, Any], categories: list[d
         return HtmlResult(None, 0.0, problem)
     output = run_dir / "html"
     config_path = run_dir / "allurerc.json"
-    config = report_config(cert, categories, output)
+    config = report_config(cert, categories, output, history)
     config_path.write_text(redactor.scrub(json.dumps(config, indent=2, ensure_ascii=False)) + "\n")
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1"}
     try:

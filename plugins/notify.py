@@ -13,6 +13,8 @@ answers, or trickles its answer, cannot hold the run).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -92,3 +94,68 @@ def post_slack(webhook_url: str, text: str, redactor: Redactor,
 def _mask(text: str, url: str, redactor: Redactor) -> str:
     text = redactor.scrub(text)
     return text.replace(url, "<webhook URL>") if url else text
+
+
+# --- the summary: what changed since the last run, first -------------------------------------
+
+MAX_LISTED = 10
+
+
+def _ids_line(label: str, rows: list[dict[str, Any]], render: Callable[[dict[str, Any]], str]) -> list[str]:
+    if not rows:
+        return []
+    lines = [f"*{label} ({len(rows)}):*"]
+    lines += [f"• {render(row)}"[:300] for row in rows[:MAX_LISTED]]
+    if len(rows) > MAX_LISTED:
+        lines.append(f"… and {len(rows) - MAX_LISTED} more")
+    return lines
+
+
+def summary_text(cert: dict[str, Any], link: str | None) -> str:
+    """The Slack summary: verdict and target, then what changed since the previous run of the
+    target (new failures with their message, recoveries, what is still failing and since
+    when, what flips between runs) — not the full list, which is in the report. A first run
+    (nothing to compare with) lists what does not pass."""
+    from plugins.certificate_doc import blockers, headline, is_ok
+    from plugins.run_history import since_text
+
+    ok = cert.get("verdict") == "certified"
+    rows: list[dict[str, Any]] = cert.get("invariants", [])
+    by_id = {r["id"]: r for r in rows}
+    lines = [f"{':white_check_mark:' if ok else ':rotating_light:'} *{headline(cert)}*",
+             f"run `{cert.get('run_id')}` · tier `{cert.get('tier')}` · valid until {cert.get('valid_until')}"]
+    wait = cert.get("build_wait") or {}
+    if wait.get("outcome") == "timed-out":
+        lines.append(f":hourglass: *Not judged*: {wait.get('message')}")
+    comparison = cert.get("comparison")
+
+    def failure(row: dict[str, Any]) -> str:
+        return f"`{row['id']}` [{row['severity']}] {row.get('message') or row['title']}"
+
+    def still(row: dict[str, Any]) -> str:
+        since = row.get("failing_since")
+        return f"`{row['id']}` [{row['severity']}] " + (since_text(since) if since else "still failing")
+
+    flaky = [r for r in rows if r.get("flaky")]
+    if comparison and wait.get("outcome") != "timed-out":
+        new = [by_id[i] for i in comparison.get("newly_failing", []) if i in by_id]
+        recovered = [by_id[i] for i in comparison.get("newly_passing", []) if i in by_id]
+        still_failing = [by_id[i] for i in comparison.get("still_failing", []) if i in by_id]
+        first_seen = [by_id[i] for i in comparison.get("only_now", []) if i in by_id and not is_ok(by_id[i]["outcome"])]
+        lines.append(f"*Since run `{comparison.get('previous_run_id')}`* ({comparison.get('previous_verdict')}, "
+                     f"{comparison.get('previous_finished_at') or 'time unknown'}):")
+        if not (new or recovered or first_seen):
+            lines.append("No change." + ("" if still_failing else " Every invariant passes."))
+        lines += _ids_line(":new: New failures", new, failure)
+        lines += _ids_line(":new: Failing, not in the previous run", first_seen, failure)
+        lines += _ids_line(":white_check_mark: Recovered", recovered, lambda r: f"`{r['id']}` [{r['severity']}]")
+        lines += _ids_line(":hourglass: Still failing", still_failing, still)
+    elif wait.get("outcome") != "timed-out":  # (a run that judged nothing has nothing to list)
+        block = blockers(rows)
+        if block:
+            lines += _ids_line("Not passing", block, failure)
+    lines += _ids_line(":twisted_rightwards_arrows: Flaky (flip between runs, not retried)", flaky,
+                       lambda r: f"`{r['id']}` {r['flaky']['flips']} flips in its last {r['flaky']['runs']} runs")
+    if link:
+        lines.append(f"Report: {link}")
+    return "\n".join(lines)

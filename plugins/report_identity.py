@@ -45,16 +45,20 @@ def _git(root: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def app_identity(api_url: str | None, runbook: Runbook, redactor: Redactor) -> dict[str, Any]:
+def app_identity(api_url: str | None, runbook: Runbook, redactor: Redactor,
+                 fields: tuple[str, ...] | None = None) -> dict[str, Any]:
     """What the running app reports about its build (runbook.toml [report.identity]).
 
     Each endpoint is fetched once, with the suite's GET-only client; an unreachable app or
     an absent field is recorded, never fatal: the checks themselves judge reachability.
+    ``fields`` limits the facts asked (``--expect-build`` polls only the build's, so each poll
+    costs the one endpoint that reports it).
     """
     from fixtures.clients import Api  # late: plugins load before fixtures are importable
 
     contract: ReportContract = runbook.section("report")
-    facts: dict[str, Any] = {name: None for name in contract.identity}
+    sources = {name: source for name, source in contract.identity.items() if fields is None or name in fields}
+    facts: dict[str, Any] = {name: None for name in sources}
     facts["reported"] = False
     problems: list[str] = []
     if not api_url:
@@ -63,7 +67,7 @@ def app_identity(api_url: str | None, runbook: Runbook, redactor: Redactor) -> d
     bodies: dict[str, Any] = {}
     api = Api(api_url, runbook.http, runbook.endpoints, redactor)
     try:
-        for name, source in contract.identity.items():
+        for name, source in sources.items():
             if source.endpoint not in bodies:
                 try:
                     resp = api.endpoint(source.endpoint)

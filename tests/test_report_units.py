@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from plugins import signing, verify
 from plugins.allure_labels import categories, ci_executor, environment_properties, epic_and_feature
-from plugins.certificate_doc import blockers, compare, headline, render_markdown, slack_text, valid_until
+from plugins.certificate_doc import blockers, compare, headline, render_markdown, valid_until
 from plugins.config import ConfigError, load_runbook
 from plugins.contract_report import parse_report, parse_waivers
 from plugins.html_report import report_config, strip_analytics
 from plugins.invariants import Invariant
+from plugins.notify import summary_text
 from plugins.redaction import Redactor
 from plugins.scrub import AllureRedactor, scrub_file, scrub_tree
 
@@ -319,7 +320,7 @@ def test_markdown_puts_verdict_then_blockers_then_the_rest() -> None:
 def test_headline_and_slack_text() -> None:
     cert = _cert()
     assert headline(cert) == "NOT CERTIFIED · prod (production · jyqgbzhqavgpxqacduoi) · app 1a2b3c4d5e6f · deployment dep-42"
-    text = slack_text(cert, "https://ci.example/r/index.html")
+    text = summary_text(cert, "https://ci.example/r/index.html")
     assert text.splitlines()[0].endswith(f"*{headline(cert)}*")
     assert "`JC-GUARD-01`" in text and "Report: https://ci.example/r/index.html" in text
     assert valid_until("2026-02-10T12:00:00Z", 26) == "2026-02-11T14:00:00Z"
