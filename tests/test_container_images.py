@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from fixtures.stack import containers as cs
+from fixtures.stack.backends import containers as cs
 from fixtures.stack.images import build
 from plugins.config import ConfigError, load_targets
 from tests.conftest import ROOT, skip_without_containers

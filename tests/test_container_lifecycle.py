@@ -18,7 +18,7 @@ import docker
 import pytest
 import redis
 
-from fixtures.stack import containers as cs
+from fixtures.stack.backends import containers as cs
 from fixtures.stack.launcher import RUN_MARKER_ENV, StackError
 from plugins import contract_runtime
 from tests.conftest import skip_without_containers

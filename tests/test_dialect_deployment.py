@@ -26,7 +26,7 @@ import redis
 
 from datetime import UTC, datetime, timedelta
 
-from fixtures.stack.dbsetup import MIGRATIONS_DIR, list_migrations, version_key
+from fixtures.stack.seed import MIGRATIONS_DIR, list_migrations, version_key
 from fixtures.stack.launcher import TEMPLATE_DB, NativeStack, clone_database
 from plugins import contract_runtime
 from plugins.config import load_runbook

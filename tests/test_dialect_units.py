@@ -28,7 +28,7 @@ from fixtures.probes_drift import (
 )
 from fixtures.probes_health import BadAnswer, HealthEndpoints, parse_deep, parse_rate
 from fixtures.probes_schema import compare_migrations
-from fixtures.stack.dbsetup import Migration
+from fixtures.stack.seed import Migration
 from plugins.config import ConfigError, load_runbook
 from plugins.drift import Dialects, DriftFinding, known_dialects, leaf_diff, raw_contract
 

@@ -81,7 +81,7 @@ def test_critical_view_dropped(healthy: NativeStack, suite, sql) -> None:  # typ
 
 
 def test_migration_row_removed(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    from fixtures.stack import dbsetup
+    from fixtures.stack import seed as dbsetup
 
     versions = [m.version for m in dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)]  # oldest first
     newest, previous = versions[-1], versions[-2]
@@ -497,7 +497,7 @@ def test_schema_endpoint_saying_outdated_fails(healthy: NativeStack, suite, sql)
     back to the previous version): /health/schema agrees with the database — and says, in its
     own word, that the schema is 'outdated'. JC-HEALTH-04 fails quoting the word; the deep
     gate fails for its migrations part."""
-    from fixtures.stack import dbsetup
+    from fixtures.stack import seed as dbsetup
 
     versions = [m.version for m in dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)]
     newest, previous = versions[-1], versions[-2]

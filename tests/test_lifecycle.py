@@ -46,7 +46,7 @@ def _stack_dirs(run_ids: set[str]) -> list[Path]:
 
 def _stack_containers(run_id: str) -> tuple[list[str], list[str]]:
     """The containers and networks of a run on the local Docker engine (containers backend)."""
-    from fixtures.stack import containers as cs
+    from fixtures.stack.backends import containers as cs
     from fixtures.stack.images import build as images
 
     client = images.docker_client()

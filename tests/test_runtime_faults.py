@@ -29,7 +29,7 @@ import psycopg
 import pytest
 import redis
 
-from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
+from fixtures.stack.seed import FILL_MARGIN, WORKER_JOB
 from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract_runtime import load

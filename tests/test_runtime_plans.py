@@ -26,7 +26,7 @@ from checks import test_runtime as checks
 from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database
-from fixtures.stack import dbsetup
+from fixtures.stack import seed as dbsetup
 from fixtures.stack.launcher import NativeStack, _replace_db
 from plugins.config import load_runbook
 from plugins.contract_runtime import load

@@ -398,7 +398,7 @@ def test_seed_scales_the_runbooks_volumes(stack) -> None:  # type: ignore[no-unt
 
     import psycopg
 
-    from fixtures.stack import dbsetup
+    from fixtures.stack import seed as dbsetup
     from fixtures.stack.launcher import _replace_db
 
     name = f"julia_seedscale_{secrets.token_hex(3)}"

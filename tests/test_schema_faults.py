@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import schema_baseline
-from fixtures.stack import dbsetup
+from fixtures.stack import seed as dbsetup
 from fixtures.stack.launcher import NativeStack, StackInfo, api_executor, free_port
 from plugins.config import load_runbook
 from tests.area_helpers import runbook_copy

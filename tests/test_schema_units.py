@@ -26,7 +26,7 @@ from fixtures.schema_baseline import (
     to_json,
     write,
 )
-from fixtures.stack.dbsetup import MIGRATIONS_DIR, Migration, scan_migrations
+from fixtures.stack.seed import MIGRATIONS_DIR, Migration, scan_migrations
 from plugins.config import ConfigError, load_runbook
 from plugins.invariants import Undecidable
 from plugins.contract_schema import LintPolicy, parse

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.stack.dbsetup import (
+from fixtures.stack.seed import (
     JOB_EXECUTIONS_PER_DAY,
     MIGRATIONS_DIR,
     Migration,
