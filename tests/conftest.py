@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import psycopg
 import pytest
 
-from fixtures.stack.launcher import NativeStack, new_run_id
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.launcher import new_run_id
 
 if TYPE_CHECKING:
     from fixtures.stack.backends.containers import ContainerStack
@@ -98,14 +99,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def containers_unavailable() -> str | None:
     """Why the containers backend cannot run here (None when it can)."""
-    from fixtures.stack.backends.containers import unavailable_reason
+    from fixtures.stack.container_runs import unavailable_reason
 
     return unavailable_reason(local_images())
 
 
 def local_images() -> Any:
     """The images targets.toml's local profile names (defaults: the locally built ones)."""
-    from fixtures.stack.backends.containers import Images
+    from fixtures.stack.container_runs import Images
     from plugins.config import load_targets
 
     return Images.from_options(load_targets(ROOT / "targets.toml").get("local", {}))

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from fixtures.stack.backends import containers as cs
+from fixtures.stack import container_runs as cs
 from fixtures.stack.images import build
+from fixtures.stack.services import free_port
 from plugins.config import ConfigError, load_targets
 from tests.conftest import ROOT, skip_without_containers
 
@@ -121,7 +122,7 @@ def test_image_names_come_from_the_local_profile(tmp_path: Path) -> None:
 @given(st.text(min_size=1, max_size=100, alphabet=st.characters(min_codepoint=33, max_codepoint=126)))
 def test_service_names_are_dns_labels(run_id: str) -> None:
     """Services reach each other by container name: the run's part must be a DNS label."""
-    slug = cs._slug(run_id)
+    slug = cs.slug(run_id)
     assert 1 <= len(slug) <= 40
     assert all(ch.isascii() and (ch.isalnum() and not ch.isupper() or ch == "-") for ch in slug)
     assert not slug.startswith("-") and not slug.endswith("-")
@@ -150,10 +151,10 @@ def engine() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def _postgres(**kwargs: str) -> cs._Postgres:
-    pg = cs._Postgres(cs.Images().postgres, driver=None, **kwargs)  # type: ignore[arg-type]
+def _postgres(**kwargs: str) -> cs.PublishedPostgres:
+    pg = cs.PublishedPostgres(cs.Images().postgres, driver=None, **kwargs)  # type: ignore[arg-type]
     pg.with_kwargs(labels={cs.LABEL_RUN: f"image-test-{os.getpid()}", cs.LABEL_OWNER: cs.owner_label()})
-    pg.publish(5432, "127.0.0.1", cs.free_port())
+    pg.publish(5432, "127.0.0.1", free_port())
     return pg
 
 
