@@ -19,8 +19,7 @@ import pytest
 import redis
 
 from fixtures.stack import container_runs as cs
-from fixtures.stack.info import StackError
-from fixtures.stack.services import RUN_MARKER_ENV
+from fixtures.stack.info import RUN_MARKER_ENV, StackError
 from plugins import contract_runtime
 from tests.conftest import skip_without_containers
 
