@@ -374,7 +374,7 @@ def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeCont
     local_platform = getattr(ctx.stack, "railway_api_url", None) if ctx.target.local else None
     if not token and local_platform:
         # The local stack's platform answers Railway's query with the schedulers it runs.
-        from fixtures.stack import platform
+        from fixtures import local_platform as platform
 
         scale = pr.railway_scale(
             url=local_platform, token=platform.LOCAL_TOKEN, token_kind="account",

@@ -26,7 +26,10 @@ from fixtures import probes_maintenance as pm
 from fixtures import probes_security as ps
 from fixtures.clients import Database
 from fixtures.stack import pgdist
-from fixtures.stack.launcher import NativeStack, StackError, find_pg_bindir, new_run_id
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.info import StackError
+from fixtures.stack.launcher import new_run_id
+from fixtures.stack.services import find_pg_bindir
 from plugins.config import PG_MAJORS, load_runbook
 from plugins.redaction import Redactor
 from tests.conftest import selftest_pg

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from fixtures import probes_security as ps
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.config import ConfigError, load_runbook
 from plugins.contract_security import parse
 from tests.area_helpers import ROOT, area, clean_app_repo  # noqa: F401 - fixtures
