@@ -9,11 +9,22 @@ proofs are in tests/test_hostile_faults.py. No test here measures time: bench/sc
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
+import pytest
+from allure_commons.model2 import TestResult as AllureResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures.clients import Api
+from fixtures.probes_health import BadAnswer, json_object
+from plugins import json_bounds
+from plugins.config import HttpPolicy
+from plugins.invariants import Undecidable
 from plugins.redaction import _BEARER, _DSN_PASSWORD, _KV_PASSWORD, MASK, Redactor
+from plugins.scrub import AllureRedactor, scrub_file, scrub_value
+from tests.hostile_servers import HostileApi, Streamed, gzip_bomb, large_json, trickle
+from tests.loopback import Canned, LoopbackApi
 
 
 def _plain_regexes(text: str) -> str:
@@ -53,3 +64,120 @@ def test_scrub_on_long_runs_gives_the_same_text() -> None:
                 "a://b:c" * 60_000, "password" * 50_000, "Bearer " * 60_000):
         text = run + " ;" + dsn
         assert Redactor().scrub(text) == run + " ;postgresql://julia:***@db.example.com/julia"
+
+
+# --- every GET has a total deadline and a body cap ----------------------------------------
+
+
+def _api(url: str, **http: float) -> Api:
+    policy = HttpPolicy(**{"connect_timeout_s": 1.0, "read_timeout_s": 1.0, "liveness_budget_ms": 1000,
+                           "total_timeout_s": 1.5, "max_body_mb": 1.0, **http})  # type: ignore[arg-type]
+    return Api(url, policy, {"deep": ("/health/deep",)}, Redactor())
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_trickling_server_meets_the_total_deadline(where: str) -> None:
+    """A byte (or a header line) every 0.3 s never trips the 1 s read timeout; the 1.5 s
+    deadline ends the GET, and two of them in a row end the API for the run."""
+    answer = Streamed(trickle(), every_s=0.3, trickle_headers=where == "headers")
+    with HostileApi(streamed={"/health/deep": answer}) as server:
+        api = _api(server.url)
+        messages = []
+        for _ in range(3):
+            with pytest.raises(Undecidable) as err:
+                api.endpoint("deep")
+            messages.append(err.value.message)
+        api.close()
+        served = list(server.requests)
+    deadline = (f"GET {server.url}/health/deep: no complete answer within the total deadline "
+                "(1.5 s, runbook.toml http.total_timeout_s)")
+    assert messages[:2] == [deadline, deadline]
+    assert messages[2] == f"API unresponsive: 2 requests in a row timed out (last: {deadline})"
+    assert served == ["/health/deep", "/health/deep"], "the third GET was never sent"
+
+
+def test_a_gzip_bomb_is_read_up_to_the_cap() -> None:
+    """1 GB of JSON-looking text gzipped to about 1 MB: decoded chunk by chunk and no longer
+    read past 1 MB; every reader of it is told the body was larger than that."""
+    bomb = Streamed(gzip_bomb(1024), headers=(("Content-Encoding", "gzip"),))
+    with HostileApi(streamed={"/health/deep": bomb}) as server:
+        api = _api(server.url)
+        resp = api.endpoint("deep")
+        api.close()
+    assert resp.status == 200 and resp.too_large_mb == 1.0
+    assert len(resp.text) == 1 << 20 and resp.text.startswith('{"status": "healthy", "pad": "aaa')
+    said = ("GET /health/deep answered HTTP 200 with a body larger than 1 MB (runbook.toml http.max_body_mb): "
+            "not read further")
+    with pytest.raises(BadAnswer) as bad:
+        json_object(resp)
+    assert bad.value.message == said
+    with pytest.raises(Undecidable) as undecided:
+        resp.body  # noqa: B018 - the property decodes
+    assert undecided.value.message == said
+
+
+def test_a_body_under_the_cap_is_read_whole_and_one_over_it_is_not() -> None:
+    under = Streamed(large_json(0, head=b'{"status": "healthy", "pad": "' + b"a" * 1000))
+    over = Streamed(large_json(2))
+    with HostileApi(streamed={"/under": under, "/over": over}) as server:
+        api = _api(server.url)
+        small, big = api.get("/under"), api.get("/over")
+        api.close()
+    assert small.too_large_mb is None and json_object(small)["status"] == "healthy"
+    assert big.too_large_mb == 1.0 and len(big.text) == 1 << 20
+
+
+# --- a body too deep to walk is a one-line cause ------------------------------------------
+
+
+def test_a_deeply_nested_body_is_one_line_for_every_reader() -> None:
+    with LoopbackApi(routes={"/health/deep": Canned(200, "[" * 100_000, content_type="application/json")}) as server:
+        api = _api(server.url)
+        resp = api.endpoint("deep")
+        api.close()
+    said = "GET /health/deep answered HTTP 200 with JSON nested deeper than 64 levels"
+    with pytest.raises(BadAnswer) as bad:
+        json_object(resp)
+    assert bad.value.message == said
+    with pytest.raises(Undecidable) as undecided:
+        resp.body  # noqa: B018 - the property decodes
+    assert undecided.value.message == said
+
+
+def test_json_bounds() -> None:
+    assert json_bounds.loads('{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
+    assert json_bounds.depth([[[]]]) == 3 and json_bounds.depth("x") == 0
+    assert json_bounds.loads("[" * 64 + "]" * 64) is not None
+    for text in ("[" * 65 + "]" * 65, "[" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000):
+        with pytest.raises(json_bounds.TooDeep, match="JSON nested deeper than 64 levels"):
+            json_bounds.loads(text)
+    with pytest.raises(ValueError):
+        json_bounds.loads("[")
+
+
+def _deep(levels: int) -> list:
+    value: list = ["postgresql://u:s3cret-pw@h/db"]
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_scrubbing_never_recurses_past_the_bound(tmp_path: Path) -> None:
+    """Whatever reached a writer — a value built by code, a file on disk — is scrubbed
+    without a RecursionError: the part deeper than the bound is replaced, never shown raw."""
+    red = Redactor()
+    shallow = scrub_value({"a": _deep(3)}, red)
+    assert "s3cret-pw" not in str(shallow) and "***" in str(shallow)
+    deep = scrub_value(_deep(50_000), red)
+    assert json_bounds.depth(deep) == json_bounds.MAX_DEPTH and json_bounds.NOT_SHOWN in str(deep)
+    assert "s3cret-pw" not in str(deep)
+    assert json_bounds.capped(_deep(3)) == _deep(3)
+    # an Allure model object holding a very deep list
+    result = AllureResult(name="x", description="postgresql://u:s3cret-pw@h/db")
+    result.parameters = _deep(50_000)  # type: ignore[assignment]
+    AllureRedactor(red, tmp_path).report_result(result)
+    assert "s3cret-pw" not in (result.description or "")
+    # a JSON file too deep to walk is scrubbed as text
+    path = tmp_path / "deep-attachment.json"
+    path.write_text("[" * 100_000 + '"postgresql://u:s3cret-pw@h/db"' + "]" * 100_000)
+    assert scrub_file(path, red) and "s3cret-pw" not in path.read_text()
