@@ -76,9 +76,11 @@ def large_json(mb: int, head: bytes = b'{"status": "healthy", "pad": "', tail: b
 
 @dataclass
 class HostileApi(LoopbackApi):
-    """``LoopbackApi`` plus ``streamed`` paths (path -> Streamed)."""
+    """``LoopbackApi`` plus ``streamed`` paths (path -> Streamed); ``every_path``: the answer
+    streamed on any other path."""
 
     streamed: dict[str, Streamed] = field(default_factory=dict)
+    every_path: Streamed | None = None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         base = super()._handler_class()
@@ -87,7 +89,7 @@ class HostileApi(LoopbackApi):
         class Handler(base):  # type: ignore[valid-type, misc]
             def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
                 path = urlsplit(self.path).path
-                answer = api.streamed.get(path)
+                answer = api.streamed.get(path, api.every_path)
                 if answer is None:
                     super().do_GET()
                     return
