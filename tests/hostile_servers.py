@@ -87,6 +87,10 @@ class HostileApi(LoopbackApi):
         api = self
 
         class Handler(base):  # type: ignore[valid-type, misc]
+            def do_POST(self) -> None:  # noqa: N802 - a read sent as POST (Railway's GraphQL query)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
                 path = urlsplit(self.path).path
                 answer = api.streamed.get(path, api.every_path)

@@ -16,6 +16,7 @@ from allure_commons.model2 import TestResult as AllureResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures import probes_runtime as pr
 from fixtures.clients import Api
 from fixtures.probes_health import BadAnswer, json_object
 from plugins import json_bounds
@@ -181,3 +182,18 @@ def test_scrubbing_never_recurses_past_the_bound(tmp_path: Path) -> None:
     path = tmp_path / "deep-attachment.json"
     path.write_text("[" * 100_000 + '"postgresql://u:s3cret-pw@h/db"' + "]" * 100_000)
     assert scrub_file(path, red) and "s3cret-pw" not in path.read_text()
+
+
+def test_the_railway_query_is_bounded_too() -> None:
+    """The one request to an outside service (Railway's replica count, a read sent as POST)
+    has the same total deadline and the same one-line answer to a body too deep to read."""
+    policy = HttpPolicy(connect_timeout_s=1.0, read_timeout_s=1.0, liveness_budget_ms=1000, total_timeout_s=1.5)
+    routes = {"/deep": Canned(200, "[" * 100_000, content_type="application/json")}
+    with HostileApi(routes=routes, streamed={"/slow": Streamed(trickle(), every_s=0.3)}) as server:
+        for path, says in (("/slow", ": no complete answer within the total deadline (1.5 s, runbook.toml "
+                                     "http.total_timeout_s)"),
+                           ("/deep", " answered JSON nested deeper than 64 levels")):
+            with pytest.raises(Undecidable) as err:
+                pr.railway_scale(url=server.url + path, token="tok-123456", token_kind="project", service_id="s",
+                                 environment_id="e", timeout_s=1.0, http=policy)
+            assert err.value.message == f"Railway API {server.url}{path}{says}"
