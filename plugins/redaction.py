@@ -124,16 +124,17 @@ class Redactor:
         # where it can find something. (UTF-8 is self-synchronising: a str holds a substring
         # iff its bytes hold the substring's bytes.)
         raw = text.encode("utf-8", "surrogatepass")
+        found = self._present(raw)
         # Longest first, so a secret containing another is removed whole. A replacement only
         # inserts MASK ('***'), so a secret without '*' cannot appear where it was not before.
         for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret.encode("utf-8", "surrogatepass") in raw if "*" not in secret else secret in text:
+            if secret in found if "*" not in secret else secret in text:
                 text = text.replace(secret, MASK)
         if b"://" in raw and b"@" in raw:  # scheme://user:password@host
             text = _mask_dsn_passwords(text)
         lowered = raw.lower()
-        long_s = b"\xc5\xbf" in raw  # 'ſ', which re.IGNORECASE reads as 's'
-        kv = b"=" in raw and (b"password" in lowered or long_s)
+        # 'ſ' (long s, only in a text that is not ASCII) is read as 's' by re.IGNORECASE
+        kv = (b"password" in lowered or (not text.isascii() and b"\xc5\xbf" in raw)) and b"=" in raw
         bearer = b"bearer" in lowered
         if not (kv or bearer):
             return text
@@ -143,6 +144,22 @@ class Redactor:
             if masked is not text:  # lower-cased again only when a password was masked
                 text, folded = masked, _folded(masked)
         return _mask_after(text, folded, "bearer", _BEARER) if bearer else text
+
+    def _present(self, raw: bytes) -> set[str]:
+        """The secrets (without '*') whose bytes are in ``raw``. Shortest first: one holding an
+        absent one is absent without a search (a DSN holding its password, its encodings)."""
+        present: set[str] = set()
+        absent: list[str] = []
+        for secret in sorted(self._secrets, key=len):
+            if "*" in secret:
+                continue
+            if any(gone in secret for gone in absent):
+                continue
+            if secret.encode("utf-8", "surrogatepass") in raw:
+                present.add(secret)
+            else:
+                absent.append(secret)
+        return present
 
     @property
     def count(self) -> int:
