@@ -8,6 +8,7 @@ proofs are in tests/test_hostile_faults.py. No test here measures time: bench/sc
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from fixtures import probes_runtime as pr
 from fixtures.clients import Api
 from fixtures.probes_health import BadAnswer, json_object
 from plugins import json_bounds
-from plugins.config import HttpPolicy
+from plugins.config import ConfigError, HttpPolicy, load_runbook
 from plugins.invariants import Undecidable
 from plugins.redaction import _BEARER, _DSN_PASSWORD, _KV_PASSWORD, MASK, Redactor
 from plugins.scrub import AllureRedactor, scrub_file, scrub_value
 from tests.hostile_servers import HostileApi, Streamed, gzip_bomb, large_json, trickle
 from tests.loopback import Canned, LoopbackApi
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _plain_regexes(text: str) -> str:
@@ -218,3 +221,21 @@ def test_the_railway_query_is_bounded_too() -> None:
                 pr.railway_scale(url=server.url + path, token="tok-123456", token_kind="project", service_id="s",
                                  environment_id="e", timeout_s=1.0, http=policy)
             assert err.value.message == f"Railway API {server.url}{path}{says}"
+
+
+def test_the_bounds_come_from_the_contract(tmp_path: Path) -> None:
+    """runbook.toml [http] sets them (shipped: 15 s, 4 MB); absent, the defaults hold; zero or
+    a word is a config error naming the key."""
+    text = (ROOT / "runbook.toml").read_text()
+    http = load_runbook(ROOT / "runbook.toml").http
+    assert (http.total_timeout_s, http.max_body_mb) == (15.0, 4.0)
+    bare = tmp_path / "bare.toml"
+    bare.write_text(re.sub(r"(?m)^(total_timeout_s|max_body_mb) = .*\n", "", text))
+    assert (load_runbook(bare).http.total_timeout_s, load_runbook(bare).http.max_body_mb) == (
+        HttpPolicy.total_timeout_s, HttpPolicy.max_body_mb)
+    for old, new, says in (("total_timeout_s = 15.0", "total_timeout_s = 0", "http.total_timeout_s: must be greater than 0"),
+                           ("max_body_mb = 4.0", 'max_body_mb = "4"', "http.max_body_mb: must be a number")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text.replace(old, new))
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            load_runbook(bad)
