@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from plugins import json_bounds
 from plugins.contract_report import ReportContract
 from plugins.invariants import Invariant, Undecidable, Violation, invariant_of, report_retries, report_warnings
 from plugins.target import redactor, run_context
@@ -140,7 +141,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     evidence = getattr(finding, "evidence", None)
     if evidence is not None:
         allure.attach(
-            red.scrub(json.dumps(evidence, indent=2, ensure_ascii=False, default=str)),
+            red.scrub(json.dumps(json_bounds.capped(evidence), indent=2, ensure_ascii=False, default=str)),
             name="evidence", attachment_type=allure.attachment_type.JSON,
         )
     allure.attach(red.scrub(inv.remedy), name="remedy", attachment_type=allure.attachment_type.TEXT)

@@ -128,6 +128,11 @@ class HttpPolicy:
     liveness_budget_ms: int
     # Retries of an idempotent read whose connection dropped mid-answer (0 = none).
     retries: int = 1
+    # The whole of one GET (connect, every read, its retries) ends by then, however slowly the
+    # server trickles its answer; the per-read timeout alone cannot bound that.
+    total_timeout_s: float = 15.0
+    # A body is read until this many MB, decoded (a gzip bomb is stopped there), never further.
+    max_body_mb: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,8 @@ _HTTP_SPEC: _Spec = {
     "read_timeout_s": ((int, float), True),
     "liveness_budget_ms": (int, True),
     "retries": (int, False),
+    "total_timeout_s": ((int, float), False),
+    "max_body_mb": ((int, float), False),
 }
 _DB_SESSION_SPEC: _Spec = {
     "statement_timeout_ms": (int, True),
@@ -447,8 +454,9 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
             raise ConfigError(f"{path}: thresholds.{key}: must be a number, got {value!r}")
         thresholds[key] = float(value)
 
-    for key in ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms"):
-        _positive(path, f"http.{key}", http[key])
+    for key in ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms", "total_timeout_s", "max_body_mb"):
+        if key in http:
+            _positive(path, f"http.{key}", http[key])
     for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
         _positive(path, f"database_session.{key}", dbs[key])
     for section, table in (("http", http), ("database_session", dbs)):
@@ -493,6 +501,8 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
             read_timeout_s=float(http["read_timeout_s"]),
             liveness_budget_ms=int(http["liveness_budget_ms"]),
             retries=int(http.get("retries", 1)),
+            total_timeout_s=float(http.get("total_timeout_s", HttpPolicy.total_timeout_s)),
+            max_body_mb=float(http.get("max_body_mb", HttpPolicy.max_body_mb)),
         ),
         thresholds=thresholds,
         db_session=DbSessionPolicy(**dbs),
