@@ -30,7 +30,7 @@ from plugins.certificate_doc import blockers, compare, render_markdown, valid_un
 from plugins.config import ConfigError
 from plugins.contract_report import ReportContract
 from plugins.drift import drift_section
-from plugins.invariants import report_invariant, report_outcome, report_retries, report_warnings
+from plugins.invariants import report_invariant, report_outcome, report_remedy, report_retries, report_warnings
 from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
@@ -158,6 +158,8 @@ class CertificatePlugin:
                                 f"{waived['kind']}: {waived['finding']}")
         if result is not None:
             row.merge(*result)
+        if (remedy := report_remedy(report)) is not None:
+            row.remedy = remedy  # this outcome's first step (e.g. rows hidden from the role: give it sight)
         row.warnings.extend(w for w in report_warnings(report) if w not in row.warnings)
         row.retries.extend(report_retries(report))
 
