@@ -29,6 +29,7 @@ from plugins import signing
 from plugins.certificate_doc import blockers, compare, render_markdown, valid_until
 from plugins.config import ConfigError
 from plugins.contract_report import ReportContract
+from plugins.connection_risk import connection_section
 from plugins.drift import drift_section
 from plugins.invariants import report_invariant, report_outcome, report_remedy, report_retries, report_warnings
 from plugins.scrub import scrub_value
@@ -249,6 +250,7 @@ class CertificatePlugin:
             "runbook_sha256": ctx.runbook.sha256,
             "runbook": {"file": ctx.runbook.path.name, "name": ctx.runbook.name, "version": ctx.runbook.version},
             **drift_section(self.config),  # "dialect" and "drift" (plugins.drift)
+            "connection": connection_section(self.config),  # risky connections, what the role cannot see
             "suite_version": suite.get("version"),
             "suite": suite,
             "counts": {k: sum(1 for r in rows if r["outcome"] == k) for k in _RANK},
