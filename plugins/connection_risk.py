@@ -119,8 +119,8 @@ def static_risks(target: Target) -> list[Risk]:
 
 def _refuse(target: Target, risks: list[Risk]) -> pytest.UsageError:
     first = risks[0]
-    more = f" (and {len(risks) - 1} more: {', '.join(r.key for r in risks[1:])})" if len(risks) > 1 else ""
-    return pytest.UsageError(f"{target.path}: {first.key}: {first.message} (--strict-connection){more}")
+    more = f"; also {', '.join(r.key for r in risks[1:])}" if len(risks) > 1 else ""
+    return pytest.UsageError(f"{target.path}: {first.key}: {first.message} (--strict-connection{more})")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -206,6 +206,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if report.strict and report.risks:
         raise _refuse(run_context(config).target, report.risks)
     _say(config, report)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # A run whose checks never asked for the database (the db fixture closes it otherwise).
+    if config.stash.get(_REPORT, None) is not None:
+        from fixtures.connections import close_run_database
+
+        close_run_database(config)
 
 
 def _lines(config: pytest.Config, report: ConnectionReport) -> list[str]:
