@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.config import load_targets, resolve_target
 from plugins.connection_risk import connection_markdown, static_risks, tls_of
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite

@@ -22,8 +22,8 @@ from psycopg import sql
 from fixtures.clients import Database
 from fixtures.probes_role import Blind, Policy, RowSight, _judge, role_writes, row_sight
 from fixtures.row_gate import HiddenRows, RowGate, relations_read
-from fixtures.stack.dbsetup import MIGRATIONS_DIR
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.refapp.config import MIGRATIONS_DIR
+from fixtures.stack.backends.native import NativeStack
 from plugins.config import load_runbook
 from plugins.redaction import Redactor
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite
