@@ -6,6 +6,7 @@ pytest_plugins = [
     "plugins.schema_options",
     "plugins.invariants",
     "plugins.safety",
+    "plugins.connection_risk",
     "plugins.drift",
     "plugins.scrub",
     "plugins.waivers",

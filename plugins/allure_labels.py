@@ -144,7 +144,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             red.scrub(json.dumps(json_bounds.capped(evidence), indent=2, ensure_ascii=False, default=str)),
             name="evidence", attachment_type=allure.attachment_type.JSON,
         )
-    allure.attach(red.scrub(inv.remedy), name="remedy", attachment_type=allure.attachment_type.TEXT)
+    # an Undecidable may carry its own first step (rows hidden from the role: give it sight)
+    remedy = (finding.remedy if isinstance(finding, Undecidable) else None) or inv.remedy
+    allure.attach(red.scrub(remedy), name="remedy", attachment_type=allure.attachment_type.TEXT)
     return report
 
 
