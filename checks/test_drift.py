@@ -38,8 +38,6 @@ from plugins.config import Runbook
 from plugins.drift import Dialects, DriftFinding
 from plugins.invariants import Undecidable, invariant, one_line, violated
 
-pytestmark = [pytest.mark.nightly]
-
 
 def _endpoint_drift(dialects: Dialects, health: HealthEndpoints, runbook: Runbook,
                     unanswered: list[str]) -> list[DriftFinding]:
@@ -115,6 +113,7 @@ def _database_drift(dialects: Dialects, db: Database, api: Api, health: HealthEn
     remedy="Read the drift section of the certificate: where the deployment's words are right, fix the "
     "runbook (and runbook.toml); where the runbook's are, fix the app; a respelling kept on purpose goes "
     "in dialects/<name>.toml, selected with `dialect = \"<name>\"` in targets.toml.",
+    tiers=("nightly",),
 )
 def test_no_undeclared_drift(dialects: Dialects, health: HealthEndpoints, db: Database, api: Api,
                              runbook: Runbook, drift: Callable[[list[DriftFinding]], None],

@@ -22,7 +22,6 @@ from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
-pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 
 _INSERT_REMEDY = (
     "Scenario 2 · Case 3: run `SELECT key, value FROM app_settings WHERE key IN ('environment', "
@@ -75,6 +74,7 @@ def _db_guard(
     severity="blocker",
     section="Hard Guards (Environment Validation) › APP_ENV",
     remedy=_INSERT_REMEDY,
+    tiers=("postdeploy", "nightly"),
 )
 def test_environment_matches_app_settings(
     request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, settings: probes.AppSettings
@@ -89,6 +89,7 @@ def test_environment_matches_app_settings(
     severity="blocker",
     section="Hard Guards (Environment Validation) › SUPABASE_PROJECT_REF",
     remedy=_INSERT_REMEDY,
+    tiers=("postdeploy", "nightly"),
 )
 def test_project_ref_matches_app_settings(
     request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, settings: probes.AppSettings
@@ -104,6 +105,7 @@ def test_project_ref_matches_app_settings(
     section="Hard Guards (Environment Validation) › Validation Point",
     remedy="The container runs with the wrong APP_ENV / SUPABASE_PROJECT_REF: fix the Railway "
     "variables of this service (Rule 2) and redeploy; roll back first if it serves traffic.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_app_reports_target_identity(
     request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, trusted_deep: probes.DeepReport,
@@ -162,6 +164,7 @@ def _guard_word(report: probes.DeepReport, path: str) -> str:
     "INSERT INTO app_settings (key, value, description) VALUES ('environment', …), "
     "('supabase_project_ref', …) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; then "
     "`railway restart`.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_guard_keys_present(ctx: RunContext, runbook: Runbook, settings: probes.AppSettings) -> None:
     wanted = [
@@ -185,6 +188,7 @@ def test_guard_keys_present(ctx: RunContext, runbook: Runbook, settings: probes.
     remedy="Scenario 2 · Case 2: the app is connected to another database than this target's: "
     "verify SUPABASE_URL / SUPABASE_PROJECT_REF in the Railway variables (\"Using wrong Supabase "
     "project\" — copy-paste the project ref), fix them and redeploy.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_app_reads_same_app_settings(
     runbook: Runbook, settings: probes.AppSettings, trusted_deep: probes.DeepReport,

@@ -24,8 +24,6 @@ from plugins.config import Runbook
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 
-pytestmark = [pytest.mark.nightly]
-
 
 def _expect_200(resp: EndpointResponse, what: str) -> None:
     if 300 <= resp.status < 400:  # a redirect (a login page in front of the app): say where to
@@ -72,8 +70,8 @@ def _parsed(health: HealthEndpoints, dialects: Dialects, name: str, exc: BadAnsw
     remedy="Scenario 2 · Case 4: compare `SELECT version, description, installed_on FROM "
     "public._migrations ORDER BY version DESC` with app_settings.schema_version and /health/schema; "
     "apply the missing migration (or update the forgotten app_settings version), then `railway restart`.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_schema_endpoint_matches_database(
     health: HealthEndpoints, db: Database, runbook: Runbook, settings: probes.AppSettings, dialects: Dialects
 ) -> None:
@@ -160,6 +158,7 @@ def _not_up_to_date(resp: EndpointResponse, answer: probes_health.SchemaAnswer, 
     remedy="Scenario 4: check which sender fills the namespace (`railway logs -n 100`), pause the "
     "campaign or spread its sends before the limit rejects messages; raise the limit only if the "
     "provider allows it.",
+    tiers=("nightly",),
 )
 def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
     threshold = runbook.thresholds.get("rate_warning_ratio")
@@ -209,6 +208,7 @@ def _why_no_counters(health: HealthEndpoints, what: str) -> str:
     remedy="Scenario 5: check the integration's logs (`railway logs -n 200 | grep -i <integration>`) and "
     "its credentials / URL; circuits auto-reset after the cool-down, else `railway restart` the API "
     "(Emergency: Clear Circuit Breaker Trips).",
+    tiers=("nightly",),
 )
 def test_circuits_closed(health: HealthEndpoints, warn: Callable[[str], None], dialects: Dialects) -> None:
     contract = health.contract.circuit

@@ -27,7 +27,6 @@ from plugins.drift import Dialect, Dialects, DriftFinding, DriftViolation, at_ke
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext, redactor
 
-pytestmark = [pytest.mark.nightly]
 
 _SECTION = "Database Maintenance"
 _REQUIRED_KEY = "maintenance.required_indices"
@@ -140,6 +139,7 @@ def _required_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[Req
     remedy="PostgreSQL does not index foreign keys by itself: add the index without blocking "
     "queries, `CREATE INDEX CONCURRENTLY idx_table_fk_column ON table_name(foreign_key_column);` "
     "(the statement for each key is in the message).",
+    tiers=("nightly",),
 )
 def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_defs: list[pm.IndexDef]) -> None:
     """A covering index is a usable btree, neither partial nor with an expression, whose
@@ -173,6 +173,7 @@ def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_
     remedy="Create the missing index with the runbook's statement, e.g. `CREATE INDEX "
     "CONCURRENTLY idx_interacoes_cliente_id ON interacoes(cliente_id);`, then verify with "
     "`SELECT indexname FROM pg_indexes WHERE tablename = '…';`.",
+    tiers=("nightly",),
 )
 def test_required_indices_exist(
     db: Database, runbook: Runbook, maintenance: MaintenanceContract, index_defs: list[pm.IndexDef],
@@ -240,6 +241,7 @@ def test_required_indices_exist(
     remedy="Run the weekly maintenance in the Supabase SQL editor: `VACUUM ANALYZE <table>;` "
     "for each table named; if autovacuum is disabled on it, re-enable it "
     "(`ALTER TABLE <table> RESET (autovacuum_enabled);`).",
+    tiers=("nightly",),
 )
 def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenance: MaintenanceContract) -> None:
     """The runbook's weekly VACUUM ANALYZE keeps dead tuples down and statistics fresh on
@@ -294,6 +296,7 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
     remedy="Reclaim space without blocking: `REINDEX INDEX CONCURRENTLY <index>;` for a bloated "
     "index; for a table, plain `VACUUM` makes the space reusable — `VACUUM FULL` blocks and is "
     "only for a low-traffic window (runbook: When to VACUUM vs VACUUM FULL).",
+    tiers=("nightly",),
 )
 def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
                                 record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
@@ -334,6 +337,7 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
     section=f"{_SECTION} › Monthly Maintenance",
     remedy="Review each index named: if no query needs it, drop it without blocking "
     "(`DROP INDEX CONCURRENTLY <index>;`); if it is new, wait for the next run.",
+    tiers=("nightly",),
 )
 def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
                                index_defs: list[pm.IndexDef], warn) -> None:  # type: ignore[no-untyped-def]
@@ -382,6 +386,7 @@ def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: Main
     section=f"{_SECTION} › Monthly Maintenance",
     remedy="Look at each statement named (Scenario 4: missing indices, N+1 queries); `EXPLAIN "
     "(ANALYZE, BUFFERS)` it on staging and add the index it lacks with CREATE INDEX CONCURRENTLY.",
+    tiers=("nightly",),
 )
 def test_no_slow_statements(db: Database, maintenance: MaintenanceContract) -> None:
     """Application statements (SELECT / DML, not maintenance or monitoring) averaging more than
@@ -462,6 +467,7 @@ def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighV
     remedy="Find what writes the table this fast (a job firing in a loop, a second scheduler — rule 4 — or "
     "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
     "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
+    tiers=("nightly",),
 )
 def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
                                      ctx: RunContext, record_evidence: Callable[[str, dict[str, Any]], Path],

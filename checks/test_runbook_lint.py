@@ -27,10 +27,8 @@ from plugins.invariants import invariant, violated
 from plugins.runbook_doc import APP_ENV_VARS, LintContract, write_lint_report
 from plugins.target import RunContext
 
-# Not postdeploy (it lints a document, not a deploy); nightly only with --runbook-doc
-# (plugins.runbook_doc adds the marker then).
-pytestmark = [pytest.mark.runbook]
-
+# Tier ``runbook`` only: not postdeploy (it lints a document, not a deploy); nightly only with
+# --runbook-doc (plugins.runbook_doc adds the marker then).
 _SECTION = "Runbook Updates"
 _REMEDY = (
     "Runbook Updates (\"review and update after each incident\"): fix each flagged line of the "
@@ -52,6 +50,7 @@ def _summary(what: str, broken: list[dict[str, Any]], total: int, doc: RunbookDo
     severity="normal",
     section=f"{_SECTION} › SQL statements",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_sql_plans(runbook_doc: RunbookDoc, db: Database, lint_contract: LintContract,
                            pytestconfig: pytest.Config) -> None:
@@ -78,6 +77,7 @@ def replies(runbook_doc: RunbookDoc, api: Api) -> dict[str, probes_runbook.Reply
     severity="normal",
     section=f"{_SECTION} › curl commands",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_curl_routes(runbook_doc: RunbookDoc, replies: dict[str, probes_runbook.Reply],
                              pytestconfig: pytest.Config) -> None:
@@ -124,6 +124,7 @@ def _jq_row(line: int, path: str, expr: str, reply: probes_runbook.Reply) -> dic
     severity="normal",
     section=f"{_SECTION} › jq paths",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_jq_paths(runbook_doc: RunbookDoc, replies: dict[str, probes_runbook.Reply],
                           pytestconfig: pytest.Config) -> None:
@@ -145,6 +146,7 @@ def test_runbook_jq_paths(runbook_doc: RunbookDoc, replies: dict[str, probes_run
     severity="normal",
     section=f"{_SECTION} › environment variables",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_env_var_names(runbook_doc: RunbookDoc, ctx: RunContext, pytestconfig: pytest.Config) -> None:
     """``echo $CHATWOOT_API_URL`` prints an empty line when the app reads CHATWOOT_URL: the

@@ -49,7 +49,6 @@ from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
-pytestmark = [pytest.mark.nightly]
 
 SHOW = 5  # violations listed in a message; the evidence has them all
 MESSAGE_CHARS = 400  # a certificate's message is cut there (plugins.invariants.one_line)
@@ -128,6 +127,7 @@ def _report_refused(warn: Warn, runtime: RuntimeContract, what: str, refused: li
     section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
     remedy="Rule 4: scale julia-scheduler back to 1 instance (Railway → julia-scheduler → Settings → "
     "Replicas = 1, no autoscale), then check what the duplicated runs did twice.",
+    tiers=("nightly",),
 )
 def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                                names: probes_drift.RuntimeNames) -> None:
@@ -154,8 +154,8 @@ def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeC
     remedy="Rule 4: julia-scheduler MUST be 1 instance — stop the extra one (Railway → julia-scheduler → "
     "Replicas = 1); if none is alive, `railway restart` julia-scheduler and watch `railway logs -f | grep -i "
     "scheduler`.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_one_live_scheduler(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
     """A heartbeat is live when its key expires unless renewed (a TTL no longer than
     ``runtime.heartbeat_expiry_ratio_max`` renewal periods) and, when its value says when it
@@ -305,8 +305,8 @@ def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, no
     section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
     remedy="Check the scheduler: `railway logs -n 100 | grep -i \"scheduler\\|job\\|cron\"`; if it is down "
     "or stuck, `railway restart` julia-scheduler; a failing job shows its error in job_executions.erro.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                               names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The jobs the contract marks critical (the runbook's whole table; a deployment's own
@@ -325,6 +325,7 @@ def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeCo
     remedy="Read the late job's runs in job_executions (error, response_code) and the scheduler's logs "
     "(`railway logs -n 100 | grep -i \"scheduler\\|job\"`); a job the runbook's table lacks is the "
     "deployment's own: fix it, or the runbook's table.",
+    tiers=("nightly",),
 )
 def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                                     names: probes_drift.RuntimeNames, warn: Warn) -> None:
@@ -364,8 +365,8 @@ def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str
     section="Deployment Architecture › Production Environment",
     remedy="Rule 4: Railway → julia-scheduler → Settings → set Replicas to 1 and turn autoscaling off "
     "(\"Scheduler: 1 instance, NO autoscale\").",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeContract) -> None:
     """Each service the profile names, read by its id: the scheduler must run exactly one
     replica; the api (``railway_api_service_id``, when given) at least one. The worker's
@@ -459,8 +460,8 @@ def _kill_statement(runtime: RuntimeContract, rb: Runbook, runs: list[pr.StuckRu
     section="Workers and Scheduled Jobs › Kill Stuck Job",
     remedy="Kill Stuck Job: mark the run failed (Option 1, the UPDATE in the message), or `railway restart` "
     "the service that runs it (Option 2, kills all its running jobs); then `railway logs -f | grep -i \"job\"`.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                        names: probes_drift.RuntimeNames) -> None:
     names.require("executions")
@@ -489,6 +490,7 @@ def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract,
     section="Workers and Scheduled Jobs › View Scheduled Jobs Status",
     remedy="Read the failing runs' erro in job_executions and the logs (`railway logs -n 100 | grep -i "
     "\"job\\|error\"`); fix the integration they fail on (Scenario 5) before the backlog grows.",
+    tiers=("nightly",),
 )
 def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames) -> None:
@@ -522,8 +524,8 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
     section="Incident Response Scenarios › Scenario 3: Julia Paused or Not Responding",
     remedy="Scenario 3: read why she was paused (motivo, alterado_via); once the cause is fixed, resume "
     "her with the runbook's INSERT of an 'ativo' row (the message has it) and verify the newest status.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The verdict comes from the newest decision — a row a person (or the runbook's SQL)
@@ -612,8 +614,8 @@ def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision:
     section="Incident Response Scenarios › Scenario 3: Julia Paused or Not Responding",
     remedy="Scenario 3 (status 'ativo' but no responses): check the worker (`railway logs -n 100 | grep -i "
     "\"worker\\|fila\\|error\"`); if the queue grows without processing, `railway restart` julia-worker.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                        names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """Only due rows wait: a row whose due time (``runtime.queue.due_at``) is in the future is
@@ -674,8 +676,8 @@ def _pause_line(send: pr.PausedSend) -> str:
     remedy="Stop the sender now: a worker is sending despite the pause (\"No messages sent until resumed\") — "
     "`railway restart` julia-worker, or scale it to 0 until the pause is over; then find the release or "
     "instance that does not read julia_status and roll it back.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_nothing_sent_while_paused(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                                    names: probes_drift.RuntimeNames) -> None:
     """A pause runs from a decision row in a paused word (a heartbeat's ``ativo`` row is not a
@@ -713,8 +715,8 @@ HEALTH_REREAD_S = 1.5
     remedy="julia-worker is down or hung: `railway logs -n 100 | grep -i \"worker\\|fila\\|error\"`, then "
     "`railway restart` julia-worker and watch `railway logs -f | grep -i \"fila\\|worker\"`; if the service "
     "does not exist, create it (the same image, RUN_MODE=worker).",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_worker_alive(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
     """The runbook's ARQ worker renews its health-check key, with a TTL of its interval + 1 s:
     a key that never expires, or whose TTL is more than ``runtime.heartbeat_expiry_ratio_max``

@@ -26,7 +26,6 @@ from plugins.contract_security import SecurityContract
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import redactor
 
-pytestmark = [pytest.mark.nightly]
 
 _API_SECTION = "Contact and Escalation › Level 3: security issue (Supabase Data API)"
 _SECRETS_SECTION = "Secrets Management"
@@ -79,6 +78,7 @@ def api_roles(db: Database, security: SecurityContract) -> tuple[str, ...]:
     "caller's JWT) or `DROP POLICY <policy> ON <table>;` — and `REVOKE … ON <table> FROM anon, "
     "authenticated;` what the API roles need not hold (the app's service role bypasses RLS, so it keeps "
     "working). If rows may have been read, it is a Level 3 security issue: escalate to the CTO.",
+    tiers=("nightly",),
 )
 def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract, api_roles: tuple[str, ...],
                                        keep_evidence: Callable[[str, dict[str, Any]], None]) -> None:
@@ -149,6 +149,7 @@ def _describe_open(found: list[ps.OpenAccess]) -> list[str]:
     remedy="Make the view run with the caller's rights: `ALTER VIEW <view> SET (security_invoker "
     "= true);` (PostgreSQL 15+); otherwise revoke SELECT on it from anon and authenticated or move "
     "it out of the exposed schema.",
+    tiers=("nightly",),
 )
 def test_no_security_definer_view(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
     """Definition (fixtures.probes_security.bypasses_rls): a view that runs with its owner's
@@ -194,6 +195,7 @@ def test_no_security_definer_view(db: Database, security: SecurityContract, api_
     section=_API_SECTION,
     remedy="`REVOKE ALL ON app_settings FROM anon;` (and from PUBLIC if granted there): the "
     "settings the hard guards read are no business of the public API.",
+    tiers=("nightly",),
 )
 def test_settings_not_readable_by_anon(db: Database, runbook: Runbook, security: SecurityContract,
                                        api_roles: tuple[str, ...]) -> None:
@@ -217,6 +219,7 @@ def test_settings_not_readable_by_anon(db: Database, runbook: Runbook, security:
     remedy="Rotate the secret with the runbook's Rotation Checklist (staging first, then "
     "production, revoke the old key after 24 h), then record the date in runbook.toml "
     "(security.secret_rotation) as step 9 asks.",
+    tiers=("nightly",),
 )
 def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext, pytestconfig: pytest.Config,
                                      warn) -> None:  # type: ignore[no-untyped-def]
@@ -252,6 +255,7 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
     remedy="Treat the secret as leaked: rotate it now (Secret Rotation Procedure), then remove it "
     "from the code (read it from the environment) and from git history; mark a false positive "
     "with `# pragma: allowlist secret` or audit it in .secrets.baseline.",
+    tiers=("nightly",),
 )
 def test_no_secret_in_app_repository(app_repo: Path | None, security: SecurityContract) -> None:
     """detect-secrets over every committed file and every .env-like file (ignored or not) of
