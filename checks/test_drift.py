@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
-import pytest
 
 from fixtures import probes, probes_drift, probes_schema
 from fixtures.clients import Api, Database

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
-import pytest
 
 from fixtures import probes, probes_drift, probes_health
 from fixtures.clients import Database, EndpointResponse

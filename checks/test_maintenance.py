@@ -10,10 +10,7 @@ is scanned, so the checks are safe against production.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +18,12 @@ import pytest
 from fixtures import probes_drift
 from fixtures import probes_maintenance as pm
 from fixtures.clients import Database
+from fixtures.evidence import Evidence
 from plugins.config import RUNBOOK_DIALECT, Runbook
 from plugins.contract_maintenance import HighVolumeTable, MaintenanceContract, RequiredIndex, create_index_statement
 from plugins.drift import Dialect, Dialects, DriftFinding, DriftViolation, at_key
 from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext, redactor
+from plugins.target import RunContext
 
 
 _SECTION = "Database Maintenance"
@@ -42,25 +40,6 @@ def maintenance(runbook: Runbook) -> MaintenanceContract:
 @pytest.fixture(scope="module")
 def index_defs(db: Database, runbook: Runbook) -> list[pm.IndexDef]:
     return pm.indexes(db, [runbook.schema])
-
-
-@pytest.fixture
-def record_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], Path]:
-    """Evidence a passing check keeps: a JSON file in the run's folder (what the next run
-    compares with) and, when Allure is on, an attachment. Redacted like everything else."""
-
-    def record(name: str, data: dict[str, Any]) -> Path:
-        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        path = ctx.run_dir / "evidence" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        if getattr(request.config.option, "allure_report_dir", None):
-            import allure
-
-            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
-        return path
-
-    return record
 
 
 def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
@@ -297,16 +276,17 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
     "index; for a table, plain `VACUUM` makes the space reusable — `VACUUM FULL` blocks and is "
     "only for a low-traffic window (runbook: When to VACUUM vs VACUUM FULL).",
     tiers=("nightly",),
+    evidence="bloat-estimate",
 )
 def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
-                                record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
+                                evidence: Evidence) -> None:
     """Method: the statistical estimate (pm.BLOAT_METHOD), named in every failure message and
     in the evidence, kept on a pass too; relations below `bloat_min_bytes` are not judged."""
     estimates = pm.bloat_estimates(db, [runbook.schema])
     limit = {"table": maintenance.table_bloat_max_ratio, "index": maintenance.index_bloat_max_ratio}
     judged = [e for e in estimates if e.real_bytes >= maintenance.bloat_min_bytes]
     bloated = [e for e in judged if e.expected_bytes is not None and e.ratio > limit[e.kind]]
-    evidence = {
+    judged_evidence = {
         "method": pm.BLOAT_METHOD,
         "judged": [
             {"kind": e.kind, "relation": e.name, "table": e.table, "real": pm.pretty_bytes(e.real_bytes),
@@ -316,7 +296,7 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
         ],
     }
     if not bloated:
-        record_evidence("bloat-estimate", evidence)
+        evidence.keep(judged_evidence)
         return
     lines = [
         f"{e.kind} {e.schema}.{e.name}: ~{pm.pretty_bytes(e.bloat_bytes)} of {pm.pretty_bytes(e.real_bytes)} "
@@ -326,7 +306,7 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
     raise violated(
         "expected estimated bloat under the thresholds, found: " + "; ".join(lines)
         + " [method: statistical estimate from pg_stats and pg_class (ioguix-style), no pages read]",
-        evidence=evidence,
+        evidence=judged_evidence,
     )
 
 
@@ -417,23 +397,14 @@ def test_no_slow_statements(db: Database, maintenance: MaintenanceContract) -> N
 
 # --- table growth: evidence for the next night's comparison -------------------------------
 
-GROWTH_EVIDENCE = "table-growth"
-
-
-def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
+def _previous_growth(evidence: Evidence, target: str) -> dict[str, Any] | None:
     """The newest table-growth record of an earlier run against the same target."""
     best: dict[str, Any] | None = None
-    for path in run_dir.parent.glob(f"*/evidence/{GROWTH_EVIDENCE}.json"):
-        if path.parent.parent == run_dir:
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+    for run, data in evidence.earlier():
         if data.get("target") != target or not isinstance(data.get("taken_at"), str):
             continue
         if best is None or data["taken_at"] > best["taken_at"]:
-            best = {**data, "run": path.parent.parent.name}
+            best = {**data, "run": run}
     return best
 
 
@@ -468,10 +439,10 @@ def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighV
     "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
     "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
     tiers=("nightly",),
+    evidence="table-growth",
 )
 def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
-                                     ctx: RunContext, record_evidence: Callable[[str, dict[str, Any]], Path],
-                                     dialects: Dialects) -> None:
+                                     ctx: RunContext, evidence: Evidence, dialects: Dialects) -> None:
     """The runbook's weekly "check table sizes" query, kept as evidence (table names and
     sizes only: nothing a certificate may not carry) and compared with the last run; and
     each high-volume table's last 24 hours of rows against growth_max_factor × its Rows/Day,
@@ -482,7 +453,7 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
     Trusts: the rows' own time column and the relations' sizes — no cumulative statistic, so
     neither a statistics reset nor a young cluster changes what it judges."""
     taken_at, sizes = pm.table_sizes(db, [runbook.schema], maintenance.growth_top_tables)
-    previous = _previous_growth(ctx.run_dir, ctx.target.name)
+    previous = _previous_growth(evidence, ctx.target.name)
     before = {t["table"]: t["total_bytes"] for t in (previous or {}).get("tables", [])}
     factor = maintenance.growth_max_factor
     dated = [hv for hv in maintenance.high_volume_tables if hv.rows_per_day is not None and hv.time_column]
@@ -496,7 +467,7 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
         rows = pm.rows_last_day(db, runbook.schema, hv.table, hv.time_column, cap)
         last_day.append({"table": hv.table, "time_column": hv.time_column, "rows_last_24h": rows,
                          "capped": rows > cap, "runbook_rows_per_day": hv.rows_per_day, "limit": cap})
-    record_evidence(GROWTH_EVIDENCE, {
+    evidence.keep({
         "target": ctx.target.name,
         "taken_at": taken_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "previous": {"run": previous["run"], "taken_at": previous["taken_at"]} if previous else None,

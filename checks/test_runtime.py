@@ -32,27 +32,24 @@ failure, as ``runtime.refused_evidence`` declares.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from psycopg import sql
 
-from fixtures import probes_drift
+from fixtures import probes_drift, remedy_sql
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
+from fixtures.railway import Railway
 from plugins.config import Runbook
 from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext
 
 
 SHOW = 5  # violations listed in a message; the evidence has them all
 MESSAGE_CHARS = 400  # a certificate's message is cut there (plugins.invariants.one_line)
-_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +82,6 @@ def _age(delta: timedelta | float) -> str:
 
 def _more(items: list[str]) -> str:
     return "; ".join(items[:SHOW]) + (f"; … and {len(items) - SHOW} more" if len(items) > SHOW else "")
-
-
-def _name(name: str) -> str:
-    """An identifier as an operator would type it (quoted only when it must be)."""
-    return name if _PLAIN_NAME.match(name) else sql.Identifier(name).as_string(None)
 
 
 Warn = Callable[[str], None]
@@ -339,25 +331,6 @@ def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: Run
     _judge_schedule(db, runbook, runtime, now, others, "non-critical ", warn)
 
 
-def _railway_option(ctx: RunContext, key: str) -> str:
-    value = ctx.target.options.get(key)
-    if not value:
-        raise Undecidable(f"{ctx.target.path}: targets.{ctx.target.name}.{key}: required with railway_token_env")
-    return str(value)
-
-
-def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str) -> pr.RailwayScale:
-    """One service's replicas through the profile's Railway API (read-only query)."""
-    return pr.railway_scale(
-        url=str(ctx.target.options.get("railway_api_url") or pr.RAILWAY_API_URL),
-        token=token,
-        token_kind=str(ctx.target.options.get("railway_token_kind") or "account"),
-        service_id=service_id,
-        environment_id=_railway_option(ctx, "railway_environment_id"),
-        timeout_s=runbook.http.read_timeout_s, http=runbook.http,
-    )
-
-
 @invariant(
     "JC-SCHED-04",
     title="The scheduler service runs exactly one replica on Railway",
@@ -367,31 +340,16 @@ def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str
     "(\"Scheduler: 1 instance, NO autoscale\").",
     tiers=("postdeploy", "nightly"),
 )
-def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeContract) -> None:
+def test_scheduler_scale(railway: Railway, runtime: RuntimeContract) -> None:
     """Each service the profile names, read by its id: the scheduler must run exactly one
     replica; the api (``railway_api_service_id``, when given) at least one. The worker's
-    service is judged with the worker's liveness (JC-QUEUE-02), where its absence matters."""
-    token = ctx.target.secret("railway_token_env")
-    local_platform = getattr(ctx.stack, "railway_api_url", None) if ctx.target.local else None
-    if not token and local_platform:
-        # The local stack's platform answers Railway's query with the schedulers it runs.
-        from fixtures import local_platform as platform
-
-        scale = pr.railway_scale(
-            url=local_platform, token=platform.LOCAL_TOKEN, token_kind="account",
-            service_id=platform.LOCAL_SCHEDULER_SERVICE_ID, environment_id=platform.LOCAL_ENVIRONMENT_ID,
-            timeout_s=runbook.http.read_timeout_s, http=runbook.http,
-        )
-        _judge_scale(scale, runtime)
-        return
-    if not token:
-        var = ctx.target.options.get("railway_token_env")
-        where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
-        pytest.skip(f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
-                    "replica count cannot be read")
-    scale = _railway_read(ctx, runbook, token, _railway_option(ctx, "railway_scheduler_service_id"))
-    api_id = ctx.target.options.get("railway_api_service_id")
-    api = _railway_read(ctx, runbook, token, str(api_id)) if api_id else None
+    service is judged with the worker's liveness (JC-QUEUE-02), where its absence matters.
+    On a local target the local stack's platform answers for the schedulers it runs."""
+    why_not = railway.unreachable()
+    if why_not is not None:
+        pytest.skip(f"{why_not}: the scheduler's replica count cannot be read")
+    scale = railway.scale("scheduler")
+    api = railway.scale("api") if railway.service_id("api") else None
     _judge_scale(scale, runtime, api)
 
 
@@ -430,27 +388,7 @@ def _stale_beat(beat: pr.Heartbeat, now: datetime | None, runtime: RuntimeContra
 # --- runs ---------------------------------------------------------------------------------
 
 
-def _table(rb: Runbook, table: str) -> str:
-    return _name(table) if rb.schema == "public" else f"{_name(rb.schema)}.{_name(table)}"
-
-
-def _lit(value: str) -> str:
-    return sql.Literal(value).as_string(None)
-
-
 KILL_IDS = 2  # job ids written into the kill statement of a message (the evidence has all)
-
-
-def _kill_statement(runtime: RuntimeContract, rb: Runbook, runs: list[pr.StuckRun]) -> str:
-    """The runbook's "Kill Stuck Job" Option 1, in this deployment's names and words."""
-    ex = runtime.executions
-    ids = [_lit(r.run_id) for r in runs]
-    statuses = sorted({_lit(r.status) for r in runs})
-    which = f"= {ids[0]}" if len(ids) == 1 else f"IN ({', '.join(ids)})"
-    status = f"= {statuses[0]}" if len(statuses) == 1 else f"IN ({', '.join(statuses)})"
-    return (f"UPDATE {_table(rb, ex.table)} SET {_name(ex.status)} = {_lit(runtime.status.failure[0])}, "
-            f"{_name(ex.ended_at)} = NOW(), {_name(ex.error)} = 'Killed manually due to timeout' "
-            f"WHERE {_name(ex.id)} {which} AND {_name(ex.status)} {status};")
 
 
 @invariant(
@@ -476,10 +414,10 @@ def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract,
     raise violated(
         f"expected no run {'/'.join(runtime.status.running)} over {_age(runtime.stuck_after)}, found "
         f"{len(stuck)}{'+' if len(stuck) >= pr.STUCK_LIMIT else ''} — {procedure}: "
-        f"{_kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
+        f"{remedy_sql.kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
         evidence=[{**r.__dict__, "procedure": "Kill Stuck Job" if runtime.job(r.job)
                    else "Emergency: Kill Long-Running Worker Jobs",
-                   "kill": _kill_statement(runtime, runbook, [r])} for r in stuck],
+                   "kill": remedy_sql.kill_statement(runtime, runbook, [r])} for r in stuck],
     )
 
 
@@ -509,12 +447,6 @@ def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, 
 
 
 # --- the queue and the switch -------------------------------------------------------------
-
-
-def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
-    pa = runtime.pause
-    return (f"INSERT INTO {_table(rb, pa.table)} ({_name(pa.status)}, {_name(pa.reason)}, "
-            f"{_name(pa.changed_via)}) VALUES ({_lit(pa.active[0])}, 'Retomando operacao normal', 'manual');")
 
 
 @invariant(
@@ -560,7 +492,7 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     # refused beside it is named in full where it fits; where it does not, the view's reading
     # goes first, then the row moves to a warning of this check and the message points there.
     newest = "newest decision" if pa.heartbeat_via else f"newest {pa.table}"
-    basis, resume = _view_basis(runtime, view, state, now), _resume_statement(runtime, runbook)
+    basis, resume = _view_basis(runtime, view, state, now), remedy_sql.resume_statement(runtime, runbook)
 
     def message(reason: str | None, note: str, basis: str) -> str:
         return (f"expected Júlia {'/'.join(pa.active)}, found her {kind}: {newest} is {state.status!r} since "
@@ -768,17 +700,15 @@ def _queue_facts(runtime: RuntimeContract, q: pr.QueueState, now: datetime) -> s
             + (f", {q.scheduled} scheduled for later" if q.scheduled else ""))
 
 
-def _worker_service(request: pytest.FixtureRequest, runbook: Runbook) -> tuple[str, pr.RailwayScale | str] | None:
+def _worker_service(railway: Railway) -> tuple[str, pr.RailwayScale | str] | None:
     """The worker's Railway service, read by the profile's ``railway_worker_service_id``
     with its token: (id, scale) — or (id, why it could not be read) —, None when the profile
     names no worker service or no token."""
-    ctx: RunContext = request.getfixturevalue("ctx")
-    service_id = ctx.target.options.get("railway_worker_service_id")
-    token = ctx.target.secret("railway_token_env")
-    if not service_id or not token:
+    service_id = railway.service_id("worker")
+    if not service_id or not railway.token:
         return None
     try:
-        return str(service_id), _railway_read(ctx, runbook, token, str(service_id))
+        return service_id, railway.scale("worker")
     except pr.RailwayUnknownService:
         raise
     except Undecidable as exc:
@@ -798,17 +728,17 @@ def _judge_queue_progress(request: pytest.FixtureRequest, runbook: Runbook, runt
     q = pr.queue_state(db, runbook, now)
     facts = _queue_facts(runtime, q, now)
     evidence: dict[str, object] = {"queue": q.__dict__}
+    railway: Railway = request.getfixturevalue("railway")
     try:
-        service = _worker_service(request, runbook)
+        service = _worker_service(railway)
     except pr.RailwayUnknownService as exc:
-        ctx: RunContext = request.getfixturevalue("ctx")
         due = (f"{q.pending} due row(s) waiting since {_t(q.oldest_pending)}" if q.pending and q.oldest_pending
                else "no due row waiting")
         done = ("none claimed or sent" if not (q.claimed_recently or q.processed_recently) else
                 f"{q.claimed_recently} claimed, {q.processed_recently} sent")
         raise violated(
             f"expected the worker service {qu.service_name} on Railway, found none: Railway does not know its "
-            f"service id {ctx.target.options.get('railway_worker_service_id')} ({due}, {done} in "
+            f"service id {railway.service_id('worker')} ({due}, {done} in "
             f"{_age(qu.processing_window)}): {qu.stalled_cause}",
             evidence={**evidence, "railway": exc.message},
         ) from None

@@ -10,22 +10,17 @@ escalate to CTO immediately").
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from plugins.target import RunContext
-
 from fixtures import probes_security as ps
 from fixtures.clients import Database
+from fixtures.evidence import Evidence
 from plugins.config import Runbook
 from plugins.contract_security import SecurityContract
 from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import redactor
-
+from plugins.target import RunContext
 
 _API_SECTION = "Contact and Escalation › Level 3: security issue (Supabase Data API)"
 _SECRETS_SECTION = "Secrets Management"
@@ -35,24 +30,6 @@ _SECRETS_SECTION = "Secrets Management"
 def security(runbook: Runbook) -> SecurityContract:
     contract: SecurityContract = runbook.section("security")
     return contract
-
-
-@pytest.fixture
-def keep_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], None]:
-    """Evidence a passing check keeps (as the maintenance checks do): a JSON file in the run's
-    folder and, when Allure is on, an attachment. Redacted like everything else."""
-
-    def keep(name: str, data: dict[str, Any]) -> None:
-        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        path = ctx.run_dir / "evidence" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        if getattr(request.config.option, "allure_report_dir", None):
-            import allure
-
-            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
-
-    return keep
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +56,10 @@ def api_roles(db: Database, security: SecurityContract) -> tuple[str, ...]:
     "authenticated;` what the API roles need not hold (the app's service role bypasses RLS, so it keeps "
     "working). If rows may have been read, it is a Level 3 security issue: escalate to the CTO.",
     tiers=("nightly",),
+    evidence="rls-policies",
 )
 def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract, api_roles: tuple[str, ...],
-                                       keep_evidence: Callable[[str, dict[str, Any]], None]) -> None:
+                                       evidence: Evidence) -> None:
     """Without RLS, whatever the API roles are granted on a table is readable — on Supabase,
     by default, everything, with the public anon key. With RLS, what the policies allow is
     judged, not only that RLS is on: a permissive policy that applies to an API role (by
@@ -111,7 +89,7 @@ def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract,
             "expected no policy that gives an API role every row of personal or operational data, found "
             f"{len({(a.table, a.policy.name) for a in effective})} that do (the role holds the privilege): "
             + "; ".join(_describe_open(effective)))
-    evidence = {
+    judged = {
         "tables": [t.__dict__ for t in tables],
         "open_policies": [{"table": a.table, "policy": a.policy.name, "clause": a.policy.clause(), "role": a.role,
                            "command": a.command, "effective": a.effective} for a in found],
@@ -121,8 +99,8 @@ def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract,
         if latent and effective:
             problems.append(f"{len({(a.table, a.policy.name) for a in latent})} more always-true polic(ies) are "
                             "latent: the role holds no privilege for the command (see the evidence)")
-        raise violated("; ".join(problems), evidence=evidence)
-    keep_evidence("rls-policies", evidence)
+        raise violated("; ".join(problems), evidence=judged)
+    evidence.keep(judged)
 
 
 def _describe_open(found: list[ps.OpenAccess]) -> list[str]:
