@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import probes, probes_drift, probes_health
+from fixtures import fallback, probes, probes_health
 from fixtures.probes_health import HealthEndpoints, Reported, odd_one_out
 from plugins.config import Runbook
 from plugins.contract_health import HealthContract
@@ -139,10 +139,9 @@ def test_app_reports_target_identity(
             "environment": trusted_deep.environment, "project_ref": trusted_deep.project_ref})
         if trusted_deep.environment is None or trusted_deep.project_ref is None:
             # the fields are not where the dialect in force looks: drift if another finds them
-            raise probes_drift.unreadable(
-                dialects, health, "deep", probes_drift.read_identity, probes_drift.KEYS["identity"],
-                f"GET {trusted_deep.path} reports " + " and ".join(wrong), fault,
-                probes_drift.judge_identity(ctx.target.environment, ctx.target.project_ref))
+            raise fallback.identity_unreadable(
+                dialects, health, f"GET {trusted_deep.path} reports " + " and ".join(wrong), fault,
+                ctx.target.environment, ctx.target.project_ref)
         raise fault
 
 

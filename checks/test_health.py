@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import probes, probes_drift, probes_health
+from fixtures import fallback, probes, probes_drift, probes_health
 from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.config import Runbook
 from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
@@ -41,7 +41,7 @@ def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects)
     except NoAnswer as exc:
         raise violated(f"{exc.message} (Scenario 1: the app is not responding)") from None
     except EndpointMissing as exc:
-        raise missing_endpoint(dialects, health, "health", exc) from None
+        raise fallback.missing_endpoint(dialects, health, "health", exc) from None
     try:
         if 300 <= resp.status < 400:
             json_object(resp)  # a redirect (a login page in front of the app): say where to
@@ -64,13 +64,6 @@ def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects)
             f"GET {resp.path} took {resp.elapsed_ms:.0f} ms, over the liveness budget of {budget} ms "
             "(runbook.toml http.liveness_budget_ms)"
         )
-
-
-def missing_endpoint(dialects: Dialects, health: HealthEndpoints, name: str, exc: EndpointMissing) -> Exception:
-    """An endpoint whose every path answered 404 fails its own contract ("endpoint missing"),
-    unless another known dialect's route serves it (drift, judged by plugins.drift)."""
-    return probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name], (), exc.message,
-                                   violated(exc.message))
 
 
 @invariant(
@@ -119,9 +112,8 @@ def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
             evidence=body,
         )
         if redis_status is None:  # the field is not there: another dialect may say where it is
-            raise probes_drift.unreadable(dialects, health, "ready", probes_drift.read_ready,
-                                          probes_drift.KEYS["ready"], f"GET {resp.path} has no "
-                                          f"'{contract.ready_redis_path}'", fault, probes_drift.judge_ready)
+            raise fallback.ready_unreadable(dialects, health, f"GET {resp.path} has no "
+                                            f"'{contract.ready_redis_path}'", fault)
         raise fault
 
 
@@ -147,8 +139,7 @@ def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Calla
         try:
             resp = health.answer(name)
         except probes_health.EndpointMissing as exc:
-            reader = probes_drift.READERS.get(name, probes_drift.read_json)
-            found = probes_drift.recognize_endpoint(dialects, health, name, reader, ())
+            found = fallback.served_elsewhere(dialects, health, name)
             if found is None:
                 missing.append(exc.message)
             else:
@@ -187,7 +178,7 @@ def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Diale
     try:
         report = health.deep()
     except EndpointMissing as exc:
-        raise missing_endpoint(dialects, health, "deep", EndpointMissing(
+        raise fallback.missing_endpoint(dialects, health, "deep", EndpointMissing(
             f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report")) from None
     except (NoAnswer, BadAnswer) as exc:
         raise violated(f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report") from None

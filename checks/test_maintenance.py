@@ -15,20 +15,20 @@ from typing import Any
 
 import pytest
 
-from fixtures import probes_drift
+from fixtures import fallback
 from fixtures import probes_maintenance as pm
-from fixtures.clients import Database
+from fixtures.connections import Database
 from fixtures.evidence import Evidence
-from plugins.config import RUNBOOK_DIALECT, Runbook
-from plugins.contract_maintenance import HighVolumeTable, MaintenanceContract, RequiredIndex, create_index_statement
-from plugins.drift import Dialect, Dialects, DriftFinding, DriftViolation, at_key
+from plugins.config import Runbook
+from plugins.contract_maintenance import MaintenanceContract, create_index_statement
+from plugins.drift import Dialects, DriftViolation
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext
 
 
 _SECTION = "Database Maintenance"
-_REQUIRED_KEY = "maintenance.required_indices"
-_VOLUME_KEY = "maintenance.high_volume_tables"
+_REQUIRED_KEY = fallback.REQUIRED_KEY
+_VOLUME_KEY = fallback.VOLUME_KEY
 
 
 @pytest.fixture(scope="module")
@@ -61,53 +61,6 @@ def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
     if not pm.predicate_implied(index, columns):
         return f"{index.name}: partial (WHERE {index.predicate}), not implied by the key's lookup"
     return f"{index.name}: does not cover them"
-
-
-def _spelled(table: str, columns: tuple[str, ...]) -> str:
-    return f"{table}({', '.join(columns)})"
-
-
-def _declared(other: Dialect, *spellings: str) -> str:
-    """The disagreement another dialect declares about one of ``spellings`` ("" = none)."""
-    for d in other.runbook.drift:
-        if d.source and any(s in d.key for s in spellings):
-            return f"declared in dialects/{other.name}.toml: {d.deployment} ({d.source})"
-    return ""
-
-
-def _stale_note(other: Dialect, dialects: Dialects) -> str:
-    if other.name != RUNBOOK_DIALECT:
-        return ""
-    return (f"dialects/{dialects.in_force.name}.toml respells it, but the deployment speaks the runbook's "
-            "words here: the dialect is stale")
-
-
-def _required_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[RequiredIndex]
-                    ) -> tuple[probes_drift.Recognition | None, list[RequiredIndex]]:
-    """Entries of the dialect in force on a table or column the database lacks: drift when
-    another known dialect accounts for every one — it names the index on columns the
-    database has, or it does not list the entry (the deployment has no such table or
-    column) — else the entries no dialect accounts for."""
-    runbook_side = {e.get("name"): e for e in at_key(dialects.runbook_raw, "maintenance.required_indices") or []}
-    for other in dialects.others:
-        theirs = {r.name: r for r in other.runbook.section("maintenance").required_indices}
-        findings: list[DriftFinding] = []
-        for req in absent:
-            said = runbook_side.get(req.name, {})
-            ours = _spelled(said.get("table", req.table), tuple(said.get("columns", req.columns)))
-            lacks = names.lacks(req.table, req.columns) or ""
-            alt = theirs.get(req.name)
-            if alt is None:
-                findings.append(DriftFinding(_REQUIRED_KEY, ours, f"not listed (no {req.name})", lacks,
-                                             _declared(other, ours, _spelled(req.table, req.columns))))
-            elif names.lacks(alt.table, alt.columns) is None:
-                findings.append(DriftFinding(_REQUIRED_KEY, ours, _spelled(alt.table, alt.columns), lacks,
-                                             _stale_note(other, dialects)))
-            else:
-                break
-        else:
-            return probes_drift.Recognition(other, "pg_catalog", tuple(findings)), []
-    return None, absent
 
 
 @invariant(
@@ -166,9 +119,7 @@ def test_required_indices_exist(
     required = maintenance.required_indices
     if not required:
         pytest.skip("runbook.toml lists no required indices")
-    wanted = {r.table for r in required} | {
-        r.table for o in dialects.others for r in o.runbook.section("maintenance").required_indices}
-    names = pm.table_columns(db, runbook.schema, sorted(wanted))
+    names = pm.table_columns(db, runbook.schema, fallback.required_index_tables(dialects, required))
     absent = [r for r in required if names.lacks(r.table, r.columns) is not None]
     missing = []
     for req in required:
@@ -182,11 +133,11 @@ def test_required_indices_exist(
             "runbook_name": req.name, "table": req.table, "columns": list(req.columns),
             "not_counted": near, "fix": req.create_statement(runbook.schema),
         })
-    drift, unaccounted = _required_drift(dialects, names, absent) if absent else (None, [])
+    drift, unaccounted = fallback.required_drift(dialects, names, absent) if absent else (None, [])
     lacking = (
         f"the database lacks what dialect '{runbook.dialect}' names ({_REQUIRED_KEY}), so no CREATE INDEX "
         "is proposed for it: " + "; ".join(
-            f"{r.name} on {_spelled(r.table, r.columns)}: {names.lacks(r.table, r.columns)}"
+            f"{r.name} on {fallback.spelled(r.table, r.columns)}: {names.lacks(r.table, r.columns)}"
             for r in unaccounted)
     ) if unaccounted else ""
     if missing:
@@ -408,28 +359,6 @@ def _previous_growth(evidence: Evidence, target: str) -> dict[str, Any] | None:
     return best
 
 
-def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighVolumeTable]
-                  ) -> probes_drift.Recognition | None:
-    """Tables the dialect in force dates by a column the database lacks: drift when another
-    known dialect dates each of them by a column the database has (or by none)."""
-    runbook_side = {e.get("table"): e for e in at_key(dialects.runbook_raw, _VOLUME_KEY) or []}
-    for other in dialects.others:
-        theirs = {t.table: t for t in other.runbook.section("maintenance").high_volume_tables}
-        findings: list[DriftFinding] = []
-        for hv in absent:
-            alt = theirs.get(hv.table)
-            lacks = names.lacks(hv.table, [hv.time_column or ""]) or ""
-            ours = f"{hv.table}.{runbook_side.get(hv.table, {}).get('time_column', hv.time_column)}"
-            if alt is None or names.lacks(alt.table, [alt.time_column] if alt.time_column else []) is not None:
-                break
-            findings.append(DriftFinding(_VOLUME_KEY, ours, f"{alt.table}.{alt.time_column}" if alt.time_column
-                                         else f"{alt.table} (not counted by time)", lacks,
-                                         _stale_note(other, dialects)))
-        else:
-            return probes_drift.Recognition(other, "pg_catalog", tuple(findings))
-    return None
-
-
 @invariant(
     "JC-MAINT-07",
     title="High-volume tables grow within the runbook's Rows/Day (sizes recorded as growth evidence)",
@@ -495,7 +424,7 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
             evidence=over,
         )
     if absent:
-        drift = _volume_drift(dialects, names, absent)
+        drift = fallback.volume_drift(dialects, names, absent)
         if drift is not None:
             raise drift.undecidable(f"cannot count {', '.join(f'{hv.table} by {hv.time_column}' for hv in absent)} "
                                     f"(dialect '{runbook.dialect}'): no such column")

@@ -40,7 +40,7 @@ import pytest
 
 from fixtures import probes_drift, remedy_sql
 from fixtures import probes_runtime as pr
-from fixtures.clients import Database, SafeRedis
+from fixtures.connections import Database, SafeRedis
 from fixtures.railway import Railway
 from plugins.config import Runbook
 from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract

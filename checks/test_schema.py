@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import migration_lint, probes, probes_drift, probes_schema, schema_baseline
-from fixtures.clients import Api, Database
+from fixtures import fallback, migration_lint, probes, probes_drift, probes_schema, schema_baseline
+from fixtures.connections import Api, Database
 from fixtures.probes_health import HealthEndpoints
 from plugins.config import Runbook
 from plugins.contract_schema import SchemaContract
@@ -57,13 +57,7 @@ def migration_files(migration_scan: probes_schema.MigrationScan) -> probes_schem
 
 @pytest.fixture(scope="module")
 def applied(db: Database, runbook: Runbook, dialects: Dialects) -> list[probes.MigrationRow]:
-    try:
-        return probes_schema.applied_migrations(db, runbook)
-    except Undecidable as exc:
-        found = probes_drift.recognize_migration_log(dialects, db)
-        if found is not None:
-            raise found.undecidable(f"cannot read {runbook.migration_log}") from None
-        raise
+    return fallback.applied_migrations(db, runbook, dialects)
 
 
 def _newest(applied: list[probes.MigrationRow], runbook: Runbook) -> probes.MigrationRow:
@@ -291,13 +285,7 @@ def test_schema_version_is_newest(settings: probes.AppSettings, applied: list[pr
 )
 def test_expected_version_applied(api: Api, applied: list[probes.MigrationRow], runbook: Runbook,
                                   contract: SchemaContract, health: HealthEndpoints, dialects: Dialects) -> None:
-    try:
-        expected = probes_schema.expected_version(api, contract.expected_version_from)
-    except Undecidable as exc:
-        found = probes_drift.recognize_expected_version(dialects, health)
-        if found is not None:
-            raise found.undecidable(exc.message) from None
-        raise
+    expected = fallback.expected_version(api, contract.expected_version_from, health, dialects)
     newest = _newest(applied, runbook)
     if probes_schema.version_key(expected.version) > probes_schema.version_key(newest.version):
         raise violated(

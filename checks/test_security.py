@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import probes_security as ps
-from fixtures.clients import Database
+from fixtures.connections import Database
 from fixtures.evidence import Evidence
 from plugins.config import Runbook
 from plugins.contract_security import SecurityContract
