@@ -10,6 +10,9 @@ Each endpoint is fetched once per run (``health`` fixture). The check that *is* 
 endpoint's contract fails on a bad answer (non-200, HTML, redirect, missing field, wrong
 type); checks that only read it say why they cannot decide. An answer the dialect in force
 cannot read but another known dialect can is drift (plugins.drift), never an outage.
+
+One subject, one module (over ~450 lines for it): the deploy gate and its parts, JC-DEEP-02…07
+declared one by one at the end, all judged by ``_judge_part``.
 """
 
 from __future__ import annotations
