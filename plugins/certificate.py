@@ -400,7 +400,7 @@ class CertificatePlugin:
                 terminalreporter.write_line(f"julia-conformance: warning {row.id}: {red.scrub(warning)}", yellow=True)
             for retry in row.retries:
                 terminalreporter.write_line(f"julia-conformance: retry {row.id}: {red.scrub(retry)}", yellow=True)
-        verdict = self.cert["verdict"]
+        verdict = self.cert["verdict"] + (" (interrupted)" if self.cert.get("interrupted") else "")
         rel = os.path.relpath(self.path, Path.cwd())
         sig = self.cert["signature"]
         signed = f"signed {sig['key_id']}" if sig.get("status") == "signed" else "unsigned"
