@@ -3,6 +3,9 @@
 pytest_plugins = [
     "plugins.guard_imports",
     "plugins.target",
+    # (early: its pytest_configure runs after the later plugins' option checks — a usage error
+    # creates no reports folder — and before allure-pytest creates its results folder)
+    "plugins.reports_dir",
     "plugins.schema_options",
     "plugins.invariants",
     "plugins.needs_option",
@@ -12,7 +15,6 @@ pytest_plugins = [
     "plugins.waivers",
     "plugins.allure_labels",
     "plugins.certificate",
-    "plugins.reports_dir",
     "plugins.build_wait",
     "plugins.server_version",
     "plugins.runbook_doc",

@@ -31,7 +31,7 @@ from plugins.config import ConfigError
 from plugins.contract_report import ReportContract
 from plugins.drift import drift_section
 from plugins.invariants import report_invariant, report_outcome, report_retries, report_warnings
-from plugins.needs_option import waits_for_option
+from plugins.needs_option import blocker_lines
 from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
@@ -326,26 +326,13 @@ class CertificatePlugin:
 
     def _write_run_files(self, session: pytest.Session, cert: dict[str, Any], rows: list[dict[str, Any]],
                          page: str) -> bool:
-        """certificate.md, metrics.prom and certificate.json (last), all or none, then
-        `latest`; False when the reports directory could not take them (issue 17)."""
+        """The run's files, all or none (plugins.reports_dir); False: the disk could not take them."""
         from plugins import metrics, reports_dir
 
-        run_dir = run_context(self.config).run_dir
-        files = reports_dir.RunFiles(run_dir)
-        try:
-            files.stage("certificate.md", page)
-            files.stage("metrics.prom", metrics.openmetrics_text(cert))
-            files.stage("certificate.json", json.dumps(cert, indent=2, ensure_ascii=False) + "\n")
-            files.writing = "allure-results"
-            self._write_allure_metadata(cert, rows)
-            files.publish()
-            files.writing = "the latest link"
-            _point_latest(run_dir)
-        except OSError as exc:
-            files.discard()
-            reports_dir.abandon(session, exc, files.writing)
-            return False
-        return True
+        files = [("certificate.md", page), ("metrics.prom", metrics.openmetrics_text(cert)),
+                 ("certificate.json", json.dumps(cert, indent=2, ensure_ascii=False) + "\n")]
+        return reports_dir.write_all(session, run_context(self.config).run_dir, files,
+                                     before=lambda: self._write_allure_metadata(cert, rows), after=_point_latest)
 
     def _append_history(self, cert: dict[str, Any]) -> None:
         from plugins.run_history import entry_of
@@ -445,13 +432,8 @@ class CertificatePlugin:
         tw.write_line(f"julia-conformance: {verdict} — certificate {rel} ({signed}; "
                       f"valid until {self.cert['valid_until']})",
                       green=verdict == "certified", red=verdict != "certified", bold=True)
-        waiting = {r["id"]: r["needs_option"] for r in self.cert["invariants"] if waits_for_option(r)}
-        block = [b for b in self.cert["blockers"] if b not in waiting]
-        if block:
-            tw.write_line(f"julia-conformance: blockers: {', '.join(block)}")
-        if waiting:  # issue 17: after the real ones, with the option that decides each
-            tw.write_line("julia-conformance: not judged, an option was not given: "
-                          + ", ".join(f"{i} (needs {o})" for i, o in waiting.items()))
+        for line in blocker_lines(self.cert):  # the real ones, then those waiting for an option
+            tw.write_line(f"julia-conformance: {line}")
         expired = [w for w in self.cert["waivers"] if w["status"] == "expired"]
         if expired:
             tw.write_line("julia-conformance: expired waiver(s) no longer waive: "

@@ -54,3 +54,14 @@ def report_needs_option(report: pytest.TestReport) -> str | None:
 def waits_for_option(row: dict[str, Any]) -> bool:
     """A certificate row that is not decided only because an option was not given."""
     return row.get("outcome") == "skipped" and bool(row.get("needs_option"))
+
+
+def blocker_lines(cert: dict[str, Any]) -> list[str]:
+    """The terminal's blocker lines: the real blockers, then the checks waiting for an option."""
+    waiting = {r["id"]: r["needs_option"] for r in cert.get("invariants", []) if waits_for_option(r)}
+    real = [b for b in cert.get("blockers", []) if b not in waiting]
+    lines = [f"blockers: {', '.join(real)}"] if real else []
+    if waiting:
+        lines.append("not judged, an option was not given: "
+                     + ", ".join(f"{i} (needs {o})" for i, o in waiting.items()))
+    return lines

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,27 @@ class RunFiles:
             except OSError:
                 pass
         self.staged, self.published = [], []
+
+
+def write_all(session: pytest.Session, run_dir: Path, files: list[tuple[str, str]],
+              before: Callable[[], None], after: Callable[[Path], None]) -> bool:
+    """Stage ``files`` (name, text) in ``run_dir``, run ``before`` (other writes of the run),
+    publish them in order, then ``after(run_dir)`` (pointing `latest`). Any OSError undoes
+    what was staged or published and abandons the run (exit 3); False then."""
+    staged = RunFiles(run_dir)
+    try:
+        for name, text in files:
+            staged.stage(name, text)
+        staged.writing = "allure-results"
+        before()
+        staged.publish()
+        staged.writing = "the latest link"
+        after(run_dir)
+    except OSError as exc:
+        staged.discard()
+        abandon(session, exc, staged.writing)
+        return False
+    return True
 
 
 # --- the run's state ----------------------------------------------------------------------------
