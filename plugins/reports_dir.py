@@ -132,9 +132,8 @@ def _state(config: pytest.Config) -> _State | None:
 def record(config: pytest.Config, exc: OSError, writing: str) -> str:
     """Remember the first failed write; the run stops after the current test."""
     state = _state(config)
-    base = state.base if state is not None else Path(".")
-    if state is None:
-        return problem_line(base, exc, writing)
+    if state is None:  # (not a conformance run: nothing to stop)
+        return problem_line(Path("."), exc, writing)
     if state.problem is None:
         state.problem = problem_line(state.base, exc, writing)
         if hasattr(config, "workeroutput"):
@@ -142,11 +141,6 @@ def record(config: pytest.Config, exc: OSError, writing: str) -> str:
     if state.session is not None and not state.session.shouldfail:
         state.session.shouldfail = state.problem
     return state.problem
-
-
-def failed(config: pytest.Config) -> str | None:
-    state = _state(config)
-    return state.problem if state is not None else None
 
 
 def abandon(session: pytest.Session, exc: OSError | None = None, writing: str = "") -> bool:
