@@ -21,7 +21,7 @@ import pytest
 
 from fixtures import probes, probes_drift, probes_health
 from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
-from plugins.config import Runbook
+from plugins.contract.runbook import Runbook
 from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
 from plugins.invariants import Undecidable, invariant, one_line, violated
 

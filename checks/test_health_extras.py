@@ -20,7 +20,7 @@ from fixtures.probes_health import (
     AppError, BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, NoCounters, dig, json_object, parse_circuits,
     parse_rate, parse_schema,
 )
-from plugins.config import Runbook
+from plugins.contract.runbook import Runbook
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 

@@ -21,8 +21,13 @@ import pytest
 from fixtures import probes_drift
 from fixtures import probes_maintenance as pm
 from fixtures.clients import Database
-from plugins.config import RUNBOOK_DIALECT, Runbook
-from plugins.contract_maintenance import HighVolumeTable, MaintenanceContract, RequiredIndex, create_index_statement
+from plugins.contract.runbook import RUNBOOK_DIALECT, Runbook
+from plugins.contract.maintenance import (
+    HighVolumeTable,
+    MaintenanceContract,
+    RequiredIndex,
+    create_index_statement,
+)
 from plugins.drift import Dialect, Dialects, DriftFinding, DriftViolation, at_key
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext, redactor

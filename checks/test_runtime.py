@@ -43,8 +43,8 @@ from psycopg import sql
 from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
-from plugins.config import Runbook
-from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
+from plugins.contract.runbook import Runbook
+from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import RunContext

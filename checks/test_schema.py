@@ -21,8 +21,8 @@ import pytest
 from fixtures import migration_lint, probes, probes_drift, probes_schema, schema_baseline
 from fixtures.clients import Api, Database
 from fixtures.probes_health import HealthEndpoints
-from plugins.config import Runbook
-from plugins.contract_schema import SchemaContract
+from plugins.contract.runbook import Runbook
+from plugins.contract.schema import SchemaContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.schema_options import SchemaOptions

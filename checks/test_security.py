@@ -21,8 +21,8 @@ from plugins.target import RunContext
 
 from fixtures import probes_security as ps
 from fixtures.clients import Database
-from plugins.config import Runbook
-from plugins.contract_security import SecurityContract
+from plugins.contract.runbook import Runbook
+from plugins.contract.security import SecurityContract
 from plugins.invariants import Undecidable, invariant, violated
 from plugins.target import redactor
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from plugins.contract_report import ReportContract
+from plugins.contract.report import ReportContract
 from plugins.invariants import Invariant, Undecidable, Violation, invariant_of, report_retries, report_warnings
 from plugins.target import redactor, run_context
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from plugins.config import DISAGREEMENTS, RUNBOOK_DIALECT, ConfigError, Runbook, _load_toml, _overlay, dialect_path
+from plugins.contract.runbook import DISAGREEMENTS, RUNBOOK_DIALECT, Runbook, _overlay, dialect_path
+from plugins.contract.toml_schema import ConfigError, load_toml as _load_toml
 from plugins.invariants import Undecidable, Violation, invariant_of, one_line
 from plugins.target import redactor, run_context
 
@@ -142,7 +143,7 @@ class Dialects:
 
     @classmethod
     def load(cls, runbook: Runbook) -> Dialects:
-        from plugins.config import load_runbook
+        from plugins.contract.runbook import load_runbook
 
         in_force = Dialect(runbook.dialect, runbook, raw_contract(runbook.path, runbook.dialect))
         found = cls(in_force, raw_contract(runbook.path, RUNBOOK_DIALECT))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from plugins.certificate_doc import blockers, headline
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLURE_CLI = Path("node_modules") / "allure" / "cli.js"

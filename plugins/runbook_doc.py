@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from fixtures.runbook_doc import ENV_NAME, RunbookDoc, parse_runbook
-from plugins.config import ConfigError, _check_table, _str_list
+from plugins.contract.toml_schema import ConfigError, _check_table, _str_list
 from plugins.target import redactor, run_context
 
 SECTION = "runbook_lint"

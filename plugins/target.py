@@ -18,16 +18,10 @@ from typing import Any
 
 import pytest
 
-from plugins.config import (
-    STACK_BACKENDS,
-    ConfigError,
-    Runbook,
-    Target,
-    load_runbook,
-    load_targets,
-    resolve_target,
-)
-from plugins.redaction import Redactor
+from plugins.contract.targets import STACK_BACKENDS, Target, load_targets, resolve_target
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.runbook import Runbook, load_runbook
+from plugins.contract.redaction import Redactor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from _pytest.outcomes import Skipped
 
-from plugins.contract_report import Waiver, Waivers
+from plugins.contract.report import Waiver, Waivers
 from plugins.invariants import Undecidable, Violation, invariant_of, one_line
 from plugins.target import run_context
 

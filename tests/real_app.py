@@ -65,7 +65,7 @@ from psycopg import sql
 
 from fixtures.stack.launcher import StackInfo, free_port
 from fixtures.stack.platform import LOCAL_TOKEN, LocalRailway
-from plugins import contract_runtime
+from plugins.contract import runtime as contract_runtime
 from tests.deployment_app import fill_job_history
 from tests.postgrest_double import PostgrestDouble
 from tests.real_app_schema import (LoadReport, apply_sql_files, create_platform_roles, drop_roles,

@@ -16,7 +16,7 @@ from fixtures.stack.dbsetup import (
     list_migrations,
     version_key,
 )
-from plugins.contract_runtime import load
+from plugins.contract.runtime import load
 
 
 def touch(directory: Path, *names: str) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plugins.config import ConfigError, load_runbook
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.runbook import load_runbook
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.runbook_doc import parse_runbook
 from fixtures.stack.launcher import NativeStack
-from plugins.config import load_runbook
+from plugins.contract.runbook import load_runbook
 from tests.conftest import targets_text, ROOT, SuiteRun
 
 DATA = Path(__file__).resolve().parent / "data" / "runbook_lint"

@@ -32,7 +32,7 @@ import redis
 from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
 from fixtures.stack.launcher import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY
-from plugins.contract_runtime import load
+from plugins.contract.runtime import load
 from tests.area_helpers import runbook_copy
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, run_suite, targets_text
 

@@ -19,7 +19,7 @@ import pytest
 from fixtures import schema_baseline
 from fixtures.stack import dbsetup
 from fixtures.stack.launcher import NativeStack, StackInfo, api_executor, free_port
-from plugins.config import load_runbook
+from plugins.contract.runbook import load_runbook
 from tests.area_helpers import runbook_copy
 from tests.conftest import LOCAL_REF, run_suite
 

@@ -18,8 +18,8 @@ import pytest
 
 from fixtures import probes_security as ps
 from fixtures import secret_placeholders as sp
-from plugins.config import ConfigError
-from plugins.contract_security import SecretScanPolicy, SecurityContract, glob_regex, parse
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.security import SecretScanPolicy, SecurityContract, glob_regex, parse
 from tests.area_helpers import ROOT, git
 
 # Made-up, random-looking values of the shapes a leak takes (never a real one).

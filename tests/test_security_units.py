@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixtures import probes_security as ps
-from plugins.config import ConfigError
-from plugins.contract_security import SecretRotation, parse
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.security import SecretRotation, parse
 from tests.area_helpers import ROOT, git
 
 TODAY = dt.date(2026, 11, 25)

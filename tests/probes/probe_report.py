@@ -83,9 +83,9 @@ def test_passes() -> None:
 )
 def test_passes_after_a_retry(pytestconfig: pytest.Config) -> None:
     from fixtures.clients import Api
-    from plugins.config import HttpPolicy
+    from plugins.contract.runbook import HttpPolicy
     from plugins.invariants import retry_recorder
-    from plugins.redaction import Redactor
+    from plugins.contract.redaction import Redactor
     from tests.loopback import DroppingApi
 
     with DroppingApi(drops=1) as server:

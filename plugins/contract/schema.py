@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugins.config import ConfigError, _check_table, _Spec, _str_list
+from plugins.contract.toml_schema import ConfigError, _check_table, _Spec, _str_list
 
 # squawk rule names are kebab-case words; squawk itself validates that each one exists.
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugins.config import ConfigError
+from plugins.contract.toml_schema import ConfigError
 
 IDENTITY_FIELDS = ("git_sha", "deployment_id", "schema_version", "railway_environment", "run_mode")
 # Not a field: the words an app reports in place of a value it was not given ("unknown").

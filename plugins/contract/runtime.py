@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from plugins.config import ConfigError, _check_table, _load_toml, _Spec, _str_list
+from plugins.contract.toml_schema import ConfigError, _check_table, load_toml as _load_toml, _Spec, _str_list
 
-DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "runbook.toml"
+DEFAULT_RUNBOOK = Path(__file__).resolve().parents[2] / "runbook.toml"
 SECTION = "runtime"
 
 _TINY = timedelta(microseconds=1)
@@ -521,7 +521,7 @@ def load(path: Path | None = None, dialect: str | None = None) -> RuntimeContrac
     path = Path(path or os.environ.get("JC_RUNBOOK") or DEFAULT_RUNBOOK)
     dialect = dialect if dialect is not None else os.environ.get(DIALECT_ENV) or None
     if dialect:
-        from plugins.config import load_runbook
+        from plugins.contract.runbook import load_runbook
 
         return load_runbook(path, dialect).section(SECTION)  # type: ignore[no-any-return]
     data = _load_toml(path)

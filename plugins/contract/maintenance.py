@@ -15,7 +15,7 @@ from typing import Any
 
 from pglast import keywords
 
-from plugins.config import ConfigError, _check_table, _Spec
+from plugins.contract.toml_schema import ConfigError, _check_table, _Spec
 
 SECTION = "maintenance"
 

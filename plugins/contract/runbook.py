@@ -8,99 +8,12 @@ cost the operator one clear line, not a half-started stack or a traceback. Every
 from __future__ import annotations
 
 import hashlib
-import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STACK_BACKENDS = ("native", "containers", "existing")
-# PostgreSQL majors the local stack can run (`pg` / `--pg`) and every probe is proven on
-# (tests/test_catalog_versions.py); production (Supabase) runs 17.
-PG_MAJORS = tuple(range(13, 19))
-
-
-class ConfigError(Exception):
-    """A contract file (or the environment it points to) is unusable. Exit code 4."""
-
-
-# --- a small strict schema checker -------------------------------------------------------
-
-_Spec = dict[str, tuple[type | tuple[type, ...], bool]]  # key -> (types, required)
-
-
-def _typename(types: type | tuple[type, ...]) -> str:
-    names = {
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        list: "a list",
-        dict: "a table",
-    }
-    if isinstance(types, tuple) and set(types) == {int, float}:
-        return "a number"
-    if isinstance(types, tuple):
-        return " or ".join(names.get(t, t.__name__) for t in types)
-    return names.get(types, types.__name__)
-
-
-def _check_table(path: Path, prefix: str, table: Any, spec: _Spec) -> dict[str, Any]:
-    where = prefix or "(top level)"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: {where}: must be a table")
-    for key in table:
-        if key not in spec:
-            allowed = ", ".join(sorted(spec))
-            raise ConfigError(f"{path}: {_join(prefix, key)}: unknown key (allowed: {allowed})")
-    for key, (types, required) in spec.items():
-        if key not in table:
-            if required:
-                raise ConfigError(f"{path}: {_join(prefix, key)}: missing required key")
-            continue
-        value = table[key]
-        # bool is a subclass of int: never accept it where a number is meant.
-        ok = isinstance(value, types) and not (
-            isinstance(value, bool) and bool not in _as_tuple(types)
-        )
-        if not ok:
-            raise ConfigError(
-                f"{path}: {_join(prefix, key)}: must be {_typename(types)}, "
-                f"got {type(value).__name__} {value!r}"
-            )
-    return table
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _str_list(path: Path, key: str, value: list[Any], *, nonempty: bool = True) -> list[str]:
-    if nonempty and not value:
-        raise ConfigError(f"{path}: {key}: must not be empty")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            raise ConfigError(f"{path}: {key}[{i}]: must be a non-empty string, got {item!r}")
-    return list(value)
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+from plugins.contract.toml_schema import ConfigError, _check_table, _join, _Spec, _str_list
+from plugins.contract.toml_schema import load_toml as _load_toml
 
 
 # --- runbook.toml -------------------------------------------------------------------------
@@ -110,14 +23,14 @@ def _load_toml(path: Path) -> dict[str, Any]:
 # ConfigError naming `<section>.<key>`. Access the parsed object with Runbook.section(name).
 # Adding an area = one line here; nothing else in this module changes.
 EXTRA_SECTIONS: dict[str, str] = {
-    "schema": "plugins.contract_schema:parse",
+    "schema": "plugins.contract.schema:parse",
     "runbook_lint": "plugins.runbook_doc:parse",
-    "health": "plugins.contract_health:parse",
-    "maintenance": "plugins.contract_maintenance:parse",
-    "security": "plugins.contract_security:parse",
-    "report": "plugins.contract_report:parse_report",
-    "waivers": "plugins.contract_report:parse_waivers",
-    "runtime": "plugins.contract_runtime:parse",
+    "health": "plugins.contract.health:parse",
+    "maintenance": "plugins.contract.maintenance:parse",
+    "security": "plugins.contract.security:parse",
+    "report": "plugins.contract.report:parse_report",
+    "waivers": "plugins.contract.report:parse_waivers",
+    "runtime": "plugins.contract.runtime:parse",
 }
 
 
@@ -201,12 +114,12 @@ class Runbook:
     migrations_source: str = "table"
     schema_applied_at_key: str = ""
     # The runbook document's outline ("## Heading" lines, in order): invariant links point at
-    # the deepest heading their section names (plugins.runbook_links).
+    # the deepest heading their section names (plugins.contract.runbook_links).
     runbook_headings: tuple[str, ...] = ()
 
     def runbook_link(self, section: str) -> str:
         """The URL of the runbook heading a runbook section names."""
-        from plugins.runbook_links import anchor
+        from plugins.contract.runbook_links import anchor
 
         return f"{self.runbook_url}#{anchor(section, self.runbook_headings)}"
 
@@ -236,7 +149,7 @@ _RUNBOOK_SPEC: _Spec = {
     "database_session": (dict, True),
 }
 def _runbook_headings(path: Path, value: list[Any]) -> tuple[str, ...]:
-    from plugins.runbook_links import parse_heading
+    from plugins.contract.runbook_links import parse_heading
 
     headings = _str_list(path, "contract.runbook_headings", value, nonempty=False)
     for i, entry in enumerate(headings):
@@ -502,219 +415,3 @@ def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     )
 
 
-# --- targets.toml -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """One profile of targets.toml, with its secrets resolved from the environment."""
-
-    name: str
-    path: Path
-    description: str
-    local: bool
-    environment: str
-    project_ref: str
-    api_url: str | None
-    stack: str | None
-    database_url_env: str
-    redis_url_env: str | None
-    dialect: str = "runbook"
-    # The local stack's PostgreSQL major (`pg` / `--pg`); None: the default (Debian's newest 15+).
-    pg: int | None = None
-    # Resolved secret values; never printed (see plugins.redaction).
-    database_url: str | None = field(default=None, repr=False)
-    redis_url: str | None = field(default=None, repr=False)
-    # Optional keys areas add to a profile (EXTRA_TARGET_KEYS), raw as written in the file.
-    options: dict[str, Any] = field(default_factory=dict)
-    # Values of the environment variables named by `*_env` options (secrets), by option key.
-    option_secrets: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def secret_values(self) -> list[str]:
-        values = [self.database_url, self.redis_url, *self.option_secrets.values()]
-        return [v for v in values if v]
-
-    def secret(self, option: str) -> str | None:
-        """The value of the env var an `*_env` option names (None when unset or absent)."""
-        return self.option_secrets.get(option)
-
-
-_TARGET_SPEC: _Spec = {
-    "description": (str, False),
-    "local": (bool, True),
-    "stack": (str, False),
-    "api_url": (str, False),
-    "environment": (str, True),
-    "project_ref": (str, True),
-    "database_url_env": (str, True),
-    "redis_url_env": (str, False),
-    "dialect": (str, False),
-    "pg": (int, False),
-}
-
-
-# Optional profile keys an area adds: key -> type. Values are in Target.options. A key that
-# names an environment variable must end in `_env` (it is checked to be a valid name).
-EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
-    "migrations_dir": str, "schema_baseline": str,  # plugins.schema_options (relative to targets.toml)
-    "app_env_vars": list,  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
-    "judge_secret_rotation": bool,  # JC-SEC-04 judges the schedule (false: throwaway local secrets)
-    "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
-    "signing_key_env": str,
-    "slack_webhook_env": str,
-    "slack_timeout_s": (int, float),  # the post's total deadline (plugins.notify)
-    "report_base_url": str,
-    "history_runs": int,  # runs of history kept beside the reports (plugins.run_history)
-    "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
-    "app_command": list,  # native/existing stacks: the operator's own app instead of the reference one
-    # Railway's public API, for the services' replica counts (checks/test_runtime.py): the
-    # scheduler (JC-SCHED-04), the api (JC-SCHED-04) and the worker (JC-QUEUE-02), each by its id.
-    "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
-    "railway_environment_id": str, "railway_scheduler_service_id": str,
-    "railway_api_service_id": str, "railway_worker_service_id": str,
-}
-
-
-def load_targets(path: Path) -> dict[str, dict[str, Any]]:
-    """Parse and structurally validate every profile (so a typo in `prod` is caught on a
-    local run too)."""
-    path = Path(path)
-    data = _check_table(path, "", _load_toml(path), {"targets": (dict, True)})
-    profiles: dict[str, dict[str, Any]] = {}
-    if not data["targets"]:
-        raise ConfigError(f"{path}: targets: no profile defined")
-    for name, table in data["targets"].items():
-        prefix = f"targets.{name}"
-        spec = {**_TARGET_SPEC, **{k: (t, False) for k, t in EXTRA_TARGET_KEYS.items()}}
-        prof = _check_table(path, prefix, table, spec)
-        if prof.get("stack") is not None and prof["stack"] not in STACK_BACKENDS:
-            raise ConfigError(
-                f"{path}: {prefix}.stack: must be one of {', '.join(STACK_BACKENDS)}, "
-                f"got {prof['stack']!r}"
-            )
-        if not prof["local"] and not prof.get("api_url"):
-            raise ConfigError(f"{path}: {prefix}.api_url: required when local = false")
-        if prof.get("api_url") and not prof["api_url"].startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{path}: {prefix}.api_url: must start with http:// or https://, "
-                f"got {prof['api_url']!r}"
-            )
-        if not prof["local"] and prof.get("stack"):
-            raise ConfigError(f"{path}: {prefix}.stack: only a local target starts a stack")
-        if "pg" in prof:
-            _check_pg(f"{path}: {prefix}.pg", prof["pg"])
-            if not prof["local"]:
-                raise ConfigError(f"{path}: {prefix}.pg: only a local target starts a PostgreSQL server "
-                                  "(the version of a remote one is read, and recorded in the certificate)")
-        if "app_command" in prof:
-            argv = prof["app_command"]
-            if not argv or not all(isinstance(a, str) and a for a in argv):
-                raise ConfigError(f"{path}: {prefix}.app_command: must be a non-empty list of non-empty "
-                                  f"strings (the app's argv), got {argv!r}")
-            if not prof["local"]:
-                raise ConfigError(f"{path}: {prefix}.app_command: only a local target starts an app")
-        for key in [k for k in prof if k.endswith("_env")]:
-            if not _is_env_name(prof[key]):
-                raise ConfigError(
-                    f"{path}: {prefix}.{key}: must name an environment variable, "
-                    f"got {prof[key]!r}"
-                )
-        profiles[name] = prof
-    return profiles
-
-
-def _check_pg(where: str, value: Any) -> int:
-    """A PostgreSQL major the local stack can run: an integer of PG_MAJORS."""
-    majors = ", ".join(str(m) for m in PG_MAJORS)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value not in PG_MAJORS:
-        raise ConfigError(f"{where}: must be a PostgreSQL major of {majors}, got {value!r}")
-    return value
-
-
-def _is_env_name(name: str) -> bool:
-    return bool(name) and (name[0].isalpha() or name[0] == "_") and all(
-        c.isalnum() or c == "_" for c in name
-    )
-
-
-def resolve_target(
-    path: Path,
-    profiles: dict[str, dict[str, Any]],
-    name: str,
-    *,
-    stack_override: str | None = None,
-    pg_override: str | int | None = None,
-    environ: dict[str, str] | None = None,
-) -> Target:
-    """Select a profile and read its secrets from the environment.
-
-    A local target whose stack the suite starts needs no env var; every other target (and
-    `--stack existing`) needs the database URL, and the Redis URL when one is named.
-    """
-    env = os.environ if environ is None else environ
-    path = Path(path)
-    if name not in profiles:
-        known = ", ".join(sorted(profiles))
-        raise ConfigError(f"{path}: targets.{name}: unknown target (known: {known})")
-    prof = profiles[name]
-    prefix = f"targets.{name}"
-    stack: str | None = None
-    if prof["local"]:
-        stack = stack_override or prof.get("stack") or "native"
-    elif stack_override:
-        raise ConfigError(f"{path}: {prefix}: --stack applies only to a local target")
-    pg: int | None = prof.get("pg")
-    if pg_override is not None:
-        pg = _check_pg("--pg", pg_override)
-        if not prof["local"]:
-            raise ConfigError(f"{path}: {prefix}: --pg applies only to a local target (a remote server's "
-                              "version is read, and recorded in the certificate)")
-    if stack == "containers" and prof.get("app_command"):
-        raise ConfigError(f"{path}: {prefix}.app_command: the containers stack runs app_image; "
-                          "app_command is for the native and existing stacks")
-
-    needs_env = not prof["local"] or stack == "existing"
-    db_url = redis_url = None
-    if needs_env:
-        db_var = prof["database_url_env"]
-        db_url = env.get(db_var)
-        if not db_url:
-            raise ConfigError(
-                f"{path}: {prefix}.database_url_env: environment variable {db_var} is not set"
-            )
-        redis_var = prof.get("redis_url_env")
-        if not redis_var and stack == "existing":
-            raise ConfigError(
-                f"{path}: {prefix}.redis_url_env: required for stack = existing "
-                "(the environment variable holding the Redis URL)"
-            )
-        if redis_var:
-            redis_url = env.get(redis_var)
-            if not redis_url and stack == "existing":
-                raise ConfigError(
-                    f"{path}: {prefix}.redis_url_env: environment variable {redis_var} "
-                    "is not set"
-                )
-    return Target(
-        name=name,
-        path=path,
-        description=prof.get("description", ""),
-        local=prof["local"],
-        environment=prof["environment"],
-        project_ref=prof["project_ref"],
-        api_url=prof.get("api_url"),
-        stack=stack,
-        database_url_env=prof["database_url_env"],
-        redis_url_env=prof.get("redis_url_env"),
-        dialect=prof.get("dialect", "runbook"),
-        pg=pg,
-        database_url=db_url,
-        redis_url=redis_url,
-        options={k: prof[k] for k in EXTRA_TARGET_KEYS if k in prof},
-        option_secrets={
-            k: env[prof[k]] for k in EXTRA_TARGET_KEYS
-            if k.endswith("_env") and k in prof and env.get(prof[k])
-        },
-    )

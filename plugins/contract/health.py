@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugins.config import ConfigError
+from plugins.contract.toml_schema import ConfigError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugins.config import ConfigError, _check_table, _Spec
+from plugins.contract.toml_schema import ConfigError, _check_table, _Spec
 
 SECTION = "security"
 
