@@ -43,11 +43,12 @@ from psycopg import sql
 from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
+from plugins.contract.drift import Dialects
 from plugins.contract.runbook import Runbook
 from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly]
 

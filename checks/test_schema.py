@@ -21,10 +21,11 @@ import pytest
 from fixtures import migration_lint, probes, probes_drift, probes_schema, schema_baseline
 from fixtures.clients import Api, Database
 from fixtures.probes_health import HealthEndpoints
+from plugins.contract.drift import Dialects
 from plugins.contract.runbook import Runbook
 from plugins.contract.schema import SchemaContract
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 from plugins.schema_options import SchemaOptions
 
 pytestmark = [pytest.mark.nightly]

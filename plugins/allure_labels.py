@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from plugins.contract.report import ReportContract
-from plugins.invariants import Invariant, Undecidable, Violation, invariant_of, report_retries, report_warnings
+from plugins.contract.verdict import Invariant, Undecidable, Violation
+from plugins.invariants import invariant_of, report_retries, report_warnings
 from plugins.target import redactor, run_context
 
 TIERS = ("postdeploy", "nightly", "premerge", "mutates")

@@ -27,8 +27,8 @@ import pytest
 
 from plugins import signing
 from plugins.certificate_doc import blockers, compare, render_markdown, valid_until
-from plugins.contract.toml_schema import ConfigError
 from plugins.contract.report import ReportContract
+from plugins.contract.toml_schema import ConfigError
 from plugins.drift import drift_section
 from plugins.invariants import report_invariant, report_outcome, report_retries, report_warnings
 from plugins.scrub import scrub_value

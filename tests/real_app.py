@@ -68,8 +68,13 @@ from fixtures.stack.platform import LOCAL_TOKEN, LocalRailway
 from plugins.contract import runtime as contract_runtime
 from tests.deployment_app import fill_job_history
 from tests.postgrest_double import PostgrestDouble
-from tests.real_app_schema import (LoadReport, apply_sql_files, create_platform_roles, drop_roles,
-                                   load_dump_file)
+from tests.real_app_schema import (
+    LoadReport,
+    apply_sql_files,
+    create_platform_roles,
+    drop_roles,
+    load_dump_file,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_APP_DIR_ENV = "JC_REAL_APP_DIR"

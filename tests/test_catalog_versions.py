@@ -27,9 +27,9 @@ from fixtures import probes_security as ps
 from fixtures.clients import Database
 from fixtures.stack import pgdist
 from fixtures.stack.launcher import NativeStack, StackError, find_pg_bindir, new_run_id
-from plugins.contract.targets import PG_MAJORS
-from plugins.contract.runbook import load_runbook
 from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.targets import PG_MAJORS
 from tests.conftest import selftest_pg
 
 ROOT = Path(__file__).resolve().parents[1]

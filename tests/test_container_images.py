@@ -23,8 +23,8 @@ from packaging.utils import canonicalize_name
 
 from fixtures.stack import containers as cs
 from fixtures.stack.images import build
-from plugins.contract.toml_schema import ConfigError
 from plugins.contract.targets import load_targets
+from plugins.contract.toml_schema import ConfigError
 from tests.conftest import ROOT, skip_without_containers
 
 # --- what the images are built from --------------------------------------------------------

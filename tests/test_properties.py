@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.probes import dig
-from plugins.contract.toml_schema import ConfigError
+from plugins.contract.redaction import MASK, Redactor
 from plugins.contract.runbook import load_runbook
 from plugins.contract.targets import load_targets, resolve_target
-from plugins.contract.redaction import MASK, Redactor
+from plugins.contract.toml_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from plugins import signing, verify
 from plugins.allure_labels import categories, ci_executor, environment_properties, epic_and_feature
 from plugins.certificate_doc import blockers, compare, headline, render_markdown, valid_until
-from plugins.contract.toml_schema import ConfigError
-from plugins.contract.runbook import load_runbook
-from plugins.contract.report import parse_report, parse_waivers
-from plugins.html_report import report_config, strip_analytics
-from plugins.invariants import Invariant
-from plugins.notify import summary_text
 from plugins.contract.redaction import Redactor
+from plugins.contract.report import parse_report, parse_waivers
+from plugins.contract.runbook import load_runbook
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Invariant
+from plugins.html_report import report_config, strip_analytics
+from plugins.notify import summary_text
 from plugins.scrub import AllureRedactor, scrub_file, scrub_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -486,7 +486,7 @@ def _catalogue() -> dict[str, Invariant]:
     import pkgutil
 
     import checks
-    from plugins.invariants import registry
+    from plugins.contract.verdict import registry
 
     for module in pkgutil.iter_modules(checks.__path__):
         importlib.import_module(f"checks.{module.name}")
@@ -534,7 +534,7 @@ def test_runbook_headings_are_checked(tmp_path: Path) -> None:
 
 
 def test_outline_in_runbook_toml_is_the_runbook_s(shared_runbook: Path) -> None:
-    from plugins.contract.runbook_links import outline_of
+    from fixtures.runbook_doc import outline_of
 
     real = outline_of(shared_runbook.read_text(encoding="utf-8"))
     assert list(load_runbook(RUNBOOK).runbook_headings) == real, "\n".join(real)
@@ -543,7 +543,8 @@ def test_outline_in_runbook_toml_is_the_runbook_s(shared_runbook: Path) -> None:
 def test_every_invariant_links_to_a_real_heading(shared_runbook: Path) -> None:
     """Each invariant's link anchor is the GitHub slug of a heading of the real runbook — the
     deepest one its section names."""
-    from plugins.contract.runbook_links import deepest_heading, outline_of, slugs
+    from plugins.contract.runbook_links import deepest_heading, slugs
+    from fixtures.runbook_doc import outline_of
 
     runbook = load_runbook(RUNBOOK)
     real = outline_of(shared_runbook.read_text(encoding="utf-8"))

@@ -22,8 +22,8 @@ from fixtures.runbook_doc import (
     resolve_jq,
     sql_statements,
 )
+from plugins.contract.runbook_lint import parse as parse_contract
 from plugins.contract.toml_schema import ConfigError
-from plugins.runbook_doc import parse as parse_contract
 
 DATA = Path(__file__).resolve().parent / "data" / "runbook_lint"
 PROD = ("https://whats-agents-production.up.railway.app",)

@@ -28,10 +28,10 @@ from fixtures import probes_runtime as pr
 from fixtures.clients import Database
 from fixtures.stack import dbsetup
 from fixtures.stack.launcher import NativeStack, _replace_db
+from plugins.contract.redaction import Redactor
 from plugins.contract.runbook import load_runbook
 from plugins.contract.runtime import load
-from plugins.invariants import Violation
-from plugins.contract.redaction import Redactor
+from plugins.contract.verdict import Violation
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY_DAYS = 30

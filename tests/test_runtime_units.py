@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from checks.test_runtime import _kill_statement, _resume_statement
 from fixtures import probes_runtime as pr
 from fixtures.stack.refapp import history
-from plugins.contract.toml_schema import ConfigError
 from plugins.contract.runbook import load_runbook
 from plugins.contract.runtime import Job, load
-from plugins.invariants import Undecidable
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = (ROOT / "runbook.toml").read_text()

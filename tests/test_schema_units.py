@@ -27,11 +27,11 @@ from fixtures.schema_baseline import (
     write,
 )
 from fixtures.stack.dbsetup import MIGRATIONS_DIR, Migration, scan_migrations
-from plugins.contract.toml_schema import ConfigError
-from plugins.contract.runbook import load_runbook
-from plugins.invariants import Undecidable
-from plugins.contract.schema import LintPolicy, parse
 from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.schema import LintPolicy, parse
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 from tests.loopback import Canned, LoopbackApi
 
 ROOT = Path(__file__).resolve().parents[1]

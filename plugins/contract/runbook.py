@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugins.contract.toml_schema import ConfigError, _check_table, _join, _Spec, _str_list
-from plugins.contract.toml_schema import load_toml as _load_toml
+from plugins.contract.dialects import RUNBOOK_DIALECT, Drift, dialect_path, respelled
+from plugins.contract.toml_schema import ConfigError, _Spec, _check_table, _join, _str_list
 
 
 # --- runbook.toml -------------------------------------------------------------------------
@@ -24,7 +24,7 @@ from plugins.contract.toml_schema import load_toml as _load_toml
 # Adding an area = one line here; nothing else in this module changes.
 EXTRA_SECTIONS: dict[str, str] = {
     "schema": "plugins.contract.schema:parse",
-    "runbook_lint": "plugins.runbook_doc:parse",
+    "runbook_lint": "plugins.contract.runbook_lint:parse",
     "health": "plugins.contract.health:parse",
     "maintenance": "plugins.contract.maintenance:parse",
     "security": "plugins.contract.security:parse",
@@ -216,86 +216,10 @@ def _import_parser(ref: str) -> Any:
     return getattr(importlib.import_module(module), func)
 
 
-@dataclass(frozen=True)
-class Drift:
-    """One place where a deployment's dialect respells the runbook (for the drift section).
-
-    ``source`` is set for a *disagreement*: a fact of the deployment that no key of the
-    contract can respell (a job the runbook names that the code no longer schedules, a
-    pause switch no code reads), declared in the dialect's ``[[disagreements]]`` with the
-    file of the deployment's code it comes from."""
-
-    key: str
-    runbook: Any
-    deployment: Any
-    source: str = ""
-
-
-RUNBOOK_DIALECT = "runbook"
-
-
-def dialect_path(runbook_path: Path, name: str) -> Path:
-    return Path(runbook_path).parent / "dialects" / f"{name}.toml"
-
-
-def _overlay(base: dict[str, Any], over: dict[str, Any], path: Path, prefix: str = "") -> list[Drift]:
-    """Respell `base` in place with `over`; every differing value is a Drift.
-
-    A dialect may only respell what the runbook says: a key the runbook does not have is an
-    error, so a typo in a dialect can never silently leave the runbook's word in force.
-    """
-    drift: list[Drift] = []
-    for key, value in over.items():
-        dotted = _join(prefix, key)
-        if key not in base:
-            raise ConfigError(f"{path}: {dotted}: not a key of the runbook contract (a dialect only respells it)")
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            drift += _overlay(base[key], value, path, dotted)
-        elif value != base[key]:
-            drift.append(Drift(dotted, base[key], value))
-            base[key] = value
-    return drift
-
-
-DISAGREEMENTS = "disagreements"
-_DISAGREEMENT_SPEC: _Spec = {"topic": (str, True), "runbook": (str, True), "deployment": (str, True),
-                             "source": (str, True)}
-
-
-def _disagreements(path: Path, over: dict[str, Any]) -> list[Drift]:
-    """A dialect's ``[[disagreements]]`` (removed from ``over``): where the runbook and the
-    deployment's code disagree beyond respelling a key, each with the code file it is read
-    from. Listed in the certificate's drift section beside the respellings."""
-    raw = over.pop(DISAGREEMENTS, [])
-    if not isinstance(raw, list):
-        raise ConfigError(f"{path}: {DISAGREEMENTS}: must be an array of tables ([[{DISAGREEMENTS}]])")
-    found: list[Drift] = []
-    for i, item in enumerate(raw):
-        entry = _check_table(path, f"{DISAGREEMENTS}[{i}]", item, _DISAGREEMENT_SPEC)
-        for key, value in entry.items():
-            if not value.strip():
-                raise ConfigError(f"{path}: {DISAGREEMENTS}[{i}].{key}: must not be empty")
-        if any(d.key == entry["topic"] for d in found):
-            raise ConfigError(f"{path}: {DISAGREEMENTS}[{i}].topic: {entry['topic']!r} is listed twice")
-        found.append(Drift(entry["topic"], entry["runbook"], entry["deployment"], entry["source"]))
-    return found
-
-
 def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     path = Path(path)
     spec = {**_RUNBOOK_SPEC, **{name: (dict, True) for name in EXTRA_SECTIONS}}
-    raw = _load_toml(path)
-    drift: list[Drift] = []
-    if dialect and dialect != RUNBOOK_DIALECT:
-        over_path = dialect_path(path, dialect)
-        if not over_path.exists():
-            raise ConfigError(f"{over_path}: dialect {dialect!r}: file not found")
-        over = _load_toml(over_path)
-        notes = _disagreements(over_path, over)
-        drift = _overlay(raw, over, over_path) + notes
-        path_for_errors = Path(f"{path} + {over_path.name}")
-    else:
-        path_for_errors = path
+    raw, drift, path_for_errors = respelled(path, dialect)
     data = _check_table(path_for_errors, "", raw, spec)
     path_real, path = path, path_for_errors
     extras = {name: _import_parser(ref)(path, data[name]) for name, ref in EXTRA_SECTIONS.items()}

@@ -7,7 +7,7 @@ deployments write ``success`` / ``error`` / ``running``). This module is the one
 names and the job table live: the checks, the reference scheduler and the seed generator all
 read the same parsed object, so there is never a second job table to drift.
 
-Strict, like plugins.config: an unknown key, a wrong type, an invalid cron expression or
+Strict, like every contract section: an unknown key, a wrong type, an invalid cron expression or
 time zone is a ``ConfigError`` naming ``runtime.<key>``.
 """
 
@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from plugins.contract.toml_schema import ConfigError, _check_table, load_toml as _load_toml, _Spec, _str_list
+from plugins.contract.dialects import respelled
+from plugins.contract.toml_schema import ConfigError, _Spec, _check_table, _str_list
 
 DEFAULT_RUNBOOK = Path(__file__).resolve().parents[2] / "runbook.toml"
 SECTION = "runtime"
@@ -419,7 +420,7 @@ def _beat_can_go_stale(path: Path, jobs: tuple[Job, ...], beat: str, ratio: floa
 
 
 def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
-    """Validate and type the `[runtime]` section (registered in plugins.config.EXTRA_SECTIONS)."""
+    """Validate and type the `[runtime]` section (registered in plugins.contract.runbook.SECTIONS)."""
     path = Path(path)
     rt = _check_table(path, SECTION, table, _RUNTIME_SPEC)
     ex = _names(path, f"{SECTION}.executions", rt["executions"], _EXECUTIONS_SPEC, optional=("instance",))
@@ -516,15 +517,14 @@ def load(path: Path | None = None, dialect: str | None = None) -> RuntimeContrac
     """The `[runtime]` section of a runbook file (default: ``$JC_RUNBOOK`` or the shipped one),
     respelled by ``dialect`` (default: ``$JC_DIALECT``; none = the runbook's words).
 
-    For the reference app and the seed, which need the job table without the whole suite.
+    For the reference app and the seed, which need the job table without the whole suite:
+    only this section is validated (and the dialect's respellings, which must all be keys of
+    the runbook); plugins.contract.runbook.load_runbook validates the whole file.
     """
     path = Path(path or os.environ.get("JC_RUNBOOK") or DEFAULT_RUNBOOK)
     dialect = dialect if dialect is not None else os.environ.get(DIALECT_ENV) or None
-    if dialect:
-        from plugins.contract.runbook import load_runbook
-
-        return load_runbook(path, dialect).section(SECTION)  # type: ignore[no-any-return]
-    data = _load_toml(path)
+    data, _, where = respelled(path, dialect)
     if SECTION not in data:
-        raise ConfigError(f"{path}: {SECTION}: missing required section")
-    return parse(path, data[SECTION])
+        # worded as load_runbook words a missing section of a respelled runbook
+        raise ConfigError(f"{where}: {SECTION}: missing required {'key' if dialect else 'section'}")
+    return parse(where, data[SECTION])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,22 @@ class SecretRotation:
     def overdue_on(self, today: dt.date) -> bool:
         """Past due when today is after the due date (rotating on the due day is on time)."""
         return today > self.due
+
+
+# Words of a key or value: camelCase and snake_case, dashes, dots, slashes.
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def fold(text: str) -> str:
+    """The judgement's own folding (fixtures.secret_placeholders), which the policy's words
+    are validated with. Lower case without accents: `NÃO` and `nao` are one word."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
+
+
+def words(text: str) -> list[str]:
+    """The words of an identifier or value, folded: `mySecret-KEY_2` → my, secret, key, 2."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return [w.lower() for w in _WORD.findall(plain)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -159,8 +176,6 @@ def _names(path: Path, key: str, value: list[Any]) -> tuple[str, ...]:
 def _words(path: Path, key: str, value: list[Any]) -> frozenset[str]:
     """Words as the judgement compares them: each must be one word as it splits values
     (`my_key` is two: my, key), in any case, accents ignored."""
-    from fixtures.secret_placeholders import fold, words  # the judgement's own splitting
-
     names = _names(path, key, value)
     for i, item in enumerate(names):
         if words(item) != [fold(item)] or item.isdigit():

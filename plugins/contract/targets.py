@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugins.contract.toml_schema import ConfigError, _check_table, _Spec
+from plugins.contract.runbook import Runbook
+from plugins.contract.toml_schema import ConfigError, _Spec, _check_table
 from plugins.contract.toml_schema import load_toml as _load_toml
 
 STACK_BACKENDS = ("native", "containers", "existing")
@@ -233,3 +234,22 @@ def resolve_target(
             if k.endswith("_env") and k in prof and env.get(prof[k])
         },
     )
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run judges: the profile, the contract, and where to reach the target."""
+
+    target: Target
+    runbook: Runbook
+    run_id: str
+    run_dir: Path
+    api_url: str | None
+    database_url: str | None
+    redis_url: str | None
+    stack: Any  # StackInfo | None (local only)
+
+    @property
+    def read_only(self) -> bool:
+        """Off the local target the suite only reads."""
+        return not self.target.local

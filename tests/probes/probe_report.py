@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly, pytest.mark.postdeploy]
 
