@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from plugins.contract.toml_schema import ConfigError, _Spec, _check_table, _join
+from pydantic import BeforeValidator
+
+from plugins.contract.toml_schema import ConfigError, Str, Table, check, fail, join, validate
 from plugins.contract.toml_schema import load_toml as _load_toml
 
 RUNBOOK_DIALECT = "runbook"
@@ -46,7 +48,7 @@ def overlay(base: dict[str, Any], over: dict[str, Any], path: Path, prefix: str 
     """
     drift: list[Drift] = []
     for key, value in over.items():
-        dotted = _join(prefix, key)
+        dotted = join(prefix, key)
         if key not in base:
             raise ConfigError(f"{path}: {dotted}: not a key of the runbook contract (a dialect only respells it)")
         if isinstance(value, dict) and isinstance(base[key], dict):
@@ -57,8 +59,43 @@ def overlay(base: dict[str, Any], over: dict[str, Any], path: Path, prefix: str 
     return drift
 
 
-_DISAGREEMENT_SPEC: _Spec = {"topic": (str, True), "runbook": (str, True), "deployment": (str, True),
-                             "source": (str, True)}
+def _filled(value: str) -> str:
+    if not value.strip():
+        raise fail("must not be empty")
+    return value
+
+
+Filled = Annotated[Str, check(_filled)]
+
+
+class _Disagreement(Table):
+    NOT_A_TABLE = "must be a table"
+
+    topic: Filled
+    runbook: Filled
+    deployment: Filled
+    source: Filled
+
+
+def _array_of_tables(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise fail(f"must be an array of tables ([[{DISAGREEMENTS}]])")
+    return value
+
+
+def _one_per_topic(found: list[_Disagreement]) -> list[_Disagreement]:
+    topics: set[str] = set()
+    for i, entry in enumerate(found):
+        if entry.topic in topics:
+            raise fail(f"{entry.topic!r} is listed twice", at=f"[{i}].topic")
+        topics.add(entry.topic)
+    return found
+
+
+class _Disagreements(Table):
+    """The ``[[disagreements]]`` of a dialect file (its respellings are checked by ``overlay``)."""
+
+    disagreements: Annotated[list[_Disagreement], BeforeValidator(_array_of_tables), check(_one_per_topic)] = []
 
 
 def disagreements(path: Path, over: dict[str, Any]) -> list[Drift]:
@@ -66,18 +103,8 @@ def disagreements(path: Path, over: dict[str, Any]) -> list[Drift]:
     deployment's code disagree beyond respelling a key, each with the code file it is read
     from. Listed in the certificate's drift section beside the respellings."""
     raw = over.pop(DISAGREEMENTS, [])
-    if not isinstance(raw, list):
-        raise ConfigError(f"{path}: {DISAGREEMENTS}: must be an array of tables ([[{DISAGREEMENTS}]])")
-    found: list[Drift] = []
-    for i, item in enumerate(raw):
-        entry = _check_table(path, f"{DISAGREEMENTS}[{i}]", item, _DISAGREEMENT_SPEC)
-        for key, value in entry.items():
-            if not value.strip():
-                raise ConfigError(f"{path}: {DISAGREEMENTS}[{i}].{key}: must not be empty")
-        if any(d.key == entry["topic"] for d in found):
-            raise ConfigError(f"{path}: {DISAGREEMENTS}[{i}].topic: {entry['topic']!r} is listed twice")
-        found.append(Drift(entry["topic"], entry["runbook"], entry["deployment"], entry["source"]))
-    return found
+    found = validate(_Disagreements, {DISAGREEMENTS: raw}, path).disagreements
+    return [Drift(d.topic, d.runbook, d.deployment, d.source) for d in found]
 
 
 def respelled(path: Path, dialect: str | None) -> tuple[dict[str, Any], list[Drift], Path]:

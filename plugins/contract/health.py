@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from plugins.contract.toml_schema import ConfigError
+from pydantic import Field, model_validator
+
+from plugins.contract.toml_schema import Table, fail, got, join, validate, within, within_table
+
+SECTION = "health"
 
 
 @dataclass(frozen=True)
@@ -95,191 +100,238 @@ class HealthContract:
     circuit: CircuitEndpoint
 
 
-def _where(section: str, key: str) -> str:
-    return f"{section}.{key}"
+# --- how [health] is written: the endpoints' own vocabulary, each key read strictly ---------
+#
+# Read key by key, as the health checks read the endpoints: a key is missing, or wrong, when
+# it is read (HealthSection.contract), each with the rule of what it names.
 
 
-class _Table:
-    """Strict reader of one TOML table: every key known, every value of its type."""
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise fail(f"must be a non-empty string, {got(value)}")
+    return value
 
-    def __init__(self, path: Path, section: str, table: Any, known: set[str]) -> None:
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {section}: must be a table")
-        for key in table:
-            if key not in known:
-                allowed = ", ".join(sorted(known))
-                raise ConfigError(f"{path}: {_where(section, key)}: unknown key (allowed: {allowed})")
-        self.path, self.section, self.table = path, section, table
 
-    def _fail(self, key: str, what: str, value: Any) -> ConfigError:
-        return ConfigError(
-            f"{self.path}: {_where(self.section, key)}: must be {what}, got {type(value).__name__} {value!r}"
+def _dotted(value: str) -> str:
+    if any(not step for step in value.split(".")):
+        raise fail(f"{value!r} is not a dotted JSON path")
+    return value
+
+
+def _path(value: Any) -> str:
+    return _dotted(_string(value))
+
+
+def _optional_path(value: Any) -> str | None:
+    """A dotted JSON path; "" means "not reported" (None)."""
+    return None if value == "" else _path(value)
+
+
+def _strings(value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise fail(f"must be a list of strings, {got(value)}")
+    if not value and not allow_empty:
+        raise fail("must not be empty")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise fail(f"must be a non-empty string, got {item!r}", at=i)
+    return tuple(value)
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    values = _strings(value, allow_empty=True)
+    for i, item in enumerate(values):
+        if any(not step for step in item.split(".")):
+            raise fail(f"{item!r} is not a dotted JSON path", at=i)
+    return values
+
+
+def _http_codes(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise fail(f"must be a non-empty list of HTTP status codes, {got(value)}")
+    for i, code in enumerate(value):
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise fail(f"must be an HTTP status code, got {code!r}", at=i)
+    return tuple(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise fail(f"must be true or false, {got(value)}")
+    return value
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    return _strings(value, allow_empty=True)
+
+
+class _Sub(Table):
+    """A table below [health]: it is "a table" or nothing, and its keys are read one by one
+    by HealthSection.contract() (a key is missing, or wrong, when it is read)."""
+
+    NOT_A_TABLE = "must be a table"
+    SHAPE_FIRST = False
+
+
+class _Schema(_Sub):
+    version_path: Any = None
+    settings_version_path: Any = None
+    expected_path: Any = None
+    up_to_date_path: Any = None
+    error_path: Any = None
+    status_path: Any = None
+    status_ok: Any = None
+
+
+class _Namespace(_Sub):
+    name: Any = None
+    used_path: Any = None
+    limit_path: Any = None
+
+
+class _Rate(_Sub):
+    namespaces_path: Any = None
+    used_field: Any = None
+    limit_field: Any = None
+    namespaces: Any = None
+
+
+class _Circuit(_Sub):
+    integrations_path: Any = None
+    state_field: Any = None
+    protected: Any = None
+    closed: Any = None
+    open: Any = None
+    half_open: Any = None
+    per_process: Any = None
+
+
+class _Reader:
+    """Reads one key of a table with its rule, naming it below [health] when it fails."""
+
+    def __init__(self, table: Table, prefix: str = "") -> None:
+        self.table, self.prefix = table, prefix
+
+    def __call__(self, key: str, rule: Callable[[Any], Any], *, required: bool = True, default: Any = None) -> Any:
+        at = join(self.prefix, key)
+        if not self.table.given(key):
+            if required:
+                raise fail("missing required key", at=at)
+            return default
+        return within(at, rule, getattr(self.table, key))
+
+
+class HealthSection(Table):
+    """[health]: its three tables are looked for first, then every key is read in turn."""
+
+    SHAPE_FIRST = False
+
+    schema_: _Schema = Field(alias="schema")
+    rate: _Rate
+    circuit: _Circuit
+    ready_redis_path: Any = None
+    ready_ok: Any = None
+    ready_status_path: Any = None
+    ready_status_ok: Any = None
+    liveness_status_path: Any = None
+    liveness_ok: Any = None
+    ready_dependencies: Any = None
+    part_unknown: Any = None
+    part_skipped: Any = None
+    unhealthy_http_status: Any = None
+    deploy_flag_paths: Any = None
+    db_environment_path: Any = None
+    db_project_ref_path: Any = None
+
+    @model_validator(mode="after")
+    def _read(self) -> HealthSection:
+        self.contract()
+        return self
+
+    def contract(self) -> HealthContract:
+        """Every key read with its rule, in this order, as the contract object."""
+        top, schema, rate, circuit = (_Reader(self), _Reader(self.schema_, "schema"), _Reader(self.rate, "rate"),
+                                      _Reader(self.circuit, "circuit"))
+        closed, open_, half = circuit("closed", _strings), circuit("open", _strings), circuit("half_open", _strings)
+        seen: dict[str, str] = {}
+        for key, words in (("closed", closed), ("open", open_), ("half_open", half)):
+            for word in words:
+                if word in seen:
+                    raise fail(f"{word!r} is also listed under {SECTION}.circuit.{seen[word]}", at=f"circuit.{key}")
+                seen[word] = key
+        status_path = top("ready_status_path", _optional_path, required=False)
+        status_ok = top("ready_status_ok", _words, required=False, default=())
+        if status_path and not status_ok:
+            raise fail(f"must not be empty when {SECTION}.ready_status_path is set", at="ready_status_ok")
+        live_path = top("liveness_status_path", _optional_path, required=False)
+        live_ok = top("liveness_ok", _words, required=False, default=())
+        if live_path and not live_ok:
+            raise fail(f"must not be empty when {SECTION}.liveness_status_path is set", at="liveness_ok")
+        schema_word = schema("status_path", _optional_path, required=False)
+        schema_ok = schema("status_ok", _words, required=False, default=())
+        if schema_word and not schema_ok:
+            raise fail(f"must not be empty when {SECTION}.schema.status_path is set", at="schema.status_ok")
+        unknown = top("part_unknown", _words)
+        skipped = top("part_skipped", _words, required=False, default=())
+        for word in skipped:
+            if word not in unknown:
+                raise fail(f"{word!r} is not listed under {SECTION}.part_unknown", at="part_skipped")
+        per_process = circuit("per_process", _flag, required=False, default=False)
+        return HealthContract(
+            ready_redis_path=top("ready_redis_path", _path),
+            ready_ok=top("ready_ok", _strings),
+            ready_status_path=status_path,
+            ready_status_ok=status_ok,
+            liveness_status_path=live_path,
+            liveness_ok=live_ok,
+            ready_dependencies=top("ready_dependencies", _paths, required=False, default=()),
+            part_unknown=unknown,
+            part_skipped=skipped,
+            unhealthy_http_status=top("unhealthy_http_status", _http_codes),
+            deploy_flag_paths=top("deploy_flag_paths", _paths),
+            db_environment_path=top("db_environment_path", _optional_path, required=False),
+            db_project_ref_path=top("db_project_ref_path", _optional_path, required=False),
+            schema=SchemaEndpoint(
+                version_path=schema("version_path", _path),
+                settings_version_path=schema("settings_version_path", _optional_path, required=False),
+                expected_path=schema("expected_path", _optional_path, required=False),
+                up_to_date_path=schema("up_to_date_path", _optional_path, required=False),
+                error_path=schema("error_path", _optional_path, required=False),
+                status_path=schema_word,
+                status_ok=schema_ok,
+            ),
+            rate=RateEndpoint(
+                namespaces_path=rate("namespaces_path", _path),
+                used_field=rate("used_field", _string),
+                limit_field=rate("limit_field", _string),
+                namespaces=rate("namespaces", _namespaces, required=False, default=()),
+            ),
+            circuit=CircuitEndpoint(
+                integrations_path=circuit("integrations_path", _path),
+                state_field=circuit("state_field", _string),
+                protected=circuit("protected", _strings),
+                closed=closed,
+                open=open_,
+                half_open=half,
+                per_process=per_process,
+            ),
         )
 
-    def _missing(self, key: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {_where(self.section, key)}: missing required key")
 
-    def string(self, key: str, *, required: bool = True) -> str | None:
-        if key not in self.table:
-            if required:
-                raise self._missing(key)
-            return None
-        value = self.table[key]
-        if not isinstance(value, str) or not value:
-            raise self._fail(key, "a non-empty string", value)
-        return value
-
-    def path_string(self, key: str, *, required: bool = True) -> str | None:
-        """A dotted JSON path; "" is accepted for an optional one and means "not reported"."""
-        if not required and self.table.get(key) == "":
-            return None
-        value = self.string(key, required=required)
-        if value is not None and any(not step for step in value.split(".")):
-            raise ConfigError(f"{self.path}: {_where(self.section, key)}: {value!r} is not a dotted JSON path")
-        return value
-
-    def strings(self, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:
-        if key not in self.table:
-            raise self._missing(key)
-        value = self.table[key]
-        if not isinstance(value, list):
-            raise self._fail(key, "a list of strings", value)
-        if not value and not allow_empty:
-            raise ConfigError(f"{self.path}: {_where(self.section, key)}: must not be empty")
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item:
-                raise ConfigError(
-                    f"{self.path}: {_where(self.section, key)}[{i}]: must be a non-empty string, got {item!r}"
-                )
-        return tuple(value)
-
-    def paths(self, key: str) -> tuple[str, ...]:
-        values = self.strings(key, allow_empty=True)
-        for i, value in enumerate(values):
-            if any(not step for step in value.split(".")):
-                raise ConfigError(
-                    f"{self.path}: {_where(self.section, key)}[{i}]: {value!r} is not a dotted JSON path"
-                )
-        return values
-
-    def http_codes(self, key: str) -> tuple[int, ...]:
-        if key not in self.table:
-            raise self._missing(key)
-        value = self.table[key]
-        if not isinstance(value, list) or not value:
-            raise self._fail(key, "a non-empty list of HTTP status codes", value)
-        for i, code in enumerate(value):
-            if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-                raise ConfigError(
-                    f"{self.path}: {_where(self.section, key)}[{i}]: must be an HTTP status code, got {code!r}"
-                )
-        return tuple(value)
-
-    def sub(self, key: str, known: set[str]) -> _Table:
-        if key not in self.table:
-            raise self._missing(key)
-        return _Table(self.path, _where(self.section, key), self.table[key], known)
-
-
-def _rate_namespaces(path: Path, rate: _Table) -> tuple[RateNamespace, ...]:
-    """`health.rate.namespaces`: optional list of {name, used_path, limit_path}, unique names."""
-    raw = rate.table.get("namespaces", [])
-    if not isinstance(raw, list):
-        raise rate._fail("namespaces", "a list of tables", raw)
+def _namespaces(value: Any) -> tuple[RateNamespace, ...]:
+    """`health.rate.namespaces`: a list of {name, used_path, limit_path}, unique names."""
+    if not isinstance(value, list):
+        raise fail(f"must be a list of tables, {got(value)}")
     found: list[RateNamespace] = []
-    for i, item in enumerate(raw):
-        entry = _Table(path, f"health.rate.namespaces[{i}]", item, _RATE_NAMESPACE)
-        name = entry.string("name") or ""
+    for i, item in enumerate(value):
+        entry = _Reader(within_table(i, _Namespace, item), f"[{i}]")
+        name = entry("name", _string)
         if name in {n.name for n in found}:
-            raise ConfigError(f"{path}: health.rate.namespaces[{i}].name: {name!r} is listed twice")
-        found.append(RateNamespace(name, entry.path_string("used_path") or "", entry.path_string("limit_path") or ""))
+            raise fail(f"{name!r} is listed twice", at=f"[{i}].name")
+        found.append(RateNamespace(name, entry("used_path", _path), entry("limit_path", _path)))
     return tuple(found)
 
 
-_TOP = {
-    "ready_redis_path", "ready_ok", "ready_status_path", "ready_status_ok", "ready_dependencies",
-    "liveness_status_path", "liveness_ok",
-    "part_unknown", "part_skipped", "unhealthy_http_status", "deploy_flag_paths",
-    "db_environment_path", "db_project_ref_path", "schema", "rate", "circuit",
-}
-_SCHEMA = {"version_path", "settings_version_path", "expected_path", "up_to_date_path", "error_path",
-           "status_path", "status_ok"}
-_RATE = {"namespaces_path", "used_field", "limit_field", "namespaces"}
-_RATE_NAMESPACE = {"name", "used_path", "limit_path"}
-_CIRCUIT = {"integrations_path", "state_field", "protected", "closed", "open", "half_open", "per_process"}
-
-
 def parse(path: Path, table: dict[str, Any]) -> HealthContract:
-    """Parse `[health]` (registered in plugins.config.EXTRA_SECTIONS)."""
-    top = _Table(path, "health", table, _TOP)
-    schema = top.sub("schema", _SCHEMA)
-    rate = top.sub("rate", _RATE)
-    circuit = top.sub("circuit", _CIRCUIT)
-    closed, open_, half = circuit.strings("closed"), circuit.strings("open"), circuit.strings("half_open")
-    seen: dict[str, str] = {}
-    for key, words in (("closed", closed), ("open", open_), ("half_open", half)):
-        for word in words:
-            if word in seen:
-                raise ConfigError(
-                    f"{path}: health.circuit.{key}: {word!r} is also listed under health.circuit.{seen[word]}"
-                )
-            seen[word] = key
-    status_path = top.path_string("ready_status_path", required=False)
-    status_ok = top.strings("ready_status_ok", allow_empty=True) if "ready_status_ok" in table else ()
-    if status_path and not status_ok:
-        raise ConfigError(f"{path}: health.ready_status_ok: must not be empty when health.ready_status_path is set")
-    live_path = top.path_string("liveness_status_path", required=False)
-    live_ok = top.strings("liveness_ok", allow_empty=True) if "liveness_ok" in table else ()
-    if live_path and not live_ok:
-        raise ConfigError(f"{path}: health.liveness_ok: must not be empty when health.liveness_status_path is set")
-    schema_word = schema.path_string("status_path", required=False) or None
-    schema_ok = schema.strings("status_ok", allow_empty=True) if "status_ok" in schema.table else ()
-    if schema_word and not schema_ok:
-        raise ConfigError(f"{path}: health.schema.status_ok: must not be empty when health.schema.status_path is set")
-    unknown = top.strings("part_unknown", allow_empty=True)
-    skipped = top.strings("part_skipped", allow_empty=True) if "part_skipped" in table else ()
-    for word in skipped:
-        if word not in unknown:
-            raise ConfigError(f"{path}: health.part_skipped: {word!r} is not listed under health.part_unknown")
-    per_process = circuit.table.get("per_process", False)
-    if not isinstance(per_process, bool):
-        raise circuit._fail("per_process", "true or false", per_process)
-    return HealthContract(
-        ready_redis_path=top.path_string("ready_redis_path") or "",
-        ready_ok=top.strings("ready_ok"),
-        ready_status_path=status_path,
-        ready_status_ok=status_ok,
-        liveness_status_path=live_path,
-        liveness_ok=live_ok,
-        ready_dependencies=top.paths("ready_dependencies") if "ready_dependencies" in table else (),
-        part_unknown=unknown,
-        part_skipped=skipped,
-        unhealthy_http_status=top.http_codes("unhealthy_http_status"),
-        deploy_flag_paths=top.paths("deploy_flag_paths"),
-        db_environment_path=top.path_string("db_environment_path", required=False),
-        db_project_ref_path=top.path_string("db_project_ref_path", required=False),
-        schema=SchemaEndpoint(
-            version_path=schema.path_string("version_path") or "",
-            settings_version_path=schema.path_string("settings_version_path", required=False),
-            expected_path=schema.path_string("expected_path", required=False) or None,
-            up_to_date_path=schema.path_string("up_to_date_path", required=False) or None,
-            error_path=schema.path_string("error_path", required=False) or None,
-            status_path=schema_word,
-            status_ok=schema_ok,
-        ),
-        rate=RateEndpoint(
-            namespaces_path=rate.path_string("namespaces_path") or "",
-            used_field=rate.string("used_field") or "",
-            limit_field=rate.string("limit_field") or "",
-            namespaces=_rate_namespaces(path, rate),
-        ),
-        circuit=CircuitEndpoint(
-            integrations_path=circuit.path_string("integrations_path") or "",
-            state_field=circuit.string("state_field") or "",
-            protected=circuit.strings("protected"),
-            closed=closed,
-            open=open_,
-            half_open=half,
-            per_process=per_process,
-        ),
-    )
+    """Parse `[health]` (a section of plugins.contract.runbook.RunbookFile)."""
+    return validate(HealthSection, table, path, SECTION).contract()

@@ -8,14 +8,15 @@ the name a deployment happened to give them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pglast import keywords
+from pydantic import PlainValidator, model_validator
 
-from plugins.contract.toml_schema import ConfigError, _check_table, _Spec
+from plugins.contract.toml_schema import Int, Number, Str, Table, check, fail, positive, shape, validate
 
 SECTION = "maintenance"
 
@@ -70,126 +71,142 @@ class MaintenanceContract:
     unused_index_window_days: float = 30.0
 
 
-_SPEC: _Spec = {
-    "high_volume_tables": (list, True),
-    "dead_tuple_max_ratio": ((int, float), True),
-    "dead_tuple_min_count": (int, True),
-    "table_bloat_max_ratio": ((int, float), True),
-    "index_bloat_max_ratio": ((int, float), True),
-    "bloat_min_bytes": (int, True),
-    "unused_index_min_bytes": (int, True),
-    "unused_index_max_scans": (int, True),
-    "slow_query_mean_ms": ((int, float), True),
-    "slow_query_min_calls": (int, True),
-    "growth_top_tables": (int, True),
-    "growth_max_factor": ((int, float), False),
-    "unused_index_window_days": ((int, float), False),
-    "required_indices": (list, True),
-}
-_TABLE_SPEC: _Spec = {
-    "table": (str, True),
-    "vacuum_within_days": (int, False),
-    "analyze_within_days": (int, False),
-    "rows_per_day": ((int, float), False),
-    "time_column": (str, False),
-}
-_INDEX_SPEC: _Spec = {"name": (str, True), "table": (str, True), "columns": (list, True)}
-
-
-def _ratio(path: Path, key: str, value: float) -> float:
+def _ratio(value: float) -> float:
     if not 0 < value <= 1:
-        raise ConfigError(f"{path}: {SECTION}.{key}: must be a ratio in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _positive(path: Path, key: str, value: float, *, zero_ok: bool = False) -> None:
-    if value < 0 or (value == 0 and not zero_ok):
-        raise ConfigError(f"{path}: {SECTION}.{key}: must be greater than {'or equal to ' if zero_ok else ''}0, got {value!r}")
-
-
-def _name(path: Path, key: str, value: str) -> str:
-    if not value.strip():
-        raise ConfigError(f"{path}: {key}: must not be empty")
+        raise fail(f"must be a ratio in (0, 1], got {value!r}")
     return value
 
 
-def parse(path: Path, table: dict[str, Any]) -> MaintenanceContract:
-    data = _check_table(path, SECTION, table, _SPEC)
-
-    tables: list[HighVolumeTable] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(data["high_volume_tables"]):
-        key = f"{SECTION}.high_volume_tables[{i}]"
-        entry = _check_table(path, key, raw, _TABLE_SPEC)
-        name = _name(path, f"{key}.table", entry["table"])
-        if name in seen:
-            raise ConfigError(f"{path}: {key}.table: {name!r} is listed twice")
-        seen.add(name)
-        for window in ("vacuum_within_days", "analyze_within_days"):
-            if window in entry and entry[window] <= 0:
-                raise ConfigError(f"{path}: {key}.{window}: must be greater than 0, got {entry[window]!r}")
-        if ("rows_per_day" in entry) != ("time_column" in entry):
-            raise ConfigError(f"{path}: {key}: rows_per_day and time_column go together (the last day's rows "
-                              "are counted on the column that dates them)")
-        if "rows_per_day" in entry and entry["rows_per_day"] <= 0:
-            raise ConfigError(f"{path}: {key}.rows_per_day: must be greater than 0, got {entry['rows_per_day']!r}")
-        time_column = _name(path, f"{key}.time_column", entry["time_column"]) if "time_column" in entry else None
-        tables.append(HighVolumeTable(name, entry.get("vacuum_within_days"), entry.get("analyze_within_days"),
-                                      float(entry["rows_per_day"]) if "rows_per_day" in entry else None,
-                                      time_column))
-    if not tables:
-        raise ConfigError(f"{path}: {SECTION}.high_volume_tables: must not be empty")
-
-    indices: list[RequiredIndex] = []
-    defined: set[tuple[str, tuple[str, ...]]] = set()
-    for i, raw in enumerate(data["required_indices"]):
-        key = f"{SECTION}.required_indices[{i}]"
-        entry = _check_table(path, key, raw, _INDEX_SPEC)
-        columns = entry["columns"]
-        if not columns:
-            raise ConfigError(f"{path}: {key}.columns: must not be empty")
-        for j, col in enumerate(columns):
-            if not isinstance(col, str) or not col.strip():
-                raise ConfigError(f"{path}: {key}.columns[{j}]: must be a non-empty string, got {col!r}")
-        if len(set(columns)) != len(columns):
-            raise ConfigError(f"{path}: {key}.columns: a column is listed twice")
-        idx = RequiredIndex(_name(path, f"{key}.name", entry["name"]),
-                            _name(path, f"{key}.table", entry["table"]), tuple(columns))
-        if (idx.table, idx.columns) in defined:
-            raise ConfigError(f"{path}: {key}: {idx.table}({', '.join(idx.columns)}) is listed twice")
-        defined.add((idx.table, idx.columns))
-        indices.append(idx)
-
-    for key in ("dead_tuple_min_count", "unused_index_max_scans"):
-        _positive(path, key, data[key], zero_ok=True)
-    window = data.get("unused_index_window_days", MaintenanceContract.unused_index_window_days)
-    _positive(path, "unused_index_window_days", window, zero_ok=True)
-    for key in ("bloat_min_bytes", "unused_index_min_bytes", "slow_query_mean_ms",
-                "slow_query_min_calls", "growth_top_tables"):
-        _positive(path, key, data[key])
-
-    return MaintenanceContract(
-        high_volume_tables=tuple(tables),
-        dead_tuple_max_ratio=_ratio(path, "dead_tuple_max_ratio", data["dead_tuple_max_ratio"]),
-        dead_tuple_min_count=data["dead_tuple_min_count"],
-        table_bloat_max_ratio=_ratio(path, "table_bloat_max_ratio", data["table_bloat_max_ratio"]),
-        index_bloat_max_ratio=_ratio(path, "index_bloat_max_ratio", data["index_bloat_max_ratio"]),
-        bloat_min_bytes=data["bloat_min_bytes"],
-        unused_index_min_bytes=data["unused_index_min_bytes"],
-        unused_index_max_scans=data["unused_index_max_scans"],
-        slow_query_mean_ms=float(data["slow_query_mean_ms"]),
-        slow_query_min_calls=data["slow_query_min_calls"],
-        growth_top_tables=data["growth_top_tables"],
-        required_indices=tuple(indices),
-        growth_max_factor=_growth_factor(path, data.get("growth_max_factor", 3.0)),
-        unused_index_window_days=float(window),
-    )
+def _at_least_zero(value: float) -> float:
+    if value < 0:
+        raise fail(f"must be greater than or equal to 0, got {value!r}")
+    return value
 
 
-def _growth_factor(path: Path, value: float) -> float:
+def _at_least_one(value: float) -> float:
     if value < 1:
-        raise ConfigError(f"{path}: {SECTION}.growth_max_factor: must be at least 1, got {value!r}")
-    return float(value)
+        raise fail(f"must be at least 1, got {value!r}")
+    return value
+
+
+def _name(value: str) -> str:
+    if not value.strip():
+        raise fail("must not be empty")
+    return value
+
+
+Name = Annotated[Str, check(_name)]
+Ratio = Annotated[Number, check(_ratio)]
+Count = Annotated[Int, check(_at_least_zero)]
+
+
+class _HighVolume(Table):
+    NOT_A_TABLE = "must be a table"
+
+    table: Name
+    vacuum_within_days: Annotated[Int, check(positive)] | None = None
+    analyze_within_days: Annotated[Int, check(positive)] | None = None
+    rows_per_day: Annotated[Number, check(positive)] | None = None
+    time_column: Name | None = None
+
+    @model_validator(mode="after")
+    def _rows_need_their_column(self) -> _HighVolume:
+        if self.given("rows_per_day") != self.given("time_column"):
+            raise fail("rows_per_day and time_column go together (the last day's rows are counted on the column "
+                       "that dates them)")
+        return self
+
+
+def _column(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _columns(columns: list[str]) -> list[str]:
+    if not columns:
+        raise fail("must not be empty")
+    if len(set(columns)) != len(columns):
+        raise fail("a column is listed twice")
+    return columns
+
+
+class _Index(Table):
+    NOT_A_TABLE = "must be a table"
+
+    name: Name
+    table: Name
+    columns: Annotated[list[Annotated[str, PlainValidator(_column)]], shape(list), check(_columns)]
+
+
+def _tables(tables: list[_HighVolume]) -> list[_HighVolume]:
+    seen: set[str] = set()
+    for i, entry in enumerate(tables):
+        if entry.table in seen:
+            raise fail(f"{entry.table!r} is listed twice", at=f"[{i}].table")
+        seen.add(entry.table)
+    if not tables:
+        raise fail("must not be empty")
+    return tables
+
+
+def _indices(indices: list[_Index]) -> list[_Index]:
+    defined: set[tuple[str, tuple[str, ...]]] = set()
+    for i, idx in enumerate(indices):
+        columns = tuple(idx.columns)
+        if (idx.table, columns) in defined:
+            raise fail(f"{idx.table}({', '.join(columns)}) is listed twice", at=i)
+        defined.add((idx.table, columns))
+    return indices
+
+
+class MaintenanceSection(Table):
+    # Keys are looked for in the file's order; values are checked in the fields' (the tables
+    # and indices first, then the thresholds).
+    KEY_ORDER = ("high_volume_tables", "dead_tuple_max_ratio", "dead_tuple_min_count", "table_bloat_max_ratio",
+                 "index_bloat_max_ratio", "bloat_min_bytes", "unused_index_min_bytes", "unused_index_max_scans",
+                 "slow_query_mean_ms", "slow_query_min_calls", "growth_top_tables", "growth_max_factor",
+                 "unused_index_window_days", "required_indices")
+
+    high_volume_tables: Annotated[list[_HighVolume], shape(list), check(_tables)]
+    required_indices: Annotated[list[_Index], shape(list), check(_indices)]
+    dead_tuple_min_count: Count
+    unused_index_max_scans: Count
+    unused_index_window_days: Annotated[Number, check(_at_least_zero)] = 30.0
+    bloat_min_bytes: Annotated[Int, check(positive)]
+    unused_index_min_bytes: Annotated[Int, check(positive)]
+    slow_query_mean_ms: Annotated[Number, check(positive)]
+    slow_query_min_calls: Annotated[Int, check(positive)]
+    growth_top_tables: Annotated[Int, check(positive)]
+    dead_tuple_max_ratio: Ratio
+    table_bloat_max_ratio: Ratio
+    index_bloat_max_ratio: Ratio
+    growth_max_factor: Annotated[Number, check(_at_least_one)] = 3.0
+
+    def contract(self) -> MaintenanceContract:
+        return MaintenanceContract(
+            high_volume_tables=tuple(
+                HighVolumeTable(t.table, t.vacuum_within_days, t.analyze_within_days,
+                                float(t.rows_per_day) if t.rows_per_day is not None else None, t.time_column)
+                for t in self.high_volume_tables),
+            dead_tuple_max_ratio=float(self.dead_tuple_max_ratio),
+            dead_tuple_min_count=self.dead_tuple_min_count,
+            table_bloat_max_ratio=float(self.table_bloat_max_ratio),
+            index_bloat_max_ratio=float(self.index_bloat_max_ratio),
+            bloat_min_bytes=self.bloat_min_bytes,
+            unused_index_min_bytes=self.unused_index_min_bytes,
+            unused_index_max_scans=self.unused_index_max_scans,
+            slow_query_mean_ms=float(self.slow_query_mean_ms),
+            slow_query_min_calls=self.slow_query_min_calls,
+            growth_top_tables=self.growth_top_tables,
+            required_indices=tuple(RequiredIndex(i.name, i.table, tuple(i.columns)) for i in self.required_indices),
+            growth_max_factor=float(self.growth_max_factor),
+            unused_index_window_days=float(self.unused_index_window_days),
+        )
+
+
+def parse(path: Path, table: dict[str, Any]) -> MaintenanceContract:
+    return validate(MaintenanceSection, table, path, SECTION).contract()
 
 
 # PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
@@ -197,14 +214,20 @@ _MAX_IDENTIFIER_BYTES = 63
 
 
 _SIMPLE_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*$")
-_KEYWORDS_NEEDING_QUOTES = frozenset(
-    keywords.RESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS | keywords.TYPE_FUNC_NAME_KEYWORDS
-)
+
+
+@functools.cache
+def _keywords_needing_quotes() -> frozenset[str]:
+    # PostgreSQL's own keyword lists; imported when a statement is written, not when the
+    # contract is read (the reference app reads runbook.toml and has no pglast).
+    from pglast import keywords
+
+    return frozenset(keywords.RESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS | keywords.TYPE_FUNC_NAME_KEYWORDS)
 
 
 def _quote(identifier: str) -> str:
     """Quote an identifier the way PostgreSQL's quote_ident does: only when it must be."""
-    if _SIMPLE_IDENTIFIER.match(identifier) and identifier not in _KEYWORDS_NEEDING_QUOTES:
+    if _SIMPLE_IDENTIFIER.match(identifier) and identifier not in _keywords_needing_quotes():
         return identifier
     return '"' + identifier.replace('"', '""') + '"'
 

@@ -11,9 +11,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from plugins.contract.toml_schema import ConfigError
+from pydantic import BeforeValidator, PlainValidator
+
+from plugins.contract.toml_schema import Table, check, fail, shape, validate
 
 IDENTITY_FIELDS = ("git_sha", "deployment_id", "schema_version", "railway_environment", "run_mode")
 # Not a field: the words an app reports in place of a value it was not given ("unknown").
@@ -93,81 +95,132 @@ class Waivers:
         return {k: w for k, w in self.items.items() if not w.active(today)}
 
 
-def _err(path: Path, key: str, what: str) -> ConfigError:
-    return ConfigError(f"{path}: {key}: {what}")
+# --- how [report] and [waivers] are written -------------------------------------------------
 
 
-def _unknown(path: Path, prefix: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise _err(path, f"{prefix}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _nonempty_str(path: Path, key: str, value: Any) -> str:
+def _nonempty_str(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _err(path, key, f"must be a non-empty string, got {value!r}")
+        raise fail(f"must be a non-empty string, got {value!r}")
     return value
+
+
+NonEmpty = Annotated[str, PlainValidator(_nonempty_str)]
+
+
+def _json_paths(value: Any) -> Any:
+    if not isinstance(value, list) or not value:
+        raise fail("must be a non-empty list of dotted JSON paths")
+    return value
+
+
+class _Source(Table):
+    NOT_A_TABLE = 'must be a table {{ endpoint = "…", paths = ["…"] }}'
+
+    endpoint: NonEmpty
+    paths: Annotated[list[NonEmpty], BeforeValidator(_json_paths)]
+
+
+def _words(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise fail(f"must be a list of words, got {value!r}")
+    return value
+
+
+class _Identity(Table):
+    NOT_A_TABLE = "must be a table, got {kind}"
+    SHAPE_FIRST = False  # read as written: the unset words, then each source whole
+
+    unset: Annotated[list[NonEmpty], BeforeValidator(_words)] = []
+    git_sha: _Source | None = None
+    deployment_id: _Source | None = None
+    schema_version: _Source | None = None
+    railway_environment: _Source | None = None
+    run_mode: _Source | None = None
+
+
+assert _Identity.keys() == {*IDENTITY_FIELDS, IDENTITY_UNSET}
+
+
+def _table_of(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise fail(f"must be a table, got {type(value).__name__}")
+    return value
+
+
+_table_of.shape = True  # type: ignore[attr-defined]  # checked with the keys (Table)
+
+
+def _hours(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(f"must be an integer (hours), got {value!r}")
+    if value <= 0:
+        raise fail(f"must be greater than 0, got {value!r}")
+    return value
+
+
+def _default_tier(hours: dict[str, int]) -> dict[str, int]:
+    if "default" not in hours:
+        raise fail("missing required key", at="default")
+    return hours
+
+
+def _scenario_key(key: str) -> str:
+    if not SCENARIO_KEY.match(key):
+        raise fail("key must look like 'Scenario N' or 'Scenario N · Case M'")
+    return key
+
+
+class ReportSection(Table):
+    identity: _Identity
+    valid_for_hours: Annotated[dict[str, Annotated[int, PlainValidator(_hours)]], BeforeValidator(_table_of),
+                               check(_default_tier)]
+    scenarios: Annotated[dict[Annotated[str, check(_scenario_key)], NonEmpty], BeforeValidator(_table_of)]
+
+    def contract(self) -> ReportContract:
+        identity = {name: IdentitySource(src.endpoint, tuple(src.paths)) for name in self.identity.written
+                    if name != IDENTITY_UNSET and (src := getattr(self.identity, name)) is not None}
+        return ReportContract(identity=identity, valid_for_hours=dict(self.valid_for_hours),
+                              scenarios=dict(self.scenarios), identity_unset=tuple(self.identity.unset))
 
 
 def parse_report(path: Path, table: dict[str, Any]) -> ReportContract:
     """Parse [report]: identity sources, validity per tier, scenario titles."""
-    _unknown(path, "report", table, ("identity", "valid_for_hours", "scenarios"))
-    for key in ("identity", "valid_for_hours", "scenarios"):
-        if key not in table:
-            raise _err(path, f"report.{key}", "missing required key")
-        if not isinstance(table[key], dict):
-            raise _err(path, f"report.{key}", f"must be a table, got {type(table[key]).__name__}")
-
-    identity: dict[str, IdentitySource] = {}
-    _unknown(path, "report.identity", table["identity"], (*IDENTITY_FIELDS, IDENTITY_UNSET))
-    unset = table["identity"].get(IDENTITY_UNSET, [])
-    if not isinstance(unset, list):
-        raise _err(path, f"report.identity.{IDENTITY_UNSET}", f"must be a list of words, got {unset!r}")
-    for i, word in enumerate(unset):
-        _nonempty_str(path, f"report.identity.{IDENTITY_UNSET}[{i}]", word)
-    for name, spec in table["identity"].items():
-        if name == IDENTITY_UNSET:
-            continue
-        prefix = f"report.identity.{name}"
-        if not isinstance(spec, dict):
-            raise _err(path, prefix, "must be a table { endpoint = \"…\", paths = [\"…\"] }")
-        _unknown(path, prefix, spec, ("endpoint", "paths"))
-        if "endpoint" not in spec:
-            raise _err(path, f"{prefix}.endpoint", "missing required key")
-        if "paths" not in spec:
-            raise _err(path, f"{prefix}.paths", "missing required key")
-        endpoint = _nonempty_str(path, f"{prefix}.endpoint", spec["endpoint"])
-        paths = spec["paths"]
-        if not isinstance(paths, list) or not paths:
-            raise _err(path, f"{prefix}.paths", "must be a non-empty list of dotted JSON paths")
-        for i, p in enumerate(paths):
-            _nonempty_str(path, f"{prefix}.paths[{i}]", p)
-        identity[name] = IdentitySource(endpoint, tuple(paths))
-
-    hours: dict[str, int] = {}
-    for tier, value in table["valid_for_hours"].items():
-        key = f"report.valid_for_hours.{tier}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _err(path, key, f"must be an integer (hours), got {value!r}")
-        if value <= 0:
-            raise _err(path, key, f"must be greater than 0, got {value!r}")
-        hours[tier] = value
-    if "default" not in hours:
-        raise _err(path, "report.valid_for_hours.default", "missing required key")
-
-    scenarios: dict[str, str] = {}
-    for key, title in table["scenarios"].items():
-        where = f"report.scenarios.{key}"
-        if not SCENARIO_KEY.match(key):
-            raise _err(path, where, "key must look like 'Scenario N' or 'Scenario N · Case M'")
-        scenarios[key] = _nonempty_str(path, where, title)
-    return ReportContract(identity=identity, valid_for_hours=hours, scenarios=scenarios,
-                          identity_unset=tuple(unset))
+    return validate(ReportSection, table, path, "report").contract()
 
 
-def _is_invariant_id(key: str) -> bool:
+def _invariant_id(key: str) -> str:
     parts = key.split("-")
-    return len(parts) == 3 and parts[0] == "JC" and all(parts[1:])
+    if not (len(parts) == 3 and parts[0] == "JC" and all(parts[1:])):
+        raise fail("must be an invariant id like JC-GUARD-01")
+    return key
+
+
+def _expires(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise fail(f"must be a TOML date (YYYY-MM-DD, unquoted), got {value!r}")
+    return value
+
+
+class _Waiver(Table):
+    NOT_A_TABLE = 'must be a table {{ reason = "…", expires = YYYY-MM-DD }}'
+
+    reason: NonEmpty
+    expires: Annotated[dt.date, PlainValidator(_expires)]
+    approved_by: NonEmpty | None = None
+
+
+WaiverTable = Annotated[dict[Annotated[str, check(_invariant_id)], _Waiver], shape(dict)]
+
+
+def waivers_of(table: dict[str, _Waiver]) -> Waivers:
+    return Waivers({inv_id: Waiver(inv_id, " ".join(w.reason.split()), w.expires, w.approved_by)
+                    for inv_id, w in table.items()})
+
+
+class _WaiversSection(Table):
+    """[waivers] as the one key of a table, to validate it alone (parse_waivers)."""
+
+    waivers: WaiverTable
 
 
 def parse_waivers(path: Path, table: dict[str, Any]) -> Waivers:
@@ -175,23 +228,4 @@ def parse_waivers(path: Path, table: dict[str, Any]) -> Waivers:
 
     The expiry is a TOML date, not a string, so a typo cannot silently mean "forever".
     """
-    items: dict[str, Waiver] = {}
-    for inv_id, spec in table.items():
-        prefix = f"waivers.{inv_id}"
-        if not _is_invariant_id(inv_id):
-            raise _err(path, prefix, "must be an invariant id like JC-GUARD-01")
-        if not isinstance(spec, dict):
-            raise _err(path, prefix, "must be a table { reason = \"…\", expires = YYYY-MM-DD }")
-        _unknown(path, prefix, spec, ("reason", "expires", "approved_by"))
-        for key in ("reason", "expires"):
-            if key not in spec:
-                raise _err(path, f"{prefix}.{key}", "missing required key")
-        reason = _nonempty_str(path, f"{prefix}.reason", spec["reason"])
-        expires = spec["expires"]
-        if isinstance(expires, dt.datetime) or not isinstance(expires, dt.date):
-            raise _err(path, f"{prefix}.expires", f"must be a TOML date (YYYY-MM-DD, unquoted), got {expires!r}")
-        approved_by = spec.get("approved_by")
-        if approved_by is not None:
-            approved_by = _nonempty_str(path, f"{prefix}.approved_by", approved_by)
-        items[inv_id] = Waiver(inv_id, " ".join(reason.split()), expires, approved_by)
-    return Waivers(items)
+    return waivers_of(validate(_WaiversSection, {"waivers": table}, path).waivers)

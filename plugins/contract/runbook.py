@@ -1,8 +1,15 @@
-"""Loading and validating the two contract files: targets.toml (where) and runbook.toml (what).
+"""runbook.toml: the runbook as data — what must hold, in the names the checks read.
 
-Both are validated completely before any test runs or any process starts: a wrong file must
-cost the operator one clear line, not a half-started stack or a traceback. Every problem is a
-``ConfigError`` whose message names the file and the dotted key at fault.
+``load_runbook`` validates the whole file (respelled by a dialect, plugins.contract.dialects)
+before any test runs or any process starts: a wrong file costs the operator one clear line,
+not a half-started stack or a traceback. ``RunbookFile`` is the file's model: the core tables
+here (names, endpoints, the deep report, timeouts), and one section per area in the area's
+own module (``[health]`` in plugins.contract.health, ``[runtime]`` in .runtime, …), whose
+parsed object ``Runbook.section(name)`` returns. Adding a section = a module whose ``Table``
+model's ``contract()`` returns the parsed object, one field of ``RunbookFile`` and one line of
+``RunbookFile.sections``; adding a key = a field of its table (and of the object it becomes).
+(A little over the ~450-line budget: the runbook object and the core tables it is read from
+are one subject.)
 """
 
 from __future__ import annotations
@@ -12,26 +19,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
+
+from plugins.contract import health, maintenance, report, runbook_lint, runtime, schema, security
 from plugins.contract.dialects import RUNBOOK_DIALECT, Drift, dialect_path, respelled
-from plugins.contract.toml_schema import ConfigError, _Spec, _check_table, _join, _str_list
+from plugins.contract.runbook_links import anchor, parse_heading
+from plugins.contract.toml_schema import (
+    AnyList,
+    AnyTable,
+    ConfigError,
+    Int,
+    Number,
+    Str,
+    Table,
+    fail,
+    load_toml,
+    one_of,
+    positive,
+    str_list,
+    validate,
+    within,
+)
 
-
-# --- runbook.toml -------------------------------------------------------------------------
-
-# Sections an area adds to runbook.toml, each parsed (and validated) by the area's own
-# function: "module:function", called as fn(path: Path, table: dict) -> object, raising
-# ConfigError naming `<section>.<key>`. Access the parsed object with Runbook.section(name).
-# Adding an area = one line here; nothing else in this module changes.
-EXTRA_SECTIONS: dict[str, str] = {
-    "schema": "plugins.contract.schema:parse",
-    "runbook_lint": "plugins.contract.runbook_lint:parse",
-    "health": "plugins.contract.health:parse",
-    "maintenance": "plugins.contract.maintenance:parse",
-    "security": "plugins.contract.security:parse",
-    "report": "plugins.contract.report:parse_report",
-    "waivers": "plugins.contract.report:parse_waivers",
-    "runtime": "plugins.contract.runtime:parse",
-}
+MIGRATION_SOURCES = ("table", "settings")
+DEEP_PARTS = ("redis", "supabase", "tables", "views", "migrations", "hard_guards")
+REQUIRED_ENDPOINTS = ("health", "ready", "deep", "schema", "rate", "circuit")
+MAX_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -119,8 +132,6 @@ class Runbook:
 
     def runbook_link(self, section: str) -> str:
         """The URL of the runbook heading a runbook section names."""
-        from plugins.contract.runbook_links import anchor
-
         return f"{self.runbook_url}#{anchor(section, self.runbook_headings)}"
 
     @property
@@ -131,211 +142,337 @@ class Runbook:
         return f"{self.schema}.{self.migrations_table}"
 
     def section(self, name: str) -> Any:
-        """The parsed object of an extension section (see EXTRA_SECTIONS)."""
+        """The parsed object of a section of its own module (see RunbookFile)."""
         try:
             return self.extras[name]
         except KeyError:
             raise ConfigError(f"{self.path}: {name}: missing required section") from None
 
 
-_RUNBOOK_SPEC: _Spec = {
-    "contract": (dict, True),
-    "database": (dict, True),
-    "guards": (dict, True),
-    "endpoints": (dict, True),
-    "deep": (dict, True),
-    "http": (dict, True),
-    "thresholds": (dict, True),
-    "database_session": (dict, True),
-}
-def _runbook_headings(path: Path, value: list[Any]) -> tuple[str, ...]:
-    from plugins.contract.runbook_links import parse_heading
+# --- how runbook.toml is written: the core tables --------------------------------------------
+#
+# The core tables declare their keys and types; their values are checked by
+# RunbookFile.core(), in the order an operator has always been told about them (after every
+# area's section, whose module checks its own).
 
-    headings = _str_list(path, "contract.runbook_headings", value, nonempty=False)
+
+class ContractTable(Table):
+    name: Str
+    version: Str
+    runbook_url: Str
+    runbook_headings: AnyList = []
+
+
+class DatabaseTable(Table):
+    """The database names /health/deep and the checks look at (the reference app too)."""
+
+    schema_: Str = Field(alias="schema")
+    critical_tables: AnyList
+    critical_views: AnyList
+    settings_table: Str
+    migrations_table: Str
+    migrations_source: Str = "table"
+
+
+class GuardsTable(Table):
+    """The app_settings keys of the hard guards and of the schema version."""
+
+    environment_key: Str
+    project_ref_key: Str
+    schema_version_key: Str
+    schema_applied_at_key: Str = ""
+
+
+class DeepTable(Table):
+    status_path: Str
+    healthy: AnyList
+    part_ok: AnyList
+    environment_path: Str
+    project_ref_path: Str
+    parts: AnyTable
+    part_warning: AnyList = []
+    other_parts: AnyList = []
+    migrations_behind: AnyList = []
+
+
+class HttpTable(Table):
+    connect_timeout_s: Number
+    read_timeout_s: Number
+    liveness_budget_ms: Int
+    retries: Int = 1
+
+    def policy(self) -> HttpPolicy:
+        return HttpPolicy(connect_timeout_s=float(self.connect_timeout_s), read_timeout_s=float(self.read_timeout_s),
+                          liveness_budget_ms=int(self.liveness_budget_ms), retries=int(self.retries))
+
+
+class DatabaseSessionTable(Table):
+    statement_timeout_ms: Int
+    lock_timeout_ms: Int
+    connect_timeout_s: Int
+    application_name: Str
+    retries: Int = 1
+
+    def policy(self) -> DbSessionPolicy:
+        return DbSessionPolicy(statement_timeout_ms=self.statement_timeout_ms, lock_timeout_ms=self.lock_timeout_ms,
+                               connect_timeout_s=self.connect_timeout_s, application_name=self.application_name,
+                               retries=self.retries)
+
+
+def _headings(value: list[Any]) -> tuple[str, ...]:
+    headings = str_list(value, nonempty=False)
     for i, entry in enumerate(headings):
         if parse_heading(entry) is None:
-            raise ConfigError(f"{path}: contract.runbook_headings[{i}]: must look like '## Heading text', got {entry!r}")
+            raise fail(f"must look like '## Heading text', got {entry!r}", at=i)
     return tuple(headings)
 
 
-_CONTRACT_SPEC: _Spec = {"name": (str, True), "version": (str, True), "runbook_url": (str, True),
-                         "runbook_headings": (list, False)}
-_DATABASE_SPEC: _Spec = {
-    "schema": (str, True),
-    "critical_tables": (list, True),
-    "critical_views": (list, True),
-    "settings_table": (str, True),
-    "migrations_table": (str, True),
-    "migrations_source": (str, False),
-}
-MIGRATION_SOURCES = ("table", "settings")
-_GUARDS_SPEC: _Spec = {
-    "environment_key": (str, True),
-    "project_ref_key": (str, True),
-    "schema_version_key": (str, True),
-    "schema_applied_at_key": (str, False),
-}
-_DEEP_SPEC: _Spec = {
-    "status_path": (str, True),
-    "healthy": (list, True),
-    "part_ok": (list, True),
-    "environment_path": (str, True),
-    "project_ref_path": (str, True),
-    "parts": (dict, True),
-    "part_warning": (list, False),
-    "other_parts": (list, False),
-    "migrations_behind": (list, False),
-}
-DEEP_PARTS = ("redis", "supabase", "tables", "views", "migrations", "hard_guards")
-REQUIRED_ENDPOINTS = ("health", "ready", "deep", "schema", "rate", "circuit")
-_HTTP_SPEC: _Spec = {
-    "connect_timeout_s": ((int, float), True),
-    "read_timeout_s": ((int, float), True),
-    "liveness_budget_ms": (int, True),
-    "retries": (int, False),
-}
-_DB_SESSION_SPEC: _Spec = {
-    "statement_timeout_ms": (int, True),
-    "lock_timeout_ms": (int, True),
-    "connect_timeout_s": (int, True),
-    "application_name": (str, True),
-    "retries": (int, False),
-}
-MAX_RETRIES = 3
+def _parts(value: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    parts: dict[str, tuple[str, ...]] = {}
+    for part, paths in value.items():
+        if part not in DEEP_PARTS:
+            raise fail(f"unknown part (allowed: {', '.join(DEEP_PARTS)})", at=part)
+        if isinstance(paths, list):
+            parts[part] = tuple(within(part, str_list, paths))
+        elif isinstance(paths, str) and paths:
+            parts[part] = (paths,)
+        else:
+            raise fail("must be a JSON path string or a list of them", at=part)
+    for part in DEEP_PARTS:
+        if part not in parts:
+            raise fail("missing required key", at=part)
+    return parts
 
 
-def _positive(path: Path, key: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{path}: {key}: must be greater than 0, got {value!r}")
+def _not_ok(part_ok: list[Any]) -> Any:
+    def rule(words: list[Any]) -> tuple[str, ...]:
+        found = tuple(str_list(words, nonempty=False))
+        for word in found:
+            if word in part_ok:
+                raise fail(f"{word!r} is also listed under deep.part_ok")
+        return found
+
+    return rule
 
 
-def _import_parser(ref: str) -> Any:
-    import importlib
+def _other_parts(parts: dict[str, tuple[str, ...]]) -> Any:
+    def rule(value: list[Any]) -> tuple[str, ...]:
+        others = tuple(str_list(value, nonempty=False))
+        named = {p for paths in parts.values() for p in paths}
+        for i, other in enumerate(others):
+            if any(not step for step in other.split(".")):
+                raise fail(f"{other!r} is not a dotted JSON path", at=i)
+            if other in named:
+                raise fail(f"{other!r} is already a part of deep.parts", at=i)
+        return others
 
-    module, _, func = ref.partition(":")
-    return getattr(importlib.import_module(module), func)
+    return rule
+
+
+def _endpoints(value: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    endpoints: dict[str, tuple[str, ...]] = {}
+    for name, paths in value.items():
+        if not isinstance(paths, list):
+            raise fail("must be a list of paths", at=name)
+        for i, p in enumerate(within(name, str_list, paths)):
+            if not p.startswith("/"):
+                raise fail(f"path must start with '/', got {p!r}", at=f"{name}[{i}]")
+        endpoints[name] = tuple(paths)
+    for name in REQUIRED_ENDPOINTS:
+        if name not in endpoints:
+            raise fail("missing required key", at=name)
+    return endpoints
+
+
+def _thresholds(value: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise fail(f"must be a number, got {number!r}", at=key)
+        out[key] = float(number)
+    return out
+
+
+def _retries(value: int) -> int:
+    if not 0 <= value <= MAX_RETRIES:
+        raise fail(f"must be between 0 and {MAX_RETRIES}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Core:
+    """The core tables' values, checked (RunbookFile.core)."""
+
+    headings: tuple[str, ...]
+    critical_tables: tuple[str, ...]
+    critical_views: tuple[str, ...]
+    endpoints: dict[str, tuple[str, ...]]
+    thresholds: dict[str, float]
+    deep: DeepContract
+    http: HttpPolicy
+    db_session: DbSessionPolicy
+
+
+@dataclass(frozen=True)
+class RunbookNames:
+    """The database names of ``[database]`` and ``[guards]``: what /health/deep and
+    /health/schema look at (all the reference app reads of runbook.toml, load_names)."""
+
+    schema: str
+    critical_tables: tuple[str, ...]
+    critical_views: tuple[str, ...]
+    settings_table: str
+    migrations_table: str
+    environment_key: str
+    project_ref_key: str
+    schema_version_key: str
+
+
+def _names(db: DatabaseTable, guards: GuardsTable) -> RunbookNames:
+    return RunbookNames(
+        schema=db.schema_,
+        critical_tables=tuple(within("database.critical_tables", str_list, db.critical_tables)),
+        critical_views=tuple(within("database.critical_views", str_list, db.critical_views)),
+        settings_table=db.settings_table, migrations_table=db.migrations_table,
+        environment_key=guards.environment_key, project_ref_key=guards.project_ref_key,
+        schema_version_key=guards.schema_version_key,
+    )
+
+
+class RunbookFile(Table):
+    """runbook.toml (respelled by its dialect): every table, in the order they are checked —
+    each area's section, then the core tables."""
+
+    KEY_ORDER = ("contract", "database", "guards", "endpoints", "deep", "http", "thresholds", "database_session",
+                 "schema", "runbook_lint", "health", "maintenance", "security", "report", "waivers", "runtime")
+
+    schema_: schema.SchemaSection = Field(alias="schema")
+    runbook_lint: runbook_lint.LintSection
+    health: health.HealthSection
+    maintenance: maintenance.MaintenanceSection
+    security: security.SecuritySection
+    report: report.ReportSection
+    waivers: report.WaiverTable
+    runtime: runtime.RuntimeSection
+    contract: ContractTable
+    database: DatabaseTable
+    guards: GuardsTable
+    http: HttpTable
+    database_session: DatabaseSessionTable
+    deep: DeepTable
+    endpoints: AnyTable
+    thresholds: AnyTable
+
+    @model_validator(mode="after")
+    def _core_values(self) -> RunbookFile:
+        self.core()
+        return self
+
+    def core(self) -> _Core:
+        """The core tables' values, each checked, in this order."""
+        deep, http, dbs = self.deep, self.http, self.database_session
+        parts = within("deep.parts", _parts, deep.parts)
+        part_warning = within("deep.part_warning", _not_ok(deep.part_ok), deep.part_warning)
+        other_parts = within("deep.other_parts", _other_parts(parts), deep.other_parts)
+        behind = within("deep.migrations_behind", _not_ok(deep.part_ok), deep.migrations_behind)
+        within("database.migrations_source", lambda v: one_of(MIGRATION_SOURCES, v), self.database.migrations_source)
+        endpoints = within("endpoints", _endpoints, self.endpoints)
+        thresholds = within("thresholds", _thresholds, self.thresholds)
+        for key in ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms"):
+            within(f"http.{key}", positive, getattr(http, key))
+        for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
+            within(f"database_session.{key}", positive, getattr(dbs, key))
+        within("http.retries", _retries, http.retries)
+        within("database_session.retries", _retries, dbs.retries)
+        headings = within("contract.runbook_headings", _headings, self.contract.runbook_headings)
+        names = _names(self.database, self.guards)
+        return _Core(
+            headings=headings,
+            critical_tables=names.critical_tables,
+            critical_views=names.critical_views,
+            endpoints=endpoints,
+            thresholds=thresholds,
+            deep=DeepContract(
+                status_path=deep.status_path,
+                healthy=tuple(within("deep.healthy", str_list, deep.healthy)),
+                part_ok=tuple(within("deep.part_ok", str_list, deep.part_ok)),
+                environment_path=deep.environment_path,
+                project_ref_path=deep.project_ref_path,
+                parts=parts,
+                part_warning=part_warning,
+                other_parts=other_parts,
+                migrations_behind=behind,
+            ),
+            http=http.policy(),
+            db_session=dbs.policy(),
+        )
+
+    def sections(self) -> dict[str, Any]:
+        """Each area's parsed section, by its name in the file (Runbook.section)."""
+        return {
+            "schema": self.schema_.contract(),
+            "runbook_lint": self.runbook_lint.contract(),
+            "health": self.health.contract(),
+            "maintenance": self.maintenance.contract(),
+            "security": self.security.contract(),
+            "report": self.report.contract(),
+            "waivers": report.waivers_of(self.waivers),
+            "runtime": self.runtime.contract(),
+        }
 
 
 def load_runbook(path: Path, dialect: str | None = None) -> Runbook:
     path = Path(path)
-    spec = {**_RUNBOOK_SPEC, **{name: (dict, True) for name in EXTRA_SECTIONS}}
     raw, drift, path_for_errors = respelled(path, dialect)
-    data = _check_table(path_for_errors, "", raw, spec)
-    path_real, path = path, path_for_errors
-    extras = {name: _import_parser(ref)(path, data[name]) for name, ref in EXTRA_SECTIONS.items()}
-    contract = _check_table(path, "contract", data["contract"], _CONTRACT_SPEC)
-    db = _check_table(path, "database", data["database"], _DATABASE_SPEC)
-    guards = _check_table(path, "guards", data["guards"], _GUARDS_SPEC)
-    http = _check_table(path, "http", data["http"], _HTTP_SPEC)
-    dbs = _check_table(path, "database_session", data["database_session"], _DB_SESSION_SPEC)
-    deep = _check_table(path, "deep", data["deep"], _DEEP_SPEC)
-    parts: dict[str, tuple[str, ...]] = {}
-    for part, value in deep["parts"].items():
-        if part not in DEEP_PARTS:
-            raise ConfigError(
-                f"{path}: deep.parts.{part}: unknown part (allowed: {', '.join(DEEP_PARTS)})"
-            )
-        if isinstance(value, list):
-            parts[part] = tuple(_str_list(path, f"deep.parts.{part}", value))
-        elif isinstance(value, str) and value:
-            parts[part] = (value,)
-        else:
-            raise ConfigError(f"{path}: deep.parts.{part}: must be a JSON path string or a list of them")
-    for part in DEEP_PARTS:
-        if part not in parts:
-            raise ConfigError(f"{path}: deep.parts.{part}: missing required key")
-    warn_words = _str_list(path, "deep.part_warning", deep.get("part_warning", []), nonempty=False)
-    for word in warn_words:
-        if word in deep["part_ok"]:
-            raise ConfigError(f"{path}: deep.part_warning: {word!r} is also listed under deep.part_ok")
-    other_parts = tuple(_str_list(path, "deep.other_parts", deep.get("other_parts", []), nonempty=False))
-    for i, other in enumerate(other_parts):
-        if any(not step for step in other.split(".")):
-            raise ConfigError(f"{path}: deep.other_parts[{i}]: {other!r} is not a dotted JSON path")
-        if other in {p for paths in parts.values() for p in paths}:
-            raise ConfigError(f"{path}: deep.other_parts[{i}]: {other!r} is already a part of deep.parts")
-    behind = tuple(_str_list(path, "deep.migrations_behind", deep.get("migrations_behind", []), nonempty=False))
-    for word in behind:
-        if word in deep["part_ok"]:
-            raise ConfigError(f"{path}: deep.migrations_behind: {word!r} is also listed under deep.part_ok")
-    source = db.get("migrations_source", "table")
-    if source not in MIGRATION_SOURCES:
-        raise ConfigError(
-            f"{path}: database.migrations_source: must be one of {', '.join(MIGRATION_SOURCES)}, got {source!r}"
-        )
-
-    endpoints_raw = data["endpoints"]
-    endpoints: dict[str, tuple[str, ...]] = {}
-    for name, paths in endpoints_raw.items():
-        key = f"endpoints.{name}"
-        if not isinstance(paths, list):
-            raise ConfigError(f"{path}: {key}: must be a list of paths")
-        for i, p in enumerate(_str_list(path, key, paths)):
-            if not p.startswith("/"):
-                raise ConfigError(f"{path}: {key}[{i}]: path must start with '/', got {p!r}")
-        endpoints[name] = tuple(paths)
-    for name in REQUIRED_ENDPOINTS:
-        if name not in endpoints:
-            raise ConfigError(f"{path}: endpoints.{name}: missing required key")
-
-    thresholds: dict[str, float] = {}
-    for key, value in data["thresholds"].items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: thresholds.{key}: must be a number, got {value!r}")
-        thresholds[key] = float(value)
-
-    for key in ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms"):
-        _positive(path, f"http.{key}", http[key])
-    for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
-        _positive(path, f"database_session.{key}", dbs[key])
-    for section, table in (("http", http), ("database_session", dbs)):
-        retries = table.get("retries", 1)
-        if not 0 <= retries <= MAX_RETRIES:
-            raise ConfigError(f"{path}: {section}.retries: must be between 0 and {MAX_RETRIES}, got {retries!r}")
-
-    digest = hashlib.sha256(path_real.read_bytes())
+    rb = validate(RunbookFile, raw, path_for_errors)
+    core = rb.core()
+    digest = hashlib.sha256(path.read_bytes())
     if drift:
-        digest.update(dialect_path(path_real, dialect or "").read_bytes())
+        digest.update(dialect_path(path, dialect or "").read_bytes())
+    db, guards = rb.database, rb.guards
     return Runbook(
-        path=path_real,
+        path=path,
         sha256=digest.hexdigest(),
         dialect=dialect or RUNBOOK_DIALECT,
         drift=tuple(drift),
-        name=contract["name"],
-        version=contract["version"],
-        runbook_url=contract["runbook_url"],
-        runbook_headings=_runbook_headings(path, contract.get("runbook_headings", [])),
-        schema=db["schema"],
-        critical_tables=tuple(_str_list(path, "database.critical_tables", db["critical_tables"])),
-        critical_views=tuple(_str_list(path, "database.critical_views", db["critical_views"])),
-        settings_table=db["settings_table"],
-        migrations_table=db["migrations_table"],
-        environment_key=guards["environment_key"],
-        project_ref_key=guards["project_ref_key"],
-        schema_version_key=guards["schema_version_key"],
-        endpoints=endpoints,
-        deep=DeepContract(
-            status_path=deep["status_path"],
-            healthy=tuple(_str_list(path, "deep.healthy", deep["healthy"])),
-            part_ok=tuple(_str_list(path, "deep.part_ok", deep["part_ok"])),
-            environment_path=deep["environment_path"],
-            project_ref_path=deep["project_ref_path"],
-            parts=parts,
-            part_warning=tuple(warn_words),
-            other_parts=other_parts,
-            migrations_behind=behind,
-        ),
-        http=HttpPolicy(
-            connect_timeout_s=float(http["connect_timeout_s"]),
-            read_timeout_s=float(http["read_timeout_s"]),
-            liveness_budget_ms=int(http["liveness_budget_ms"]),
-            retries=int(http.get("retries", 1)),
-        ),
-        thresholds=thresholds,
-        db_session=DbSessionPolicy(**dbs),
-        extras=extras,
-        migrations_source=source,
-        schema_applied_at_key=guards.get("schema_applied_at_key", ""),
+        name=rb.contract.name,
+        version=rb.contract.version,
+        runbook_url=rb.contract.runbook_url,
+        runbook_headings=core.headings,
+        schema=db.schema_,
+        critical_tables=core.critical_tables,
+        critical_views=core.critical_views,
+        settings_table=db.settings_table,
+        migrations_table=db.migrations_table,
+        environment_key=guards.environment_key,
+        project_ref_key=guards.project_ref_key,
+        schema_version_key=guards.schema_version_key,
+        endpoints=core.endpoints,
+        deep=core.deep,
+        http=core.http,
+        thresholds=core.thresholds,
+        db_session=core.db_session,
+        extras=rb.sections(),
+        migrations_source=db.migrations_source,
+        schema_applied_at_key=guards.schema_applied_at_key,
     )
 
 
+class _NamesFile(Table):
+    """The two tables of runbook.toml the reference app reads."""
+
+    database: DatabaseTable
+    guards: GuardsTable
+
+    @model_validator(mode="after")
+    def _names_listed(self) -> _NamesFile:
+        _names(self.database, self.guards)
+        return self
+
+
+def load_names(path: Path) -> RunbookNames:
+    """The names of runbook.toml's ``[database]`` and ``[guards]``, as written (no dialect),
+    checked as load_runbook checks them; the file's other tables are not read."""
+    raw = load_toml(Path(path))
+    tables = validate(_NamesFile, {k: raw[k] for k in ("database", "guards") if k in raw}, path)
+    return _names(tables.database, tables.guards)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from plugins.contract.toml_schema import ConfigError, _check_table, _str_list
+from plugins.contract.toml_schema import OptStrList, StrList, Table, check, fail, of_type, validate
 
 SECTION = "runbook_lint"
 
@@ -26,29 +26,33 @@ class LintContract:
     placeholder: re.Pattern[str]
 
 
-_SPEC = {
-    "production_urls": (list, True),
-    "env_table_columns": (list, True),
-    "placeholder_pattern": (str, True),
-}
+def _urls(urls: list[str]) -> list[str]:
+    for i, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")):
+            raise fail(f"must start with http:// or https://, got {url!r}", at=i)
+    return urls
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise fail(f"not a regular expression ({exc})") from None
+
+
+class LintSection(Table):
+    production_urls: Annotated[StrList, check(_urls)]
+    env_table_columns: OptStrList
+    placeholder_pattern: Annotated[re.Pattern[str], of_type(str), check(_pattern)]
+
+    def contract(self) -> LintContract:
+        return LintContract(
+            production_urls=tuple(u.rstrip("/") for u in self.production_urls),
+            env_table_columns=tuple(self.env_table_columns),
+            placeholder=self.placeholder_pattern,
+        )
 
 
 def parse(path: Path, table: dict[str, Any]) -> LintContract:
     """Strict: an unknown key, a wrong type or a bad value names ``runbook_lint.<key>``."""
-    _check_table(path, SECTION, table, _SPEC)
-    urls = _str_list(path, f"{SECTION}.production_urls", table["production_urls"])
-    for i, url in enumerate(urls):
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{path}: {SECTION}.production_urls[{i}]: must start with http:// or https://, got {url!r}"
-            )
-    columns = _str_list(path, f"{SECTION}.env_table_columns", table["env_table_columns"], nonempty=False)
-    try:
-        placeholder = re.compile(table["placeholder_pattern"])
-    except re.error as exc:
-        raise ConfigError(f"{path}: {SECTION}.placeholder_pattern: not a regular expression ({exc})") from None
-    return LintContract(
-        production_urls=tuple(u.rstrip("/") for u in urls),
-        env_table_columns=tuple(columns),
-        placeholder=placeholder,
-    )
+    return validate(LintSection, table, path, SECTION).contract()

@@ -9,6 +9,11 @@ read the same parsed object, so there is never a second job table to drift.
 
 Strict, like every contract section: an unknown key, a wrong type, an invalid cron expression or
 time zone is a ``ConfigError`` naming ``runtime.<key>``.
+
+Longer than the suite's ~450-line budget on purpose: the section's objects with their time
+arithmetic (a job's firings in its own time zone) and the model that reads them from the
+file are one subject, every name the runtime checks, the reference scheduler and the seed
+share.
 """
 
 from __future__ import annotations
@@ -18,13 +23,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+from pydantic import model_validator
 
 from plugins.contract.dialects import respelled
-from plugins.contract.toml_schema import ConfigError, _Spec, _check_table, _str_list
+from plugins.contract.toml_schema import (
+    AnyList,
+    Bool,
+    ConfigError,
+    Int,
+    Number,
+    Str,
+    Table,
+    check,
+    fail,
+    one_of,
+    positive,
+    str_list,
+    validate,
+    within,
+    within_table,
+)
 
 DEFAULT_RUNBOOK = Path(__file__).resolve().parents[2] / "runbook.toml"
 SECTION = "runtime"
@@ -248,266 +270,296 @@ class RuntimeContract:
         return self.job(self.scheduler.beat_job) if self.scheduler.liveness == LIVENESS_RUNS else None
 
 
-_RUNTIME_SPEC: _Spec = {
-    "look_back_hours": ((int, float), True),
-    "stuck_minutes": ((int, float), True),
-    "failure_window_days": ((int, float), True),
-    "failure_rate_max": ((int, float), True),
-    "clock_skew_seconds": ((int, float), True),
-    "heartbeat_expiry_ratio_max": ((int, float), True),
-    "refused_evidence": (str, True),
-    "executions": (dict, True),
-    "status": (dict, True),
-    "scheduler": (dict, True),
-    "queue": (dict, True),
-    "pause": (dict, True),
-    "jobs": (list, True),
-}
-_EXECUTIONS_SPEC: _Spec = {k: (str, True) for k in (
-    "table", "id", "job", "status", "started_at", "ended_at", "error", "duration_ms", "instance")}
-_STATUS_SPEC: _Spec = {"success": (list, True), "failure": (list, True), "running": (list, True)}
-_SCHEDULER_SPEC: _Spec = {
-    "heartbeat_prefix": (str, True),
-    "heartbeat_ttl_seconds": (int, True),
-    "service_name": (str, True),
-    "liveness": (str, False),
-    "beat_job": (str, False),
-    "heartbeat_period_seconds": ((int, float), True),
-}
-_QUEUE_SPEC: _Spec = {
-    "table": (str, True),
-    "processed": (str, True),
-    "created_at": (str, True),
-    "updated_at": (str, True),
-    "max_age_minutes": ((int, float), True),
-    "processing_window_minutes": ((int, float), True),
-    "pickup_seconds": ((int, float), True),
-    "health_check_key": (str, True),
-    "id": (str, False),
-    "status": (str, False),
-    "pending": (list, False),
-    "sent": (list, False),
-    "due_at": (str, False),
-    "claimed_at": (str, False),
-    "worker_liveness": (str, False),
-    "service_name": (str, False),
-    "stalled_cause": (str, False),
-    "health_check_interval_seconds": ((int, float), True),
-}
-_PAUSE_SPEC: _Spec = {
-    "table": (str, True),
-    "status": (str, True),
-    "reason": (str, True),
-    "changed_via": (str, True),
-    "created_at": (str, True),
-    "active": (list, True),
-    "paused": (list, True),
-    "error": (list, True),
-    "heartbeat_via": (list, False),
-    "current_view": (str, False),
-    "holds_queue": (bool, False),
-    "id": (str, False),
-}
-_JOB_SPEC: _Spec = {
-    "name": (str, True),
-    "cron": (str, True),
-    "timezone": (str, True),
-    "grace_minutes": ((int, float), True),
-    "if_fails": (str, True),
-    "critical": (bool, False),
-}
+# --- how [runtime] is written ---------------------------------------------------------------
+#
+# Each table declares its keys and types, and that a name it needs is not "" (``Name``); the
+# rest is checked by RuntimeSection.contract(), in the order an operator has always been told.
 
 
-def _positive(path: Path, key: str, value: float) -> float:
-    if value <= 0:
-        raise ConfigError(f"{path}: {key}: must be greater than 0, got {value!r}")
-    return float(value)
-
-
-def _names(path: Path, prefix: str, table: dict[str, Any], spec: _Spec,
-           optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A table of names; only the ``optional`` ones may be "" (= the deployment has none)."""
-    table = _check_table(path, prefix, table, spec)
-    for key, value in table.items():
-        if isinstance(value, str) and not value and key not in optional:
-            raise ConfigError(f"{path}: {prefix}.{key}: must not be empty")
-    return table
-
-
-def _queue_state(path: Path, qu: dict[str, Any]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """A queue row's state: the boolean column or the status word column, exactly one."""
-    prefix = f"{SECTION}.queue"
-    status = qu.get("status", "")
-    if bool(status) == bool(qu["processed"]):
-        raise ConfigError(f"{path}: {prefix}.status: give exactly one of {prefix}.processed (a boolean column) "
-                          "and status (a status word column)")
-    if not status:
-        for key in ("pending", "sent"):
-            if qu.get(key):
-                raise ConfigError(f"{path}: {prefix}.{key}: status words need {prefix}.status")
-        return "", (), ()
-    pending = _words(path, f"{prefix}.pending", qu.get("pending", []))
-    sent = _words(path, f"{prefix}.sent", qu.get("sent", []))
-    both = set(pending) & set(sent)
-    if both:
-        raise ConfigError(f"{path}: {prefix}.sent: {sorted(both)[0]!r} is also listed under {prefix}.pending")
-    return status, pending, sent
-
-
-def _words(path: Path, key: str, value: list[Any]) -> tuple[str, ...]:
-    return tuple(_str_list(path, key, value))
-
-
-def _job(path: Path, i: int, raw: Any, seen: set[str]) -> Job:
-    prefix = f"{SECTION}.jobs[{i}]"
-    table = _names(path, prefix, raw, _JOB_SPEC)
-    name = table["name"]
-    if name in seen:
-        raise ConfigError(f"{path}: {prefix}.name: job {name!r} is listed twice")
-    seen.add(name)
-    cron = " ".join(table["cron"].split())
-    if len(cron.split()) != 5 or not croniter.is_valid(cron):
-        raise ConfigError(
-            f"{path}: {prefix}.cron: {table['cron']!r} is not a 5-field cron expression "
-            "(minute hour day-of-month month day-of-week)"
-        )
-    try:
-        ZoneInfo(table["timezone"])
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{path}: {prefix}.timezone: unknown time zone {table['timezone']!r}") from None
-    grace = _positive(path, f"{prefix}.grace_minutes", table["grace_minutes"])
-    return Job(name=name, cron=cron, timezone=table["timezone"], grace=timedelta(minutes=grace),
-               if_fails=table["if_fails"], critical=table.get("critical", True))
-
-
-def _mode(path: Path, key: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{path}: {key}: must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+def _filled(value: str) -> str:
+    if not value:
+        raise fail("must not be empty")
     return value
 
 
-def _liveness(path: Path, sc: dict[str, Any], qu: dict[str, Any], jobs: tuple[Job, ...]) -> tuple[str, str]:
-    """The scheduler's and the worker's liveness modes, each with what it needs."""
-    liveness = _mode(path, f"{SECTION}.scheduler.liveness", sc.get("liveness", LIVENESS_KEY),
-                     (LIVENESS_KEY, LIVENESS_RUNS))
-    beat = sc.get("beat_job", "")
-    if liveness == LIVENESS_RUNS:
-        job = next((j for j in jobs if j.name == beat), None)
-        if job is None:
-            raise ConfigError(f"{path}: {SECTION}.scheduler.beat_job: {beat!r} is not a job of {SECTION}.jobs "
-                              f"(liveness = {LIVENESS_RUNS!r} needs the job whose runs are the beat)")
-    elif not sc["heartbeat_prefix"]:
-        raise ConfigError(f"{path}: {SECTION}.scheduler.heartbeat_prefix: must not be empty "
-                          f"(liveness = {LIVENESS_KEY!r})")
-    worker = _mode(path, f"{SECTION}.queue.worker_liveness", qu.get("worker_liveness", WORKER_KEY),
-                   (WORKER_KEY, WORKER_PROGRESS))
-    if worker == WORKER_KEY and not qu["health_check_key"]:
-        raise ConfigError(f"{path}: {SECTION}.queue.health_check_key: must not be empty "
-                          f"(worker_liveness = {WORKER_KEY!r})")
-    return liveness, worker
+Name = Annotated[Str, check(_filled)]  # a table or column name; Str alone where "" = the deployment has none
 
 
-def _beat_can_go_stale(path: Path, jobs: tuple[Job, ...], beat: str, ratio: float) -> None:
-    """A beat job's runs prove the scheduler alive for its grace: a grace far longer than the
-    job's period would let a run prove it alive long after it died."""
-    i, job = next((i, j) for i, j in enumerate(jobs) if j.name == beat)
-    period = timedelta(days=1) / job.runs_per_day()
-    if job.grace > ratio * period:
-        raise ConfigError(
-            f"{path}: {SECTION}.jobs[{i}].grace_minutes: the beat job {beat!r} ('{job.cron}', every "
-            f"{period.total_seconds() / 60:g} min) may be at most {SECTION}.heartbeat_expiry_ratio_max = {ratio:g} "
-            f"periods late, got {job.grace.total_seconds() / 60:g} min: its runs could not go stale")
+def _words(value: list[Any]) -> tuple[str, ...]:
+    return tuple(str_list(value))
+
+
+def _mode(allowed: tuple[str, ...]) -> Any:
+    return lambda value: one_of(allowed, value, quote=True)
+
+
+class _Executions(Table):
+    """Names of the job history table and its columns (``instance`` "" = not recorded)."""
+
+    table: Name
+    id: Name
+    job: Name
+    status: Name
+    started_at: Name
+    ended_at: Name
+    error: Name
+    duration_ms: Name
+    instance: Str
+
+
+class _Status(Table):
+    success: AnyList
+    failure: AnyList
+    running: AnyList
+
+
+class _Scheduler(Table):
+    heartbeat_prefix: Str
+    heartbeat_ttl_seconds: Int
+    service_name: Name
+    liveness: Name = LIVENESS_KEY
+    beat_job: Str = ""
+    heartbeat_period_seconds: Number
+
+
+class _Queue(Table):
+    table: Name
+    processed: Str
+    created_at: Name
+    updated_at: Name
+    max_age_minutes: Number
+    processing_window_minutes: Number
+    pickup_seconds: Number
+    health_check_key: Str
+    id: Name = "id"
+    status: Str = ""
+    pending: AnyList = []
+    sent: AnyList = []
+    due_at: Str = ""
+    claimed_at: Str = ""
+    worker_liveness: Name = WORKER_KEY
+    service_name: Name = QueueContract.service_name
+    stalled_cause: Name = QueueContract.stalled_cause
+    health_check_interval_seconds: Number
+
+    @model_validator(mode="after")
+    def _one_state(self) -> _Queue:
+        """A row's state is the boolean column or the status word column, exactly one."""
+        where = f"{SECTION}.queue"
+        if bool(self.status) == bool(self.processed):
+            raise fail(f"give exactly one of {where}.processed (a boolean column) and status (a status word column)",
+                       at="status")
+        if not self.status:
+            for key in ("pending", "sent"):
+                if getattr(self, key):
+                    raise fail(f"status words need {where}.status", at=key)
+        else:
+            pending, sent = within("pending", _words, self.pending), within("sent", _words, self.sent)
+            both = set(pending) & set(sent)
+            if both:
+                raise fail(f"{sorted(both)[0]!r} is also listed under {where}.pending", at="sent")
+        return self
+
+
+class _Pause(Table):
+    table: Name
+    status: Name
+    reason: Name
+    changed_via: Name
+    created_at: Name
+    active: AnyList
+    paused: AnyList
+    error: AnyList
+    heartbeat_via: AnyList = []
+    current_view: Str = ""
+    holds_queue: Bool = True
+    id: Name = "id"
+
+
+def _cron(text: str) -> str:
+    cron = " ".join(text.split())
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise fail(f"{text!r} is not a 5-field cron expression (minute hour day-of-month month day-of-week)")
+    return cron
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(f"unknown time zone {name!r}") from None
+    return name
+
+
+class _Job(Table):
+    NOT_A_TABLE = "must be a table"
+
+    name: Name
+    cron: Name
+    timezone: Name
+    grace_minutes: Number
+    if_fails: Name
+    critical: Bool = True
+
+
+def _job(raw: Any, seen: set[str]) -> Job:
+    entry = within_table("", _Job, raw)
+    if entry.name in seen:
+        raise fail(f"job {entry.name!r} is listed twice", at="name")
+    seen.add(entry.name)
+    cron = within("cron", _cron, entry.cron)
+    within("timezone", _zone, entry.timezone)
+    grace = within("grace_minutes", positive, entry.grace_minutes)
+    return Job(name=entry.name, cron=cron, timezone=entry.timezone, grace=timedelta(minutes=float(grace)),
+               if_fails=entry.if_fails, critical=entry.critical)
+
+
+def _jobs(value: list[Any]) -> tuple[Job, ...]:
+    if not value:
+        raise fail("the job table must not be empty")
+    seen: set[str] = set()
+    return tuple(within(i, lambda raw: _job(raw, seen), raw) for i, raw in enumerate(value))
+
+
+def _one_meaning_per_word(status: dict[str, tuple[str, ...]]) -> None:
+    seen: dict[str, str] = {}
+    for kind, words in status.items():
+        for word in words:
+            if word in seen:
+                raise fail(f"{word!r} is also listed under {seen[word]}", at=kind)
+            seen[word] = kind
+
+
+def _failure_rate(value: float) -> float:
+    rate = float(value)
+    if not 0 <= rate < 1:
+        raise fail(f"must be a ratio in [0, 1), got {rate!r}")
+    return rate
+
+
+def _not_negative(value: float) -> float:
+    if value < 0:
+        raise fail("must not be negative")
+    return value
+
+
+def _expiry_ratio(value: float) -> float:
+    if float(value) <= 1:
+        raise fail(f"must be greater than 1 (a heartbeat lives at least one renewal period), got {value!r}")
+    return float(value)
+
+
+class RuntimeSection(Table):
+    look_back_hours: Number
+    stuck_minutes: Number
+    failure_window_days: Number
+    failure_rate_max: Number
+    clock_skew_seconds: Number
+    heartbeat_expiry_ratio_max: Number
+    refused_evidence: Str
+    executions: _Executions
+    status: _Status
+    scheduler: _Scheduler
+    queue: _Queue
+    pause: _Pause
+    jobs: AnyList
+
+    @model_validator(mode="after")
+    def _values(self) -> RuntimeSection:
+        self.contract()
+        return self
+
+    def contract(self) -> RuntimeContract:
+        """The section's values, each checked, in this order, as the contract object."""
+        sc, qu, pa = self.scheduler, self.queue, self.pause
+        status = {kind: within(f"status.{kind}", _words, getattr(self.status, kind))
+                  for kind in ("success", "failure", "running")}
+        within("status", _one_meaning_per_word, status)
+        rate = within("failure_rate_max", _failure_rate, self.failure_rate_max)
+        within("clock_skew_seconds", _not_negative, self.clock_skew_seconds)
+        ratio = within("heartbeat_expiry_ratio_max", _expiry_ratio, self.heartbeat_expiry_ratio_max)
+        within("refused_evidence", _mode((REFUSED_WARNING, REFUSED_FAILURE)), self.refused_evidence)
+        ttl = int(within("scheduler.heartbeat_ttl_seconds", positive, sc.heartbeat_ttl_seconds))
+        period = float(within("scheduler.heartbeat_period_seconds", positive, sc.heartbeat_period_seconds))
+        if not period <= ttl <= ratio * period:
+            raise fail(
+                f"must lie between the renewal period (heartbeat_period_seconds = {period:g}) and "
+                f"{SECTION}.heartbeat_expiry_ratio_max = {ratio:g} periods ({ratio * period:g} s), got {ttl}: a key "
+                "expiring sooner dies between beats, one living longer outlives its scheduler",
+                at="scheduler.heartbeat_ttl_seconds")
+        interval = within("queue.health_check_interval_seconds", positive, qu.health_check_interval_seconds)
+        jobs = within("jobs", _jobs, self.jobs)
+        self._liveness(jobs)
+        if sc.liveness == LIVENESS_RUNS:
+            self._beat_can_go_stale(jobs, ratio)
+        return RuntimeContract(
+            look_back=timedelta(hours=within("look_back_hours", positive, self.look_back_hours)),
+            stuck_after=timedelta(minutes=within("stuck_minutes", positive, self.stuck_minutes)),
+            failure_window=timedelta(days=within("failure_window_days", positive, self.failure_window_days)),
+            failure_rate_max=rate,
+            clock_skew=timedelta(seconds=float(self.clock_skew_seconds)),
+            executions=ExecutionsTable(**{key: getattr(self.executions, key) for key in (
+                "table", "id", "job", "status", "started_at", "ended_at", "error", "duration_ms", "instance")}),
+            status=StatusWords(**status),
+            scheduler=SchedulerContract(heartbeat_prefix=sc.heartbeat_prefix, heartbeat_ttl_s=ttl,
+                                        service_name=sc.service_name, liveness=sc.liveness, beat_job=sc.beat_job,
+                                        heartbeat_period_s=period),
+            queue=QueueContract(
+                table=qu.table, processed=qu.processed, created_at=qu.created_at, updated_at=qu.updated_at,
+                max_age=timedelta(minutes=within("queue.max_age_minutes", positive, qu.max_age_minutes)),
+                processing_window=timedelta(minutes=within("queue.processing_window_minutes", positive,
+                                                           qu.processing_window_minutes)),
+                pickup=timedelta(seconds=within("queue.pickup_seconds", positive, qu.pickup_seconds)),
+                health_check_key=qu.health_check_key, id=qu.id, status=qu.status,
+                pending=_words(qu.pending) if qu.status else (), sent=_words(qu.sent) if qu.status else (),
+                due_at=qu.due_at, claimed_at=qu.claimed_at, worker_liveness=qu.worker_liveness,
+                service_name=qu.service_name, stalled_cause=qu.stalled_cause,
+                health_check_interval_s=float(interval),
+            ),
+            pause=PauseContract(
+                table=pa.table, status=pa.status, reason=pa.reason, changed_via=pa.changed_via,
+                created_at=pa.created_at,
+                active=within("pause.active", _words, pa.active),
+                paused=within("pause.paused", _words, pa.paused),
+                error=within("pause.error", _words, pa.error),
+                heartbeat_via=tuple(within("pause.heartbeat_via", lambda v: str_list(v, nonempty=False),
+                                           pa.heartbeat_via)),
+                current_view=pa.current_view, holds_queue=pa.holds_queue, id=pa.id,
+            ),
+            jobs=jobs,
+            expiry_ratio_max=ratio,
+            refused_evidence=self.refused_evidence,
+        )
+
+    def _liveness(self, jobs: tuple[Job, ...]) -> None:
+        """The scheduler's and the worker's liveness modes, each with what it needs."""
+        sc, qu = self.scheduler, self.queue
+        within("scheduler.liveness", _mode((LIVENESS_KEY, LIVENESS_RUNS)), sc.liveness)
+        if sc.liveness == LIVENESS_RUNS:
+            if not any(j.name == sc.beat_job for j in jobs):
+                raise fail(f"{sc.beat_job!r} is not a job of {SECTION}.jobs (liveness = {LIVENESS_RUNS!r} needs the "
+                           "job whose runs are the beat)", at="scheduler.beat_job")
+        elif not sc.heartbeat_prefix:
+            raise fail(f"must not be empty (liveness = {LIVENESS_KEY!r})", at="scheduler.heartbeat_prefix")
+        within("queue.worker_liveness", _mode((WORKER_KEY, WORKER_PROGRESS)), qu.worker_liveness)
+        if qu.worker_liveness == WORKER_KEY and not qu.health_check_key:
+            raise fail(f"must not be empty (worker_liveness = {WORKER_KEY!r})", at="queue.health_check_key")
+
+    def _beat_can_go_stale(self, jobs: tuple[Job, ...], ratio: float) -> None:
+        """A beat job's runs prove the scheduler alive for its grace: a grace far longer than the
+        job's period would let a run prove it alive long after it died."""
+        i, job = next((i, j) for i, j in enumerate(jobs) if j.name == self.scheduler.beat_job)
+        period = timedelta(days=1) / job.runs_per_day()
+        if job.grace > ratio * period:
+            raise fail(
+                f"the beat job {job.name!r} ('{job.cron}', every {period.total_seconds() / 60:g} min) may be at most "
+                f"{SECTION}.heartbeat_expiry_ratio_max = {ratio:g} periods late, got "
+                f"{job.grace.total_seconds() / 60:g} min: its runs could not go stale", at=f"jobs[{i}].grace_minutes")
 
 
 def parse(path: Path, table: dict[str, Any]) -> RuntimeContract:
-    """Validate and type the `[runtime]` section (registered in plugins.contract.runbook.SECTIONS)."""
-    path = Path(path)
-    rt = _check_table(path, SECTION, table, _RUNTIME_SPEC)
-    ex = _names(path, f"{SECTION}.executions", rt["executions"], _EXECUTIONS_SPEC, optional=("instance",))
-    st = _check_table(path, f"{SECTION}.status", rt["status"], _STATUS_SPEC)
-    sc = _names(path, f"{SECTION}.scheduler", rt["scheduler"], _SCHEDULER_SPEC,
-                optional=("heartbeat_prefix", "beat_job"))
-    qu = _names(path, f"{SECTION}.queue", rt["queue"], _QUEUE_SPEC,
-                optional=("processed", "status", "due_at", "claimed_at", "health_check_key"))
-    queue_status, pending, sent = _queue_state(path, qu)
-    pa = _names(path, f"{SECTION}.pause", rt["pause"], _PAUSE_SPEC, optional=("current_view",))
-
-    status = StatusWords(**{k: _words(path, f"{SECTION}.status.{k}", st[k]) for k in ("success", "failure", "running")})
-    seen_words: dict[str, str] = {}
-    for kind in ("success", "failure", "running"):
-        for word in getattr(status, kind):
-            if word in seen_words:
-                raise ConfigError(
-                    f"{path}: {SECTION}.status.{kind}: {word!r} is also listed under {seen_words[word]}"
-                )
-            seen_words[word] = kind
-    rate = float(rt["failure_rate_max"])
-    if not 0 <= rate < 1:
-        raise ConfigError(f"{path}: {SECTION}.failure_rate_max: must be a ratio in [0, 1), got {rate!r}")
-    if rt["clock_skew_seconds"] < 0:
-        raise ConfigError(f"{path}: {SECTION}.clock_skew_seconds: must not be negative")
-    ratio = float(rt["heartbeat_expiry_ratio_max"])
-    if ratio <= 1:
-        raise ConfigError(f"{path}: {SECTION}.heartbeat_expiry_ratio_max: must be greater than 1 (a heartbeat "
-                          f"lives at least one renewal period), got {rt['heartbeat_expiry_ratio_max']!r}")
-    refused = _mode(path, f"{SECTION}.refused_evidence", rt["refused_evidence"], (REFUSED_WARNING, REFUSED_FAILURE))
-    ttl = int(_positive(path, f"{SECTION}.scheduler.heartbeat_ttl_seconds", sc["heartbeat_ttl_seconds"]))
-    period = _positive(path, f"{SECTION}.scheduler.heartbeat_period_seconds", sc["heartbeat_period_seconds"])
-    if not period <= ttl <= ratio * period:
-        raise ConfigError(
-            f"{path}: {SECTION}.scheduler.heartbeat_ttl_seconds: must lie between the renewal period "
-            f"(heartbeat_period_seconds = {period:g}) and {SECTION}.heartbeat_expiry_ratio_max = {ratio:g} periods "
-            f"({ratio * period:g} s), got {ttl}: a key expiring sooner dies between beats, one living longer "
-            "outlives its scheduler")
-    interval = _positive(path, f"{SECTION}.queue.health_check_interval_seconds", qu["health_check_interval_seconds"])
-
-    if not rt["jobs"]:
-        raise ConfigError(f"{path}: {SECTION}.jobs: the job table must not be empty")
-    seen: set[str] = set()
-    jobs = tuple(_job(path, i, raw, seen) for i, raw in enumerate(rt["jobs"]))
-    liveness, worker_liveness = _liveness(path, sc, qu, jobs)
-    if liveness == LIVENESS_RUNS:
-        _beat_can_go_stale(path, jobs, sc["beat_job"], ratio)
-
-    return RuntimeContract(
-        look_back=timedelta(hours=_positive(path, f"{SECTION}.look_back_hours", rt["look_back_hours"])),
-        stuck_after=timedelta(minutes=_positive(path, f"{SECTION}.stuck_minutes", rt["stuck_minutes"])),
-        failure_window=timedelta(days=_positive(path, f"{SECTION}.failure_window_days", rt["failure_window_days"])),
-        failure_rate_max=rate,
-        clock_skew=timedelta(seconds=float(rt["clock_skew_seconds"])),
-        executions=ExecutionsTable(**ex),
-        status=status,
-        scheduler=SchedulerContract(heartbeat_prefix=sc["heartbeat_prefix"], heartbeat_ttl_s=ttl,
-                                    service_name=sc["service_name"], liveness=liveness,
-                                    beat_job=sc.get("beat_job", ""), heartbeat_period_s=period),
-        queue=QueueContract(
-            table=qu["table"], processed=qu["processed"], created_at=qu["created_at"],
-            updated_at=qu["updated_at"],
-            max_age=timedelta(minutes=_positive(path, f"{SECTION}.queue.max_age_minutes", qu["max_age_minutes"])),
-            processing_window=timedelta(minutes=_positive(
-                path, f"{SECTION}.queue.processing_window_minutes", qu["processing_window_minutes"])),
-            pickup=timedelta(seconds=_positive(path, f"{SECTION}.queue.pickup_seconds", qu["pickup_seconds"])),
-            health_check_key=qu["health_check_key"],
-            id=qu.get("id", "id"), status=queue_status, pending=pending, sent=sent,
-            due_at=qu.get("due_at", ""), claimed_at=qu.get("claimed_at", ""), worker_liveness=worker_liveness,
-            **{k: qu[k] for k in ("service_name", "stalled_cause") if k in qu},
-            health_check_interval_s=interval,
-        ),
-        pause=PauseContract(
-            table=pa["table"], status=pa["status"], reason=pa["reason"], changed_via=pa["changed_via"],
-            created_at=pa["created_at"],
-            active=_words(path, f"{SECTION}.pause.active", pa["active"]),
-            paused=_words(path, f"{SECTION}.pause.paused", pa["paused"]),
-            error=_words(path, f"{SECTION}.pause.error", pa["error"]),
-            heartbeat_via=tuple(_str_list(path, f"{SECTION}.pause.heartbeat_via", pa.get("heartbeat_via", []),
-                                          nonempty=False)),
-            current_view=pa.get("current_view", ""), holds_queue=pa.get("holds_queue", True),
-            id=pa.get("id", "id"),
-        ),
-        jobs=jobs,
-        expiry_ratio_max=ratio,
-        refused_evidence=refused,
-    )
+    """Validate and type the `[runtime]` section (a section of plugins.contract.runbook.RunbookFile)."""
+    return validate(RuntimeSection, table, path, SECTION).contract()
 
 
 DIALECT_ENV = "JC_DIALECT"

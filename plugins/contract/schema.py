@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from plugins.contract.toml_schema import ConfigError, _check_table, _Spec, _str_list
+from plugins.contract.toml_schema import Bool, OptStrList, Str, StrList, Table, check, fail, shape, validate
 
+SECTION = "schema"
 # squawk rule names are kebab-case words; squawk itself validates that each one exists.
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -50,46 +51,60 @@ class SchemaContract:
     lint: LintPolicy
 
 
-_SPEC: _Spec = {"expected_version_from": (list, True), "lint": (dict, True)}
-_SOURCE_SPEC: _Spec = {"endpoint": (str, True), "path": (str, True)}
-_LINT_SPEC: _Spec = {
-    "rules": (list, True),
-    "high_volume_tables": (list, True),
-    "all_tables": (bool, True),
-    "assume_in_transaction": (bool, True),
-}
+def _name_or_path(value: str) -> str:
+    if not value or value != value.strip() or ".." in value or value.startswith("."):
+        raise fail(f"must be a non-empty name or dotted path, got {value!r}")
+    return value
+
+
+NameOrPath = Annotated[Str, check(_name_or_path)]
+
+
+class _Source(Table):
+    NOT_A_TABLE = "must be a table"
+
+    endpoint: NameOrPath
+    path: NameOrPath
+
+
+def _rules(rules: list[str]) -> list[str]:
+    for i, rule in enumerate(rules):
+        if not _RULE_NAME.match(rule):
+            raise fail(f"not a squawk rule name, got {rule!r}", at=i)
+    if len(set(rules)) != len(rules):
+        raise fail("lists a rule twice")
+    return rules
+
+
+class _Lint(Table):
+    rules: Annotated[StrList, check(_rules)]
+    high_volume_tables: OptStrList
+    all_tables: Bool
+    assume_in_transaction: Bool
+
+
+def _nonempty(value: list[Any]) -> list[Any]:
+    if not value:
+        raise fail("must not be empty")
+    return value
+
+
+class SchemaSection(Table):
+    expected_version_from: Annotated[list[_Source], shape(list), check(_nonempty)]
+    lint: _Lint
+
+    def contract(self) -> SchemaContract:
+        return SchemaContract(
+            expected_version_from=tuple(VersionSource(s.endpoint, s.path) for s in self.expected_version_from),
+            lint=LintPolicy(
+                rules=tuple(self.lint.rules),
+                high_volume_tables=tuple(self.lint.high_volume_tables),
+                all_tables=self.lint.all_tables,
+                assume_in_transaction=self.lint.assume_in_transaction,
+            ),
+        )
 
 
 def parse(path: Path, table: dict[str, Any]) -> SchemaContract:
     """Validate `[schema]` strictly: unknown key or wrong type → ConfigError naming the key."""
-    data = _check_table(path, "schema", table, _SPEC)
-    sources_raw = data["expected_version_from"]
-    if not sources_raw:
-        raise ConfigError(f"{path}: schema.expected_version_from: must not be empty")
-    sources: list[VersionSource] = []
-    for i, item in enumerate(sources_raw):
-        key = f"schema.expected_version_from[{i}]"
-        src = _check_table(path, key, item, _SOURCE_SPEC)
-        for field in ("endpoint", "path"):
-            value = src[field]
-            if not value or value != value.strip() or ".." in value or value.startswith("."):
-                raise ConfigError(f"{path}: {key}.{field}: must be a non-empty name or dotted path, got {value!r}")
-        sources.append(VersionSource(src["endpoint"], src["path"]))
-
-    lint = _check_table(path, "schema.lint", data["lint"], _LINT_SPEC)
-    rules = _str_list(path, "schema.lint.rules", lint["rules"])
-    for i, rule in enumerate(rules):
-        if not _RULE_NAME.match(rule):
-            raise ConfigError(f"{path}: schema.lint.rules[{i}]: not a squawk rule name, got {rule!r}")
-    if len(set(rules)) != len(rules):
-        raise ConfigError(f"{path}: schema.lint.rules: lists a rule twice")
-    tables = _str_list(path, "schema.lint.high_volume_tables", lint["high_volume_tables"], nonempty=False)
-    return SchemaContract(
-        expected_version_from=tuple(sources),
-        lint=LintPolicy(
-            rules=tuple(rules),
-            high_volume_tables=tuple(tables),
-            all_tables=lint["all_tables"],
-            assume_in_transaction=lint["assume_in_transaction"],
-        ),
-    )
+    return validate(SchemaSection, table, path, SECTION).contract()

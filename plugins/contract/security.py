@@ -17,9 +17,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from plugins.contract.toml_schema import ConfigError, _check_table, _Spec
+from pydantic import AfterValidator, PlainValidator, ValidationInfo, model_validator
+
+from plugins.contract.toml_schema import Int, Number, Str, Table, check, fail, got, of_type, positive, shape, validate
 
 SECTION = "security"
 
@@ -138,130 +140,164 @@ class SecurityContract:
         return table in self.public_tables or f"{schema}.{table}" in self.public_tables
 
 
-_SPEC: _Spec = {
-    "exposed_schemas": (list, True),
-    "anon_role": (str, True),
-    "api_roles": (list, True),
-    "secret_rotation": (list, True),
-    "history_scan_timeout_s": ((int, float), False),
-    "secret_scan": (dict, False),
-    "public_tables": (list, False),
-}
-_SCAN_SPEC: _Spec = {
-    "placeholder_words": (list, True),
-    "identifier_words": (list, True),
-    "fill_in_words": (list, True),
-    "default_class": (str, True),
-    "path_classes": (list, True),
-}
-_CLASS_SPEC: _Spec = {"name": (str, True), "paths": (list, True)}
-_ROTATION_SPEC: _Spec = {
-    "secret": (str, True),
-    "interval_days": (int, True),
-    "last_rotated": (dt.date, True),
-}
+# --- how [security] is written ------------------------------------------------------------
 
 
-def _names(path: Path, key: str, value: list[Any]) -> tuple[str, ...]:
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise fail("must not be empty")
+    return value
+
+
+def _names(value: list[Any]) -> tuple[str, ...]:
     if not value:
-        raise ConfigError(f"{path}: {key}: must not be empty")
+        raise fail("must not be empty")
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"{path}: {key}[{i}]: must be a non-empty string, got {item!r}")
+            raise fail(f"must be a non-empty string, got {item!r}", at=i)
     if len(set(value)) != len(value):
-        raise ConfigError(f"{path}: {key}: a name is listed twice")
+        raise fail("a name is listed twice")
     return tuple(value)
 
 
-def _words(path: Path, key: str, value: list[Any]) -> frozenset[str]:
+def _words(value: tuple[str, ...]) -> frozenset[str]:
     """Words as the judgement compares them: each must be one word as it splits values
     (`my_key` is two: my, key), in any case, accents ignored."""
-    names = _names(path, key, value)
-    for i, item in enumerate(names):
+    for i, item in enumerate(value):
         if words(item) != [fold(item)] or item.isdigit():
-            raise ConfigError(f"{path}: {key}[{i}]: must be a single word of letters, got {item!r}")
-    return frozenset(fold(n) for n in names)
+            raise fail(f"must be a single word of letters, got {item!r}", at=i)
+    return frozenset(fold(n) for n in value)
 
 
-def _scan_policy(path: Path, raw: Any) -> SecretScanPolicy:
-    key = f"{SECTION}.secret_scan"
-    data = _check_table(path, key, raw, _SCAN_SPEC)
-    if not data["default_class"].strip():
-        raise ConfigError(f"{path}: {key}.default_class: must not be empty")
-    classes: list[PathClass] = []
-    for i, entry in enumerate(data["path_classes"]):
-        where = f"{key}.path_classes[{i}]"
-        item = _check_table(path, where, entry, _CLASS_SPEC)
-        if not item["name"].strip():
-            raise ConfigError(f"{path}: {where}.name: must not be empty")
-        if item["name"] in (c.name for c in classes):
-            raise ConfigError(f"{path}: {where}.name: {item['name']!r} is listed twice")
-        globs = _names(path, f"{where}.paths", item["paths"])
-        for j, glob in enumerate(globs):
-            if glob.startswith("/") or "\\" in glob:
-                raise ConfigError(f"{path}: {where}.paths[{j}]: a glob relative to the checkout with `/` "
-                                  f"separators, got {glob!r}")
-        classes.append(PathClass(item["name"], globs))
-    return SecretScanPolicy(
-        placeholder_words=_words(path, f"{key}.placeholder_words", data["placeholder_words"]),
-        identifier_words=_words(path, f"{key}.identifier_words", data["identifier_words"]),
-        fill_in_words=_words(path, f"{key}.fill_in_words", data["fill_in_words"]),
-        path_classes=tuple(classes), default_class=data["default_class"],
-    )
+def _globs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for j, glob in enumerate(value):
+        if glob.startswith("/") or "\\" in glob:
+            raise fail(f"a glob relative to the checkout with `/` separators, got {glob!r}", at=j)
+    return value
+
+
+def _date(value: Any) -> dt.date:
+    return value  # type: ignore[no-any-return]  # checked by _Rotation.first
+
+
+Nonblank = Annotated[Str, check(_nonblank)]
+Names = Annotated[tuple[str, ...], of_type(list), check(_names)]
+Words = Annotated[frozenset[str], of_type(list), check(_names), check(_words)]
+
+
+class _Rotation(Table):
+    NOT_A_TABLE = "must be a table"
+
+    secret: Nonblank
+    interval_days: Annotated[Int, check(positive)]
+    last_rotated: Annotated[dt.date, PlainValidator(_date)]
+
+    @classmethod
+    def first(cls, data: dict[str, Any]) -> dict[str, Any]:
+        # TOML: `last_rotated = 2026-02-09` (unquoted) is a date; a date-time is a date too in
+        # Python, and a quoted "2026-02-09" is a string: refuse both, saying how to write it.
+        stamp = data.get("last_rotated")
+        if isinstance(stamp, dt.datetime):
+            raise fail("must be a date (YYYY-MM-DD), not a date-time", at="last_rotated")
+        if stamp is not None and not isinstance(stamp, dt.date):
+            raise fail(f"must be a date (unquoted YYYY-MM-DD), {got(stamp)}", at="last_rotated")
+        return data
+
+    @model_validator(mode="after")
+    def _not_in_the_future(self, info: ValidationInfo) -> _Rotation:
+        today = (info.context or {}).get("today") or dt.datetime.now(dt.UTC).date()
+        if self.last_rotated > today:
+            raise fail(f"{self.last_rotated.isoformat()} is in the future", at="last_rotated")
+        return self
+
+
+def _rotations(rotations: list[_Rotation]) -> list[_Rotation]:
+    seen: set[str] = set()
+    for i, rotation in enumerate(rotations):
+        if rotation.secret in seen:
+            raise fail(f"{rotation.secret!r} is listed twice", at=f"[{i}].secret")
+        seen.add(rotation.secret)
+    return rotations
+
+
+class _PathClass(Table):
+    NOT_A_TABLE = "must be a table"
+
+    name: Nonblank
+    paths: Annotated[Names, check(_globs)]
+
+
+def _class_names(classes: list[_PathClass]) -> list[_PathClass]:
+    seen: set[str] = set()
+    for i, item in enumerate(classes):
+        if item.name in seen:
+            raise fail(f"{item.name!r} is listed twice", at=f"[{i}].name")
+        seen.add(item.name)
+    return classes
+
+
+class _SecretScan(Table):
+    KEY_ORDER = ("placeholder_words", "identifier_words", "fill_in_words", "default_class", "path_classes")
+
+    default_class: Nonblank
+    path_classes: Annotated[list[_PathClass], shape(list), check(_class_names)]
+    placeholder_words: Words
+    identifier_words: Words
+    fill_in_words: Words
+
+    def policy(self) -> SecretScanPolicy:
+        return SecretScanPolicy(
+            placeholder_words=self.placeholder_words, identifier_words=self.identifier_words,
+            fill_in_words=self.fill_in_words, path_classes=tuple(PathClass(c.name, c.paths) for c in self.path_classes),
+            default_class=self.default_class,
+        )
+
+
+def _scan_budget(value: float) -> float:
+    if not 0 < value <= 86_400:
+        raise fail(f"must be > 0 and at most 86400, got {value!r}")
+    return value
+
+
+def _public(value: list[Any]) -> tuple[str, ...]:
+    names = _names(value) if value else ()
+    for i, name in enumerate(names):
+        if name.count(".") > 1 or name.startswith(".") or name.endswith("."):
+            raise fail(f"a table or schema.table, got {name!r}", at=i)
+    return tuple(names)
+
+
+def _with_anon(roles: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    anon = info.data.get("anon_role")
+    if anon is not None and anon not in roles:
+        raise fail(f"must include anon_role {anon!r}")
+    return roles
+
+
+class SecuritySection(Table):
+    KEY_ORDER = ("exposed_schemas", "anon_role", "api_roles", "secret_rotation")
+
+    anon_role: Nonblank
+    api_roles: Annotated[Names, AfterValidator(_with_anon)]
+    history_scan_timeout_s: Annotated[Number, check(_scan_budget)] = SecurityContract.history_scan_timeout_s
+    secret_rotation: Annotated[list[_Rotation], shape(list), check(_rotations)]
+    public_tables: Annotated[tuple[str, ...], of_type(list), check(_public)] = ()
+    exposed_schemas: Names
+    secret_scan: _SecretScan | None = None
+
+    def contract(self) -> SecurityContract:
+        return SecurityContract(
+            exposed_schemas=self.exposed_schemas,
+            anon_role=self.anon_role,
+            api_roles=self.api_roles,
+            secret_rotation=tuple(SecretRotation(r.secret, r.interval_days, r.last_rotated)
+                                  for r in self.secret_rotation),
+            history_scan_timeout_s=float(self.history_scan_timeout_s),
+            secret_scan=self.secret_scan.policy() if self.secret_scan is not None else SecretScanPolicy(),
+            public_tables=self.public_tables,
+        )
 
 
 def parse(path: Path, table: dict[str, Any], *, today: dt.date | None = None) -> SecurityContract:
-    data = _check_table(path, SECTION, table, _SPEC)
-    today = today or dt.datetime.now(dt.UTC).date()
-    if not data["anon_role"].strip():
-        raise ConfigError(f"{path}: {SECTION}.anon_role: must not be empty")
-    api_roles = _names(path, f"{SECTION}.api_roles", data["api_roles"])
-    if data["anon_role"] not in api_roles:
-        raise ConfigError(f"{path}: {SECTION}.api_roles: must include anon_role {data['anon_role']!r}")
-
-    timeout = data.get("history_scan_timeout_s", SecurityContract.history_scan_timeout_s)
-    if not 0 < timeout <= 86_400:
-        raise ConfigError(f"{path}: {SECTION}.history_scan_timeout_s: must be > 0 and at most 86400, got {timeout!r}")
-
-    rotations: list[SecretRotation] = []
-    for i, raw in enumerate(data["secret_rotation"]):
-        key = f"{SECTION}.secret_rotation[{i}]"
-        # TOML: `last_rotated = 2026-02-09` (unquoted) is a date; a date-time is a date too in
-        # Python, and a quoted "2026-02-09" is a string: refuse both, saying how to write it.
-        stamp = raw.get("last_rotated") if isinstance(raw, dict) else None
-        if isinstance(stamp, dt.datetime):
-            raise ConfigError(f"{path}: {key}.last_rotated: must be a date (YYYY-MM-DD), not a date-time")
-        if stamp is not None and not isinstance(stamp, dt.date):
-            raise ConfigError(
-                f"{path}: {key}.last_rotated: must be a date (unquoted YYYY-MM-DD), got "
-                f"{type(stamp).__name__} {stamp!r}"
-            )
-        entry = _check_table(path, key, raw, _ROTATION_SPEC)
-        if not entry["secret"].strip():
-            raise ConfigError(f"{path}: {key}.secret: must not be empty")
-        if entry["interval_days"] <= 0:
-            raise ConfigError(f"{path}: {key}.interval_days: must be greater than 0, got {entry['interval_days']!r}")
-        if entry["last_rotated"] > today:
-            raise ConfigError(
-                f"{path}: {key}.last_rotated: {entry['last_rotated'].isoformat()} is in the future"
-            )
-        if any(r.secret == entry["secret"] for r in rotations):
-            raise ConfigError(f"{path}: {key}.secret: {entry['secret']!r} is listed twice")
-        rotations.append(SecretRotation(entry["secret"], entry["interval_days"], entry["last_rotated"]))
-
-    public = data.get("public_tables", [])
-    if public:
-        public = list(_names(path, f"{SECTION}.public_tables", public))
-    for i, name in enumerate(public):
-        if name.count(".") > 1 or name.startswith(".") or name.endswith("."):
-            raise ConfigError(f"{path}: {SECTION}.public_tables[{i}]: a table or schema.table, got {name!r}")
-
-    return SecurityContract(
-        exposed_schemas=_names(path, f"{SECTION}.exposed_schemas", data["exposed_schemas"]),
-        anon_role=data["anon_role"],
-        api_roles=api_roles,
-        secret_rotation=tuple(rotations),
-        history_scan_timeout_s=float(timeout),
-        secret_scan=_scan_policy(path, data["secret_scan"]) if "secret_scan" in data else SecretScanPolicy(),
-        public_tables=tuple(public),
-    )
+    """Validate `[security]`; ``today`` (default: the UTC date) is when a rotation may not be later."""
+    return validate(SecuritySection, table, path, SECTION, context={"today": today}).contract()

@@ -1,15 +1,38 @@
-"""targets.toml: where a run looks — one profile per target, secrets read from the environment."""
+"""targets.toml: where a run looks — one profile per target, secrets read from the environment.
+
+``load_targets`` validates every profile (``Profile``, plugins.contract.toml_schema's one
+validator); ``resolve_target`` picks one and reads its secrets from the environment; a run's
+``RunContext`` is the profile, the runbook, and where the target is reached.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from plugins.contract.runbook import Runbook
-from plugins.contract.toml_schema import ConfigError, _Spec, _check_table
+from pydantic import model_validator
+
+from plugins.contract.toml_schema import (
+    AnyList,
+    Bool,
+    ConfigError,
+    Int,
+    Number,
+    Str,
+    Table,
+    check,
+    fail,
+    one_of,
+    shape,
+    validate,
+    within,
+)
 from plugins.contract.toml_schema import load_toml as _load_toml
+
+if TYPE_CHECKING:  # RunContext names it; reading targets.toml needs no runbook
+    from plugins.contract.runbook import Runbook
 
 STACK_BACKENDS = ("native", "containers", "existing")
 # PostgreSQL majors the local stack can run (`pg` / `--pg`) and every probe is proven on
@@ -41,7 +64,7 @@ class Target:
     # Resolved secret values; never printed (see plugins.contract.redaction).
     database_url: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
-    # Optional keys areas add to a profile (EXTRA_TARGET_KEYS), raw as written in the file.
+    # Optional keys areas add to a profile (Profile, OPTION_KEYS), raw as written in the file.
     options: dict[str, Any] = field(default_factory=dict)
     # Values of the environment variables named by `*_env` options (secrets), by option key.
     option_secrets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -55,98 +78,123 @@ class Target:
         return self.option_secrets.get(option)
 
 
-_TARGET_SPEC: _Spec = {
-    "description": (str, False),
-    "local": (bool, True),
-    "stack": (str, False),
-    "api_url": (str, False),
-    "environment": (str, True),
-    "project_ref": (str, True),
-    "database_url_env": (str, True),
-    "redis_url_env": (str, False),
-    "dialect": (str, False),
-    "pg": (int, False),
-}
+# --- how targets.toml is written --------------------------------------------------------------
 
 
-# Optional profile keys an area adds: key -> type. Values are in Target.options. A key that
-# names an environment variable must end in `_env` (it is checked to be a valid name).
-EXTRA_TARGET_KEYS: dict[str, type | tuple[type, ...]] = {
-    "migrations_dir": str, "schema_baseline": str,  # plugins.schema_options (relative to targets.toml)
-    "app_env_vars": list,  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
-    "judge_secret_rotation": bool,  # JC-SEC-04 judges the schedule (false: throwaway local secrets)
-    "app_repo": str,  # the application's checkout, scanned for secrets (plugins.app_repo)
-    "signing_key_env": str,
-    "slack_webhook_env": str,
-    "slack_timeout_s": (int, float),  # the post's total deadline (plugins.notify)
-    "report_base_url": str,
-    "history_runs": int,  # runs of history kept beside the reports (plugins.run_history)
-    "postgres_image": str, "redis_image": str, "app_image": str,  # stack containers (issue 8)
-    "app_command": list,  # native/existing stacks: the operator's own app instead of the reference one
+class _Profile(Table):
+    """The keys every profile has (or may have) whatever the areas add."""
+
+    NOT_A_TABLE = "must be a table"
+
+    description: Str = ""
+    local: Bool
+    stack: Str | None = None
+    api_url: Str | None = None
+    environment: Str
+    project_ref: Str
+    database_url_env: Str
+    redis_url_env: Str | None = None
+    dialect: Str = "runbook"
+    pg: Int | None = None
+
+
+class Profile(_Profile):
+    """One profile of targets.toml. Below the core keys, the optional keys an area adds (their
+    values are in Target.options, as written). A key that names an environment variable must
+    end in `_env` (it is checked to be a valid name; its value is a secret, Target.secret)."""
+
+    migrations_dir: Str | None = None  # plugins.schema_options (relative to targets.toml)
+    schema_baseline: Str | None = None
+    app_env_vars: AnyList | None = None  # the app's environment variable names (runbook lint, JC-RUNBOOK-04)
+    judge_secret_rotation: Bool | None = None  # JC-SEC-04 judges the schedule (false: throwaway local secrets)
+    app_repo: Str | None = None  # the application's checkout, scanned for secrets (plugins.app_repo)
+    signing_key_env: Str | None = None
+    slack_webhook_env: Str | None = None
+    slack_timeout_s: Number | None = None  # the post's total deadline (plugins.notify)
+    report_base_url: Str | None = None
+    history_runs: Int | None = None  # runs of history kept beside the reports (plugins.run_history)
+    postgres_image: Str | None = None  # stack containers (issue 8)
+    redis_image: Str | None = None
+    app_image: Str | None = None
+    app_command: AnyList | None = None  # native/existing stacks: the operator's own app instead of the reference one
     # Railway's public API, for the services' replica counts (checks/test_runtime.py): the
     # scheduler (JC-SCHED-04), the api (JC-SCHED-04) and the worker (JC-QUEUE-02), each by its id.
-    "railway_token_env": str, "railway_token_kind": str, "railway_api_url": str,
-    "railway_environment_id": str, "railway_scheduler_service_id": str,
-    "railway_api_service_id": str, "railway_worker_service_id": str,
-}
+    railway_token_env: Str | None = None
+    railway_token_kind: Str | None = None
+    railway_api_url: Str | None = None
+    railway_environment_id: Str | None = None
+    railway_scheduler_service_id: Str | None = None
+    railway_api_service_id: Str | None = None
+    railway_worker_service_id: Str | None = None
 
-
-def load_targets(path: Path) -> dict[str, dict[str, Any]]:
-    """Parse and structurally validate every profile (so a typo in `prod` is caught on a
-    local run too)."""
-    path = Path(path)
-    data = _check_table(path, "", _load_toml(path), {"targets": (dict, True)})
-    profiles: dict[str, dict[str, Any]] = {}
-    if not data["targets"]:
-        raise ConfigError(f"{path}: targets: no profile defined")
-    for name, table in data["targets"].items():
-        prefix = f"targets.{name}"
-        spec = {**_TARGET_SPEC, **{k: (t, False) for k, t in EXTRA_TARGET_KEYS.items()}}
-        prof = _check_table(path, prefix, table, spec)
-        if prof.get("stack") is not None and prof["stack"] not in STACK_BACKENDS:
-            raise ConfigError(
-                f"{path}: {prefix}.stack: must be one of {', '.join(STACK_BACKENDS)}, "
-                f"got {prof['stack']!r}"
-            )
-        if not prof["local"] and not prof.get("api_url"):
-            raise ConfigError(f"{path}: {prefix}.api_url: required when local = false")
-        if prof.get("api_url") and not prof["api_url"].startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{path}: {prefix}.api_url: must start with http:// or https://, "
-                f"got {prof['api_url']!r}"
-            )
-        if not prof["local"] and prof.get("stack"):
-            raise ConfigError(f"{path}: {prefix}.stack: only a local target starts a stack")
-        if "pg" in prof:
-            _check_pg(f"{path}: {prefix}.pg", prof["pg"])
-            if not prof["local"]:
-                raise ConfigError(f"{path}: {prefix}.pg: only a local target starts a PostgreSQL server "
-                                  "(the version of a remote one is read, and recorded in the certificate)")
-        if "app_command" in prof:
-            argv = prof["app_command"]
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        if self.stack is not None:
+            within("stack", lambda v: one_of(STACK_BACKENDS, v), self.stack)
+        if not self.local and not self.api_url:
+            raise fail("required when local = false", at="api_url")
+        if self.api_url and not self.api_url.startswith(("http://", "https://")):
+            raise fail(f"must start with http:// or https://, got {self.api_url!r}", at="api_url")
+        if not self.local and self.stack:
+            raise fail("only a local target starts a stack", at="stack")
+        if self.pg is not None:
+            if (problem := pg_problem(self.pg)) is not None:
+                raise fail(problem, at="pg")
+            if not self.local:
+                raise fail("only a local target starts a PostgreSQL server (the version of a remote one is read, "
+                           "and recorded in the certificate)", at="pg")
+        if self.app_command is not None:
+            argv = self.app_command
             if not argv or not all(isinstance(a, str) and a for a in argv):
-                raise ConfigError(f"{path}: {prefix}.app_command: must be a non-empty list of non-empty "
-                                  f"strings (the app's argv), got {argv!r}")
-            if not prof["local"]:
-                raise ConfigError(f"{path}: {prefix}.app_command: only a local target starts an app")
-        for key in [k for k in prof if k.endswith("_env")]:
-            if not _is_env_name(prof[key]):
-                raise ConfigError(
-                    f"{path}: {prefix}.{key}: must name an environment variable, "
-                    f"got {prof[key]!r}"
-                )
-        profiles[name] = prof
+                raise fail(f"must be a non-empty list of non-empty strings (the app's argv), got {argv!r}",
+                           at="app_command")
+            if not self.local:
+                raise fail("only a local target starts an app", at="app_command")
+        for key in (k for k in self.written if k.endswith("_env")):
+            if not _is_env_name(getattr(self, key)):
+                raise fail(f"must name an environment variable, got {getattr(self, key)!r}", at=key)
+        return self
+
+
+# The optional keys, in Profile's order (Target.options keeps them as written).
+OPTION_KEYS = tuple(k for k in Profile.model_fields if k not in _Profile.model_fields)
+
+
+def _some_profile(profiles: dict[str, Profile]) -> dict[str, Profile]:
+    if not profiles:
+        raise fail("no profile defined")
     return profiles
 
 
-def _check_pg(where: str, value: Any) -> int:
-    """A PostgreSQL major the local stack can run: an integer of PG_MAJORS."""
+class TargetsFile(Table):
+    targets: Annotated[dict[str, Profile], shape(dict), check(_some_profile)]
+
+
+def load_targets(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse and validate every profile (so a typo in `prod` is caught on a local run too);
+    the profiles as written (resolve_target reads them)."""
+    path = Path(path)
+    raw = _load_toml(path)
+    validate(TargetsFile, raw, path)
+    return dict(raw["targets"])
+
+
+def pg_problem(value: Any) -> str | None:
+    """Why ``value`` is no PostgreSQL major the local stack can run (None: it is one)."""
     majors = ", ".join(str(m) for m in PG_MAJORS)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value not in PG_MAJORS:
-        raise ConfigError(f"{where}: must be a PostgreSQL major of {majors}, got {value!r}")
-    return value
+        return f"must be a PostgreSQL major of {majors}, got {value!r}"
+    return None
+
+
+def _check_pg(where: str, value: Any) -> int:
+    """A PostgreSQL major the local stack can run: an integer of PG_MAJORS."""
+    problem = pg_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
+    return int(value)
 
 
 def _is_env_name(name: str) -> bool:
@@ -228,9 +276,9 @@ def resolve_target(
         pg=pg,
         database_url=db_url,
         redis_url=redis_url,
-        options={k: prof[k] for k in EXTRA_TARGET_KEYS if k in prof},
+        options={k: prof[k] for k in OPTION_KEYS if k in prof},
         option_secrets={
-            k: env[prof[k]] for k in EXTRA_TARGET_KEYS
+            k: env[prof[k]] for k in OPTION_KEYS
             if k.endswith("_env") and k in prof and env.get(prof[k])
         },
     )
