@@ -82,6 +82,15 @@ class Undecidable(Exception):
         self.evidence = evidence
 
 
+# Outcomes that do not block certification: passed, or waived by an unexpired waiver.
+OK_OUTCOMES = ("passed", "waived")
+
+
+def is_ok(outcome: str) -> bool:
+    """Passed, or waived by an unexpired waiver: neither blocks certification."""
+    return outcome in OK_OUTCOMES
+
+
 def violated(message: str, *, evidence: Any = None) -> Violation:
     """Build a Violation (``raise violated(...)``) — one place that shapes the message."""
     return Violation(message, evidence=evidence)
