@@ -213,7 +213,7 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
     is no beat: a scheduler that died leaving one is down, and says so."""
     names.require("executions")
     beat = runtime.beat
-    assert beat is not None  # contract_runtime validated beat_job
+    assert beat is not None  # plugins.contract.runtime validated beat_job
     sc, pa = runtime.scheduler, runtime.pause
     due = beat.due_fire(now)
     state = pr.beat_state(db, runbook, beat.name, due - runtime.clock_skew, now)

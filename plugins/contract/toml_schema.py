@@ -15,6 +15,7 @@ checks raise them (``fail``); pydantic's own error kinds only say a key is missi
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -177,7 +178,7 @@ class Table(BaseModel):
             if key not in allowed:
                 raise fail(f"unknown key (allowed: {', '.join(sorted(allowed))})", at=key)
         if cls.SHAPE_FIRST:
-            for key, required, shape_of in cls._shapes():
+            for key, required, shape_of in _shapes(cls):
                 if key not in data:
                     if required:
                         raise fail("missing required key", at=key)
@@ -186,18 +187,6 @@ class Table(BaseModel):
         table = handler(data)
         table._written = tuple(data)
         return table
-
-    @classmethod
-    def _shapes(cls) -> list[tuple[str, bool, Callable[[Any], Any] | None]]:
-        """(key, required, its type check) in the order keys are looked for."""
-        found = cls.__dict__.get("_shapes_cache")
-        if found is None:
-            fields = [(f.alias or name, f) for name, f in cls.model_fields.items()]
-            order = {key: i for i, key in enumerate(cls.KEY_ORDER)}
-            fields.sort(key=lambda kf: order.get(kf[0], len(order)))
-            found = [(key, f.is_required(), _shape_check(f.annotation, f.metadata)) for key, f in fields]
-            setattr(cls, "_shapes_cache", found)
-        return found  # type: ignore[no-any-return]
 
     @classmethod
     def first(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +205,15 @@ class Table(BaseModel):
     def written(self) -> tuple[str, ...]:
         """The keys as the file wrote them, in its order."""
         return self._written
+
+
+@functools.cache
+def _shapes(table: type[Table]) -> tuple[tuple[str, bool, Callable[[Any], Any] | None], ...]:
+    """A table's (key, required, its type check), in the order its keys are looked for."""
+    fields = [(f.alias or name, f) for name, f in table.model_fields.items()]
+    order = {key: i for i, key in enumerate(table.KEY_ORDER)}
+    fields.sort(key=lambda kf: order.get(kf[0], len(order)))
+    return tuple((key, f.is_required(), _shape_check(f.annotation, f.metadata)) for key, f in fields)
 
 
 def _shape_check(annotation: Any, metadata: list[Any]) -> Callable[[Any], Any] | None:
