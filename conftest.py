@@ -6,6 +6,7 @@ pytest_plugins = [
     "plugins.schema_options",
     "plugins.invariants",
     "plugins.safety",
+    "plugins.connection_risk",
     "plugins.drift",
     "plugins.scrub",
     "plugins.waivers",
@@ -15,5 +16,6 @@ pytest_plugins = [
     "plugins.server_version",
     "plugins.runbook_doc",
     "plugins.app_repo",
+    "plugins.run_database",
     "fixtures.connections",
 ]

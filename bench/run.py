@@ -39,7 +39,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fixtures.stack.launcher import NativeStack, StackInfo, new_run_id  # noqa: E402
+from fixtures.stack.backends.native import NativeStack  # noqa: E402
+from fixtures.stack.info import StackInfo  # noqa: E402
+from fixtures.stack.launcher import new_run_id  # noqa: E402
 
 BENCH_ROLE = "jc_bench"
 GATE_BUDGET_S = 3.0

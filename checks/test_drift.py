@@ -126,10 +126,12 @@ def test_no_undeclared_drift(dialects: Dialects, health: HealthEndpoints, db: Da
         raise Undecidable(f"cannot observe the deployment's words: {unanswered[0]}")
     found += _deep_drift(dialects, health, runbook)
     unobserved: list[str] = []
+    remedy: str | None = None  # the first step when the database could not be observed
     try:
         found += _database_drift(dialects, db, api, health, runbook)
     except Undecidable as exc:
         unobserved.append(f"database: {exc.message}")
+        remedy = exc.remedy
     except psycopg.Error as exc:
         unobserved.append(f"database: {one_line(str(exc), 200)}")
     unique = list({(f.key, repr(f.runbook), repr(f.deployment)): f for f in found}.values())
@@ -144,7 +146,7 @@ def test_no_undeclared_drift(dialects: Dialects, health: HealthEndpoints, db: Da
         )
     if unobserved or unanswered:
         raise Undecidable("no undeclared drift seen, but part of the deployment was not observed: "
-                          + "; ".join(unobserved + unanswered))
+                          + "; ".join(unobserved + unanswered), remedy=remedy)
     respelled = [d for d in runbook.drift if not d.source]
     disagree = [d for d in runbook.drift if d.source]
     if respelled:

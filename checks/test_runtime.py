@@ -354,7 +354,7 @@ def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str
         token_kind=str(ctx.target.options.get("railway_token_kind") or "account"),
         service_id=service_id,
         environment_id=_railway_option(ctx, "railway_environment_id"),
-        timeout_s=runbook.http.read_timeout_s,
+        timeout_s=runbook.http.read_timeout_s, http=runbook.http,
     )
 
 
@@ -375,12 +375,12 @@ def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeCont
     local_platform = getattr(ctx.stack, "railway_api_url", None) if ctx.target.local else None
     if not token and local_platform:
         # The local stack's platform answers Railway's query with the schedulers it runs.
-        from fixtures.stack import platform
+        from fixtures import local_platform as platform
 
         scale = pr.railway_scale(
             url=local_platform, token=platform.LOCAL_TOKEN, token_kind="account",
             service_id=platform.LOCAL_SCHEDULER_SERVICE_ID, environment_id=platform.LOCAL_ENVIRONMENT_ID,
-            timeout_s=runbook.http.read_timeout_s,
+            timeout_s=runbook.http.read_timeout_s, http=runbook.http,
         )
         _judge_scale(scale, runtime)
         return

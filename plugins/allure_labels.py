@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from fixtures import json_bounds
 from plugins.contract.report import ReportContract
 from plugins.contract.verdict import Invariant, Undecidable, Violation
 from plugins.invariants import invariant_of, report_retries, report_warnings
@@ -141,10 +142,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     evidence = getattr(finding, "evidence", None)
     if evidence is not None:
         allure.attach(
-            red.scrub(json.dumps(evidence, indent=2, ensure_ascii=False, default=str)),
+            red.scrub(json.dumps(json_bounds.capped(evidence), indent=2, ensure_ascii=False, default=str)),
             name="evidence", attachment_type=allure.attachment_type.JSON,
         )
-    allure.attach(red.scrub(inv.remedy), name="remedy", attachment_type=allure.attachment_type.TEXT)
+    # an Undecidable may carry its own first step (rows hidden from the role: give it sight)
+    remedy = (finding.remedy if isinstance(finding, Undecidable) else None) or inv.remedy
+    allure.attach(red.scrub(remedy), name="remedy", attachment_type=allure.attachment_type.TEXT)
     return report
 
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytest
+import tenacity
 
 from plugins.contract.verdict import Undecidable, one_line
 
@@ -170,26 +171,34 @@ def wait_for_build(expected: str, timeout_s: float, observe: Callable[[], Observ
     start = clock()
     deadline = start + timeout_s
     pauses = delays()
+
+    def poll() -> Observation:
+        obs = observe()
+        rec.polls += 1
+        if not obs.same_answer(rec.last):
+            if len(rec.seen) < MAX_SEEN:
+                rec.seen.append(obs)
+            else:
+                rec.seen[-1] = obs  # keep the latest answer, whatever came between
+            if on_answer is not None:
+                on_answer(rec, obs)
+        return obs
+
+    polling = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda obs: not matches(expected, obs)),
+        # the next pause, cut to the time left; none left: the last answer is the verdict
+        wait=lambda state: max(0.0, min(next(pauses), deadline - clock())),
+        stop=lambda state: deadline - clock() <= 0,
+        sleep=sleep,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
+    )
     try:
-        while True:
-            obs = observe()
-            rec.polls += 1
-            if not obs.same_answer(rec.last):
-                if len(rec.seen) < MAX_SEEN:
-                    rec.seen.append(obs)
-                else:
-                    rec.seen[-1] = obs  # keep the latest answer, whatever came between
-                if on_answer is not None:
-                    on_answer(rec, obs)
-            if matches(expected, obs):
-                rec.outcome = "live"
-                break
-            left = deadline - clock()
-            if left <= 0:
-                rec.outcome = "timed-out"
-                rec.message = stale_message(expected, timeout_s, obs)
-                break
-            sleep(min(next(pauses), left))
+        last = polling(poll)
+        if matches(expected, last):
+            rec.outcome = "live"
+        else:
+            rec.outcome = "timed-out"
+            rec.message = stale_message(expected, timeout_s, last)
     except KeyboardInterrupt:
         rec.outcome = "interrupted"
         rec.message = f"interrupted while waiting for build {expected}"

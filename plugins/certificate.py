@@ -27,10 +27,17 @@ import pytest
 
 from plugins import signing
 from plugins.certificate_doc import blockers, compare, render_markdown, valid_until
+from plugins.connection_risk import connection_section
 from plugins.contract.report import ReportContract
 from plugins.contract.toml_schema import ConfigError
 from plugins.drift import drift_section
-from plugins.invariants import report_invariant, report_outcome, report_retries, report_warnings
+from plugins.invariants import (
+    report_invariant,
+    report_outcome,
+    report_remedy,
+    report_retries,
+    report_warnings,
+)
 from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
@@ -158,6 +165,8 @@ class CertificatePlugin:
                                 f"{waived['kind']}: {waived['finding']}")
         if result is not None:
             row.merge(*result)
+        if (remedy := report_remedy(report)) is not None:
+            row.remedy = remedy  # this outcome's first step (e.g. rows hidden from the role: give it sight)
         row.warnings.extend(w for w in report_warnings(report) if w not in row.warnings)
         row.retries.extend(report_retries(report))
 
@@ -247,6 +256,7 @@ class CertificatePlugin:
             "runbook_sha256": ctx.runbook.sha256,
             "runbook": {"file": ctx.runbook.path.name, "name": ctx.runbook.name, "version": ctx.runbook.version},
             **drift_section(self.config),  # "dialect" and "drift" (plugins.drift)
+            "connection": connection_section(self.config),  # risky connections, what the role cannot see
             "suite_version": suite.get("version"),
             "suite": suite,
             "counts": {k: sum(1 for r in rows if r["outcome"] == k) for k in _RANK},

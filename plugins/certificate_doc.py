@@ -144,6 +144,9 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
                 out.append(f"- **{row['id']}**: {retry}")
         out.append("")
 
+    from plugins.connection_risk import connection_markdown  # late: no cycle
+
+    out += connection_markdown(cert)  # risky connections, rows the role cannot see
     out += drift_markdown(cert)  # plugins.drift: the runbook's to-do list
 
     out.append("## All invariants")

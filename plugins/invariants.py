@@ -31,6 +31,7 @@ _OUTCOME_PROP = "jc_outcome"
 _MESSAGE_PROP = "jc_message"
 WARNING_PROP = "jc_warning"
 RETRY_PROP = "jc_retry"
+REMEDY_PROP = "jc_remedy"
 
 # Retries the clients made since the last test report (see retry_recorder): one list per run,
 # kept in the config's stash.
@@ -182,14 +183,26 @@ def pytest_runtest_makereport(
         report.user_properties.append((_OUTCOME_PROP, outcome))
         report.user_properties.append((_MESSAGE_PROP, message))
         exc = call.excinfo.value if call.excinfo else None
+        remedy = inv.remedy
+        if isinstance(exc, Undecidable) and exc.remedy and not report.skipped:
+            remedy = exc.remedy
+            report.user_properties.append((REMEDY_PROP, red.scrub(remedy)))
         if not report.skipped and database_error(exc, item.config) is not None:
-            report.longrepr = red.scrub(f"[{inv.id}] UNDECIDED: {message}\n  remedy: {inv.remedy}")
+            report.longrepr = red.scrub(f"[{inv.id}] UNDECIDED: {message}\n  remedy: {remedy}")
         elif isinstance(exc, (Violation, Undecidable)):
             # A readable incident line instead of a traceback; the remedy right under it.
             kind = "VIOLATION" if isinstance(exc, Violation) else "UNDECIDED"
-            report.longrepr = red.scrub(f"[{inv.id}] {kind}: {exc.message}\n  remedy: {inv.remedy}")
+            report.longrepr = red.scrub(f"[{inv.id}] {kind}: {exc.message}\n  remedy: {remedy}")
     report.user_properties.append((_PROP, json.dumps(asdict(inv))))
     return report
+
+
+def report_remedy(report: pytest.TestReport) -> str | None:
+    """The remedy this outcome carries instead of the invariant's (see ``Undecidable``)."""
+    for key, value in report.user_properties:
+        if key == REMEDY_PROP:
+            return str(value)
+    return None
 
 
 def report_invariant(report: pytest.TestReport) -> Invariant | None:

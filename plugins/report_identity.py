@@ -66,6 +66,9 @@ def app_identity(api_url: str | None, runbook: Runbook, redactor: Redactor,
         return facts
     bodies: dict[str, Any] = {}
     api = Api(api_url, runbook.http, runbook.endpoints, redactor)
+    # An API that does not answer in time has been judged by the checks already: asking who
+    # it is costs one timeout (or total deadline) at most, not one per endpoint.
+    api.MAX_TIMEOUTS = 1
     try:
         for name, source in sources.items():
             if source.endpoint not in bodies:

@@ -18,21 +18,26 @@ from typing import Any
 import allure_commons
 import pytest
 
+from fixtures import json_bounds
 from plugins.contract.redaction import Redactor
 from plugins.target import redactor as run_redactor
 
 TEXT_SUFFIXES = (".json", ".txt", ".properties", ".md", ".log", ".csv", ".xml", ".html", ".uri", ".mjs")
 
 
-def scrub_value(value: Any, red: Redactor) -> Any:
+def scrub_value(value: Any, red: Redactor, _level: int = 0) -> Any:
+    """``value`` with every string scrubbed; a container nested deeper than
+    json_bounds.MAX_DEPTH is replaced by its placeholder (never a RecursionError)."""
     if isinstance(value, str):
         return red.scrub(value)
+    if isinstance(value, (list, tuple, dict)) and _level >= json_bounds.MAX_DEPTH:
+        return json_bounds.NOT_SHOWN
     if isinstance(value, list):
-        return [scrub_value(v, red) for v in value]
+        return [scrub_value(v, red, _level + 1) for v in value]
     if isinstance(value, tuple):
-        return tuple(scrub_value(v, red) for v in value)
+        return tuple(scrub_value(v, red, _level + 1) for v in value)
     if isinstance(value, dict):
-        return {k: scrub_value(v, red) for k, v in value.items()}
+        return {k: scrub_value(v, red, _level + 1) for k, v in value.items()}
     return value
 
 
@@ -92,32 +97,36 @@ def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, locati
 _CONFIG: list[pytest.Config] = []
 
 
-def _scrub_attrs(obj: Any, red: Redactor, seen: set[int]) -> None:
-    """Scrub every string reachable from an allure_commons model object, in place."""
+def _scrub_attrs(root: Any, red: Redactor, seen: set[int]) -> None:
+    """Scrub every string reachable from an allure_commons model object, in place (walked
+    with a stack of its own: no depth is too deep)."""
     import attr
 
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if attr.has(type(obj)):
-        for field in attr.fields(type(obj)):
-            value = getattr(obj, field.name)
-            if isinstance(value, str):
-                setattr(obj, field.name, red.scrub(value))
-            elif isinstance(value, (list, dict)) or attr.has(type(value)):
-                _scrub_attrs(value, red, seen)
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            if isinstance(value, str):
-                obj[i] = red.scrub(value)
-            else:
-                _scrub_attrs(value, red, seen)
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            if isinstance(value, str):
-                obj[key] = red.scrub(value)
-            else:
-                _scrub_attrs(value, red, seen)
+    todo = [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if attr.has(type(obj)):
+            for field in attr.fields(type(obj)):
+                value = getattr(obj, field.name)
+                if isinstance(value, str):
+                    setattr(obj, field.name, red.scrub(value))
+                elif isinstance(value, (list, dict)) or attr.has(type(value)):
+                    todo.append(value)
+        elif isinstance(obj, list):
+            for i, value in enumerate(obj):
+                if isinstance(value, str):
+                    obj[i] = red.scrub(value)
+                else:
+                    todo.append(value)
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                if isinstance(value, str):
+                    obj[key] = red.scrub(value)
+                else:
+                    todo.append(value)
 
 
 def scrub_file(path: Path, red: Redactor) -> bool:
@@ -128,9 +137,9 @@ def scrub_file(path: Path, red: Redactor) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
+        try:  # (a file nested too deep to walk is scrubbed as text)
+            data = json_bounds.loads(text)
+        except ValueError:
             data = None
         if data is not None:
             clean_data = scrub_value(data, red)

@@ -41,12 +41,6 @@ def recorder(config: pytest.Config) -> Callable[[str], None]:
     return note
 
 
-@pytest.fixture(scope="session")
-def server_version_note(pytestconfig: pytest.Config) -> Callable[[str], None]:
-    """The recorder the run's database client calls on connecting (fixtures.connections)."""
-    return recorder(pytestconfig)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
     outcome = yield

@@ -254,13 +254,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_worker(config):
         info_json = config.workerinput.get("jc_stack")  # type: ignore[attr-defined]
         if info_json:
-            from fixtures.stack.launcher import StackInfo
+            from fixtures.stack.info import StackInfo
 
             _attach(config, StackInfo.from_json(info_json))
         return
     attach = config.getoption("--attach-stack")
     if attach:
-        from fixtures.stack.launcher import StackInfo
+        from fixtures.stack.info import StackInfo
 
         try:
             info = StackInfo.from_json(Path(attach).read_text())
@@ -270,7 +270,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     if not _wants_stack(session):
         return
-    from fixtures.stack.launcher import StackError, make_stack
+    from fixtures.stack.info import StackError
+    from fixtures.stack.launcher import make_stack
 
     ctx = config.stash[_CTX]
     try:

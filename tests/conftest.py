@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import psycopg
 import pytest
 
-from fixtures.stack.launcher import NativeStack, new_run_id
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.launcher import new_run_id
 
 if TYPE_CHECKING:
-    from fixtures.stack.containers import ContainerStack
+    from fixtures.stack.backends.containers import ContainerStack
 
     LocalStack: TypeAlias = NativeStack | ContainerStack
 
@@ -98,14 +99,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def containers_unavailable() -> str | None:
     """Why the containers backend cannot run here (None when it can)."""
-    from fixtures.stack.containers import unavailable_reason
+    from fixtures.stack.container_runs import unavailable_reason
 
     return unavailable_reason(local_images())
 
 
 def local_images() -> Any:
     """The images targets.toml's local profile names (defaults: the locally built ones)."""
-    from fixtures.stack.containers import Images
+    from fixtures.stack.container_runs import Images
     from plugins.contract.targets import load_targets
 
     return Images.from_options(load_targets(ROOT / "targets.toml").get("local", {}))
@@ -225,7 +226,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
             pytest.skip(f"{PG_ENV}={major} chooses the native stack's PostgreSQL; the containers stack runs "
                         "its image's (postgres_image)")
         skip_without_containers()
-        from fixtures.stack.containers import ContainerStack
+        from fixtures.stack.backends.containers import ContainerStack
 
         s = ContainerStack(run_id=new_run_id("selftest"), environment=LOCAL_ENV,
                            project_ref=LOCAL_REF, images_=local_images())

@@ -63,8 +63,10 @@ import psycopg
 import redis
 from psycopg import sql
 
-from fixtures.stack.launcher import StackInfo, free_port
-from fixtures.stack.platform import LOCAL_TOKEN, LocalRailway
+from fixtures.local_platform import LOCAL_TOKEN
+from fixtures.stack.info import StackInfo
+from fixtures.stack.platform import LocalRailway
+from fixtures.stack.services import free_port
 from plugins.contract import runtime as contract_runtime
 from tests.deployment_app import fill_job_history
 from tests.postgrest_double import PostgrestDouble

@@ -23,10 +23,14 @@ import psycopg
 import pytest
 
 from fixtures import probes_maintenance as pm
+from fixtures import probes_role as pr
 from fixtures import probes_security as ps
 from fixtures.clients import Database
 from fixtures.stack import pgdist
-from fixtures.stack.launcher import NativeStack, StackError, find_pg_bindir, new_run_id
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.info import StackError
+from fixtures.stack.launcher import new_run_id
+from fixtures.stack.services import find_pg_bindir
 from plugins.contract.redaction import Redactor
 from plugins.contract.runbook import load_runbook
 from plugins.contract.targets import PG_MAJORS
@@ -121,6 +125,8 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
     views = ps.views(db, sec.exposed_schemas, sorted(roles))
     readable = ps.readable_by(db, sec.anon_role, rb.schema, rb.settings_table)
     policies = ps.table_policies(db, sec.exposed_schemas, sorted(roles))
+    sight, writes = pr.row_sight(db), pr.role_writes(db, rb.schema)  # issue 17: the suite's own role
+    assert sight.superuser and writes.superuser and not sight.blind  # the stack's role: postgres
     assert origin.cluster_reset is not None and origin.server_started is not None  # every server records them
 
     if has_schema:
@@ -137,12 +143,14 @@ def run_every_probe(db: Database, *, has_schema: bool) -> None:
         assert readable is False
         assert {p.table for p in policies} == {"julia_status", "job_executions", "health_incidents", "campanhas"}
         assert not any(ps.open_access(t, sorted(roles)) for t in policies)
+        assert {w.table for w in writes.tables} >= {"app_settings", "_migrations"}
         assert dated
         for t in dated:
             assert t.time_column is not None
             assert pm.rows_last_day(db, rb.schema, t.table, t.time_column, 10) <= 11
     else:
-        assert not (idx or fks or tables or names.columns or bloat or usage or sizes or rls or views or policies)
+        assert not (idx or fks or tables or names.columns or bloat or usage or sizes or rls or views or policies
+                    or writes.tables)
         assert readable is None
 
 
@@ -184,7 +192,7 @@ def _probes() -> set[str]:
     """Every probe function that queries a database (it takes ``db``)."""
     return {
         f"{prefix}.{name}"
-        for prefix, module in (("pm", pm), ("ps", ps))
+        for prefix, module in (("pm", pm), ("ps", ps), ("pr", pr))
         for name, fn in inspect.getmembers(module, inspect.isfunction)
         if fn.__module__ == module.__name__ and "db" in inspect.signature(fn).parameters
     }
@@ -193,6 +201,6 @@ def _probes() -> set[str]:
 def test_every_probe_is_in_the_version_run() -> None:
     """A probe added later must join the run above, or this fails naming it."""
     source = inspect.getsource(run_every_probe) + inspect.getsource(test_every_catalog_query_runs)
-    called = set(re.findall(r"\b(p[ms]\.\w+)\(", source))
+    called = set(re.findall(r"\b(p[msr]\.\w+)\(", source))
     assert _probes() - called == set()
     assert "pm.rows_last_day" in _probes() and "ps.views" in _probes()

@@ -168,7 +168,8 @@ def test_stack_backend_defaults_to_the_local_profile() -> None:
 
 def test_make_stack_existing_without_urls_is_a_stack_error() -> None:
     """The launcher's own guard (the plugin turns a StackError into exit 4), not an assert."""
-    from fixtures.stack.launcher import StackError, make_stack
+    from fixtures.stack.info import StackError
+    from fixtures.stack.launcher import make_stack
 
     for db, rd in ((None, "redis://h/0"), ("postgresql://u@h/db", None)):
         with pytest.raises(StackError, match="database_url_env and redis_url_env"):

@@ -4,6 +4,7 @@ changes nothing else)."""
 
 from __future__ import annotations
 
+import modulefinder
 import os
 import subprocess
 import sys
@@ -21,8 +22,9 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from fixtures.stack import containers as cs
-from fixtures.stack.images import build
+from fixtures.stack import container_runs as cs
+from fixtures.stack.images import app_files, build
+from fixtures.stack.services import free_port
 from plugins.contract.targets import load_targets
 from plugins.contract.toml_schema import ConfigError
 from tests.conftest import ROOT, skip_without_containers
@@ -91,6 +93,63 @@ def test_app_context_holds_the_app_and_nothing_else() -> None:
     assert not [n for n in names if n.startswith("src/fixtures/stack/images/")]
 
 
+def _image_files() -> dict[str, Path]:
+    """The app context's files, as the image has them under /app (the Dockerfile aside)."""
+    return {name.removeprefix("src/"): path for name, path in build.context_files("app") if name.startswith("src/")}
+
+
+def test_app_image_copies_exactly_the_apps_import_closure() -> None:
+    """The image copies the modules the reference app imports — computed by Python's own
+    modulefinder here, from every module of the app's package — and no other module."""
+    finder = modulefinder.ModuleFinder(path=[str(ROOT)])  # ours only: the rest is not copied
+    for module in app_files.app_package_modules():
+        finder.import_hook(module)
+    imported = {Path(m.__file__).relative_to(ROOT).as_posix() for m in finder.modules.values() if m.__file__}
+    copied = {name for name in _image_files() if name.endswith(".py")}
+    assert copied == imported
+    # and the data the app reads: its runbook and the migrations it ships, nothing else
+    assert {name for name in _image_files() if not name.endswith(".py")} == {
+        "runbook.toml", *(p.relative_to(ROOT).as_posix() for p in (ROOT / "fixtures/stack/migrations").glob("*.sql"))}
+
+
+def test_the_reference_app_imports_only_the_contract_and_the_migration_convention() -> None:
+    """The app's layer rule: of this repository it imports its own package, the runbook
+    contract's parsers and fixtures.migrations — never the launcher, the seed or a probe."""
+    package = ROOT / "fixtures" / "stack" / "refapp"
+    for path in sorted(package.glob("*.py")):
+        module = f"{app_files.APP_PACKAGE}.{path.stem}" if path.name != "__init__.py" else app_files.APP_PACKAGE
+        ours = {n for n in app_files._imported_names(path, module)
+                if n.split(".")[0] in {"fixtures", "plugins", "checks", "tests"} and app_files.module_file(n)}
+        allowed = {n for n in ours if n.startswith((app_files.APP_PACKAGE, "plugins.contract"))
+                   or n in {"fixtures.migrations", "fixtures.stack", "fixtures", "plugins"}}
+        assert ours == allowed, f"{path.name} imports {sorted(ours - allowed)}"
+
+
+def test_the_reference_app_runs_from_the_image_files_alone(tmp_path: Path) -> None:
+    """A copy of exactly the image's files is enough: every module of the app imports, and
+    its settings and job table load from the copied runbook and migrations."""
+    for name, path in _image_files().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(path.read_bytes())
+    code = (
+        "import importlib, sys\n"
+        "sys.path.insert(0, '.')\n"
+        f"for m in {app_files.app_package_modules()!r}: importlib.import_module(m)\n"
+        "from fixtures.stack.refapp.config import load_settings\n"
+        "from plugins.contract.runtime import load\n"
+        "s = load_settings({'DATABASE_URL': 'postgresql://u@h/db', 'REDIS_URL': 'redis://h/0',"
+        " 'APP_ENV': 'local', 'SUPABASE_PROJECT_REF': 'ref'})\n"
+        "assert load().jobs and s.expected_schema_version\n"
+        "ours = [m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('fixtures', 'plugins')]\n"
+        "print('OUTSIDE', [f for f in ours if not f.startswith(sys.argv[1])])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JC_RUNBOOK", "JC_DIALECT")}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "OUTSIDE []" in proc.stdout, proc.stdout
+
+
 def test_context_tar_is_deterministic() -> None:
     """Same sources, same digest: an unchanged checkout never rebuilds an image."""
     files = build.context_files("app")
@@ -122,7 +181,7 @@ def test_image_names_come_from_the_local_profile(tmp_path: Path) -> None:
 @given(st.text(min_size=1, max_size=100, alphabet=st.characters(min_codepoint=33, max_codepoint=126)))
 def test_service_names_are_dns_labels(run_id: str) -> None:
     """Services reach each other by container name: the run's part must be a DNS label."""
-    slug = cs._slug(run_id)
+    slug = cs.slug(run_id)
     assert 1 <= len(slug) <= 40
     assert all(ch.isascii() and (ch.isalnum() and not ch.isupper() or ch == "-") for ch in slug)
     assert not slug.startswith("-") and not slug.endswith("-")
@@ -151,10 +210,10 @@ def engine() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def _postgres(**kwargs: str) -> cs._Postgres:
-    pg = cs._Postgres(cs.Images().postgres, driver=None, **kwargs)  # type: ignore[arg-type]
+def _postgres(**kwargs: str) -> cs.PublishedPostgres:
+    pg = cs.PublishedPostgres(cs.Images().postgres, driver=None, **kwargs)  # type: ignore[arg-type]
     pg.with_kwargs(labels={cs.LABEL_RUN: f"image-test-{os.getpid()}", cs.LABEL_OWNER: cs.owner_label()})
-    pg.publish(5432, "127.0.0.1", cs.free_port())
+    pg.publish(5432, "127.0.0.1", free_port())
     return pg
 
 

@@ -18,8 +18,8 @@ import docker
 import pytest
 import redis
 
-from fixtures.stack import containers as cs
-from fixtures.stack.launcher import RUN_MARKER_ENV, StackError
+from fixtures.stack import container_runs as cs
+from fixtures.stack.info import RUN_MARKER_ENV, StackError
 from plugins.contract import runtime as contract_runtime
 from tests.conftest import skip_without_containers
 
@@ -79,7 +79,7 @@ def test_services_reach_each_other_by_container_name(stack: Any, engine: docker.
     Railway's services name each other; worker and scheduler get what the native launcher
     gives their processes."""
     containers, networks = cs.run_resources(engine, stack.run_id)
-    assert [n.name for n in networks] == [f"jc-{cs._slug(stack.run_id)}"]
+    assert [n.name for n in networks] == [f"jc-{cs.slug(stack.run_id)}"]
     by_service = {c.labels[cs.LABEL_SERVICE]: c for c in containers}
     assert {"postgres", "redis", "api", "worker", "scheduler"} <= set(by_service)
     for c in containers:

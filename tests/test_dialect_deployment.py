@@ -26,8 +26,10 @@ import redis
 
 from datetime import UTC, datetime, timedelta
 
-from fixtures.stack.dbsetup import MIGRATIONS_DIR, list_migrations, version_key
-from fixtures.stack.launcher import TEMPLATE_DB, NativeStack, clone_database
+from fixtures.migrations import list_migrations, version_key
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.database import TEMPLATE_DB, clone_database
+from fixtures.stack.refapp.config import MIGRATIONS_DIR
 from plugins.contract import runtime as contract_runtime
 from plugins.contract.runbook import load_runbook
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite

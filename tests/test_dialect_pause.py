@@ -22,7 +22,8 @@ from typing import Any
 import psycopg
 import redis
 
-from fixtures.stack.launcher import NativeStack, runtime_executor
+from fixtures.stack.app_services import runtime_executor
+from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY, IGNORE_PAUSE_ENV
 from plugins.contract.runtime import DIALECT_ENV
 from tests.conftest import LOCAL_ENV, LOCAL_REF, SuiteRun

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from fixtures import probes
 from fixtures.clients import EndpointResponse
+from fixtures.migrations import Migration
 from fixtures.probes_drift import (
     alias_finding,
     deep_word_findings,
@@ -28,7 +29,6 @@ from fixtures.probes_drift import (
 )
 from fixtures.probes_health import BadAnswer, HealthEndpoints, parse_deep, parse_rate
 from fixtures.probes_schema import compare_migrations
-from fixtures.stack.dbsetup import Migration
 from plugins.contract.dialects import known_dialects, leaf_diff, raw_contract
 from plugins.contract.drift import Dialects, DriftFinding
 from plugins.contract.runbook import load_runbook

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.conftest import expect
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")

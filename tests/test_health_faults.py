@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from fixtures.stack.launcher import NativeStack, free_port
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.services import free_port
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, expect, run_suite
 from tests.loopback import NOT_FOUND, Canned, LoopbackApi, StalledListener, recording
 
@@ -81,9 +82,10 @@ def test_critical_view_dropped(healthy: NativeStack, suite, sql) -> None:  # typ
 
 
 def test_migration_row_removed(healthy: NativeStack, suite, sql) -> None:  # type: ignore[no-untyped-def]
-    from fixtures.stack import dbsetup
+    from fixtures.migrations import list_migrations
+    from fixtures.stack.refapp.config import MIGRATIONS_DIR
 
-    versions = [m.version for m in dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)]  # oldest first
+    versions = [m.version for m in list_migrations(MIGRATIONS_DIR)]  # oldest first
     newest, previous = versions[-1], versions[-2]
     sql("DELETE FROM _migrations WHERE version = %s", (newest,))
     run = suite(paths=AREA)
@@ -497,9 +499,10 @@ def test_schema_endpoint_saying_outdated_fails(healthy: NativeStack, suite, sql)
     back to the previous version): /health/schema agrees with the database — and says, in its
     own word, that the schema is 'outdated'. JC-HEALTH-04 fails quoting the word; the deep
     gate fails for its migrations part."""
-    from fixtures.stack import dbsetup
+    from fixtures.migrations import list_migrations
+    from fixtures.stack.refapp.config import MIGRATIONS_DIR
 
-    versions = [m.version for m in dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)]
+    versions = [m.version for m in list_migrations(MIGRATIONS_DIR)]
     newest, previous = versions[-1], versions[-2]
     sql("DELETE FROM _migrations WHERE version = %s", (newest,))
     sql("UPDATE app_settings SET value = %s WHERE key = 'schema_version'", (previous,))

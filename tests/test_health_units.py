@@ -142,7 +142,8 @@ def test_bad_health_section_exits_4(tmp_path: Path) -> None:
     (resp(text="OK", ctype="text/plain"), "answered HTTP 200 with a non-JSON body (text/plain): 'OK'"),
     (resp(text="denied", status=401, ctype="text/plain"), "(access denied: a login or proxy in front of the app)"),
     (resp([1, 2]), "answered HTTP 200 with an array JSON, expected an object"),
-    (resp(text="[" * 100_000), "answered HTTP 200 with a non-JSON body"),
+    (resp(text="[" * 100_000), "answered HTTP 200 with JSON nested deeper than 64 levels"),
+    (resp(text="[" * 65 + "]" * 65), "answered HTTP 200 with JSON nested deeper than 64 levels"),
 ])
 def test_json_object_names_what_came_instead(answer: EndpointResponse, message: str) -> None:
     with pytest.raises(BadAnswer) as err:

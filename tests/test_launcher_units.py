@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.stack import launcher
-from fixtures.stack.launcher import NativeStack, StackError, find_pg_bindir
+from fixtures.stack import services
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.info import StackError
+from fixtures.stack.services import find_pg_bindir
 
 
 def fake_bindir(root: Path, version: str) -> Path:
@@ -45,7 +47,7 @@ def test_a_new_enough_server_in_jc_pg_bindir_is_used(tmp_path: Path, monkeypatch
 
 def test_older_majors_on_the_machine_are_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JC_PG_BINDIR", raising=False)
-    monkeypatch.setattr(launcher, "PG_SEARCH_DIR", tmp_path)
+    monkeypatch.setattr(services, "PG_SEARCH_DIR", tmp_path)
     for major in ("13", "14", "15", "17"):
         (tmp_path / major / "bin").mkdir(parents=True)
         (tmp_path / major / "bin" / "postgres").write_text("")
@@ -60,7 +62,7 @@ def test_older_majors_on_the_machine_are_passed_over(tmp_path: Path, monkeypatch
 
 def test_an_older_server_from_pg_config_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JC_PG_BINDIR", raising=False)
-    monkeypatch.setattr(launcher, "PG_SEARCH_DIR", tmp_path / "none")
+    monkeypatch.setattr(services, "PG_SEARCH_DIR", tmp_path / "none")
     old = fake_bindir(tmp_path, "12.18")
     tools = tmp_path / "tools"
     tools.mkdir()

@@ -91,10 +91,9 @@ def _reach(start: str) -> set[str]:
     return seen
 
 
-def _cycles(skip: str | None = None) -> list[list[str]]:
-    """The import cycles (strongly connected components of two or more modules) among our
-    modules, leaving out those under ``skip``."""
-    nodes = [m for m in graph() if skip is None or not _within(m, skip)]
+def _cycles() -> list[list[str]]:
+    """The import cycles (strongly connected components of two or more modules) among our modules."""
+    nodes = list(graph())
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -104,7 +103,7 @@ def _cycles(skip: str | None = None) -> list[list[str]]:
         index[v] = low[v] = len(index)
         stack.append(v)
         for w in graph()[v]:
-            if w not in graph() or (skip is not None and _within(w, skip)):
+            if w not in graph():
                 continue
             if w not in index:
                 visit(w)
@@ -152,8 +151,6 @@ def _probe_modules() -> list[str]:
     return sorted(m for m in graph() if m == "fixtures.probes" or m.startswith(("fixtures.probes_", "fixtures.probes.")))
 
 
-@pytest.mark.xfail(strict=True, reason="fixtures/probes_schema.py reads the migration-file convention from "
-                                       "fixtures.stack.dbsetup until the stack split moves it to fixtures.migrations")
 def test_probes_never_reach_the_stack() -> None:
     """The production probe layer does not depend on the local stack, even through another module."""
     assert _probe_modules()
@@ -165,23 +162,15 @@ def test_probes_never_reach_the_stack() -> None:
     pytest.param("psycopg", marks=pytest.mark.xfail(strict=True, reason=(
         "check bodies still catch psycopg.Error or compose SQL (checks/test_drift.py, test_health_extras.py, "
         "test_runtime.py): issue 20's check-body item"))),
-    pytest.param("fixtures.stack", marks=pytest.mark.xfail(strict=True, reason=(
-        "checks/test_runtime.py reads fixtures.stack.platform (the local Railway double): issue 20's "
-        "check-body item"))),
+    "fixtures.stack",
     pytest.param("fixtures.clients", marks=pytest.mark.xfail(strict=True, reason=(
-        "checks annotate their fixtures with the client classes (Api, Database, SafeRedis, EndpointResponse): "
-        "issue 20's check-body item"))),
+        "seven checks annotate their fixtures with the client classes (Api, Database, SafeRedis, "
+        "EndpointResponse): issue 20's check-body item"))),
 ])
 def test_checks_only_judge(forbidden: str) -> None:
     """A check reaches the target through fixtures and probes: no driver, no stack, no client."""
     assert _edges("checks", lambda t: _within(t, forbidden)) == []
 
 
-def test_no_import_cycle_outside_the_stack() -> None:
-    assert _cycles(skip="fixtures.stack") == []
-
-
-@pytest.mark.xfail(strict=True, reason="fixtures.stack.launcher and fixtures.stack.containers import each other "
-                                       "until the stack split (backends/)")
 def test_no_import_cycle() -> None:
     assert _cycles() == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.stack.launcher import RUN_MARKER_ENV
+from fixtures.stack.launcher import processes_of_run
 from tests.conftest import ROOT, SuiteRun, run_suite, skip_without_containers
 
 BACKENDS = ("native", "containers")
@@ -22,20 +22,7 @@ BACKENDS = ("native", "containers")
 
 def _stack_processes(only: str) -> dict[int, str]:
     """Live processes that carry this run's stack marker (other runs may share the machine)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for var in env:
-            if var.startswith(RUN_MARKER_ENV.encode() + b"="):
-                run = var.split(b"=", 1)[1].decode()
-                if run == only:
-                    found[int(entry.name)] = run
-    return found
+    return {pid: only for pid in processes_of_run(only)}
 
 
 def _stack_dirs(run_ids: set[str]) -> list[Path]:
@@ -46,7 +33,7 @@ def _stack_dirs(run_ids: set[str]) -> list[Path]:
 
 def _stack_containers(run_id: str) -> tuple[list[str], list[str]]:
     """The containers and networks of a run on the local Docker engine (containers backend)."""
-    from fixtures.stack import containers as cs
+    from fixtures.stack import container_runs as cs
     from fixtures.stack.images import build as images
 
     client = images.docker_client()

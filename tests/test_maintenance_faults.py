@@ -14,7 +14,7 @@ import re
 import psycopg
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.area_helpers import area, clean_app_repo  # noqa: F401 - fixtures
 
 MAINT = ("checks/test_maintenance.py",)

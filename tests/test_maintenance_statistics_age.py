@@ -18,7 +18,7 @@ import datetime as dt
 
 import psycopg
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.area_helpers import area, clean_app_repo  # noqa: F401 - fixtures
 from tests.test_dialect_deployment import (  # noqa: F401 - fixtures
     Deployed,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.conftest import ROOT
 
 # Checks that use the database and Redis first, then the gate, then every other check.

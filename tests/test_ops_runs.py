@@ -23,7 +23,10 @@ import pytest
 from mirakuru import HTTPExecutor
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
-from fixtures.stack.launcher import NativeStack, StackInfo, api_executor, free_port
+from fixtures.stack.app_services import api_executor
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.info import StackInfo
+from fixtures.stack.services import free_port
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite
 from tests.test_ops_units import _Receiver
 from tests.test_report_run import HEALTH_AND_GUARDS, Recorder, local_targets

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.stack import launcher, pgdist
-from fixtures.stack.launcher import StackError, find_pg_bindir
+from fixtures.stack import pgdist, services
+from fixtures.stack.info import StackError
+from fixtures.stack.services import find_pg_bindir
 from plugins.allure_labels import environment_properties
 from plugins.contract.targets import PG_MAJORS, load_targets, resolve_target
 from plugins.contract.toml_schema import ConfigError
@@ -58,8 +59,8 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path
     fake_server(debian / "15" / "bin", "15.20")
     for major in (13, 17):
         fake_npm_package(node_modules, major)
-    monkeypatch.setattr(launcher, "PG_SEARCH_DIR", debian)
-    monkeypatch.setattr(launcher, "PG_NODE_MODULES", node_modules)
+    monkeypatch.setattr(services, "PG_SEARCH_DIR", debian)
+    monkeypatch.setattr(services, "PG_NODE_MODULES", node_modules)
     monkeypatch.delenv("JC_PG_BINDIR", raising=False)
     return debian, node_modules
 
@@ -207,16 +208,16 @@ def test_a_selftest_major_that_is_not_supported_is_a_usage_error(tmp_path: Path)
 
 
 def test_a_server_of_another_major_is_refused_naming_both() -> None:
-    launcher._require_chosen_major(None, "15.20", "anything")  # no choice made: any server
-    launcher._require_chosen_major(17, "17.6", "the existing database server")
+    services.require_chosen_major(None, "15.20", "anything")  # no choice made: any server
+    services.require_chosen_major(17, "17.6", "the existing database server")
     with pytest.raises(StackError) as info:
-        launcher._require_chosen_major(17, "15.20", "--stack containers: postgres_image julia-conformance/postgres:15",
+        services.require_chosen_major(17, "15.20", "--stack containers: postgres_image julia-conformance/postgres:15",
                                        "; the containers stack runs its image's server")
     assert str(info.value) == ("--stack containers: postgres_image julia-conformance/postgres:15 is PostgreSQL 15.20, "
                                "not the 17 chosen by --pg / the profile's pg; the containers stack runs its image's "
                                "server")
     with pytest.raises(StackError, match="could not be read"):
-        launcher._require_chosen_major(17, "", "the existing database server")
+        services.require_chosen_major(17, "", "the existing database server")
 
 
 # --- what the certificate records -----------------------------------------------------------
@@ -240,13 +241,13 @@ def test_environment_properties_carry_the_server_version() -> None:
 def test_binaries_the_postgres_user_cannot_reach_are_refused_saying_so(tmp_path: Path) -> None:
     """An npm build inside a clone under a directory the `postgres` user cannot enter (a
     home directory of mode 700): one line naming the binary and the user, before initdb."""
-    user = launcher._unprivileged_user()
+    user = services.unprivileged_user()
     assert user is not None
     private = tmp_path / "home"
     bindir = fake_server(private / "clone" / "node_modules" / "pg17" / "native" / "bin", "17.6")
     private.chmod(0o700)
     with pytest.raises(StackError) as info:
-        launcher._check_runnable(bindir, user)
+        services.check_runnable(bindir, user)
     message = str(info.value)
     assert message.startswith(f"{bindir / 'postgres'}: cannot run it as the '{user.pw_name}' user")
     assert "\n" not in message

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from fixtures.stack import pgdist
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.contract.targets import load_targets
 from tests.conftest import ROOT, run_suite, selftest_pg
 from tests.test_lifecycle import _leftovers

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from fixtures.stack.launcher import NativeStack, new_run_id
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.launcher import new_run_id
 from tests.conftest import LOCAL_ENV, LOCAL_REF, run_suite
 
 

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.postgrest_double import PostgrestDouble, sqlstate_status
 
 DB = "jc_postgrest_double"

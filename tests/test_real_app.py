@@ -29,7 +29,7 @@ import httpx
 import psycopg
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.conftest import LOCAL_ENV, LOCAL_REF, SuiteRun, run_suite
 from tests.real_app import REAL_APP_DIR_ENV, Checkout, PromptContract, RealApp, RealAppError, prompt_text
 from tests.real_app_schema import BootstrapError, apply_sql_files, create_platform_roles, drop_roles, load_dump_file

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.browser import closed_port, rendered_text, screenshot
 from tests.conftest import run_suite
 

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql as pgsql
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins import signing
 from tests.conftest import LOCAL_REF, SuiteRun, run_suite
 from tests.test_report_run import Recorder

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins import verify
 from tests.conftest import LOCAL_REF, targets_text, ROOT, SuiteRun, run_suite
 

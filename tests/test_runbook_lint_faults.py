@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from fixtures.runbook_doc import parse_runbook
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.contract.runbook import load_runbook
 from tests.conftest import ROOT, SuiteRun, targets_text
 

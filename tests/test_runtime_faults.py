@@ -29,8 +29,9 @@ import psycopg
 import pytest
 import redis
 
-from fixtures.stack.dbsetup import FILL_MARGIN, WORKER_JOB
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.job_history import FILL_MARGIN
+from fixtures.stack.refapp.history import WORKER_JOB
 from fixtures.stack.refapp.worker import CYCLE_KEY
 from plugins.contract.runtime import load
 from tests.area_helpers import runbook_copy

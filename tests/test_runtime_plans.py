@@ -26,8 +26,10 @@ from checks import test_runtime as checks
 from fixtures import probes_drift
 from fixtures import probes_runtime as pr
 from fixtures.clients import Database
-from fixtures.stack import dbsetup
-from fixtures.stack.launcher import NativeStack, _replace_db
+from fixtures.stack import seed
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.database import apply_migrations, replace_db
+from fixtures.stack.job_history import JOB_EXECUTIONS_PER_DAY
 from plugins.contract.redaction import Redactor
 from plugins.contract.runbook import load_runbook
 from plugins.contract.runtime import load
@@ -89,12 +91,12 @@ def scans(plan: dict[str, Any]) -> list[str]:
 def scaled_database(stack: NativeStack) -> Iterator[str]:
     assert stack.info is not None
     name = f"julia_plans_{secrets.token_hex(3)}"
-    url = _replace_db(stack.info.database_url, name)
+    url = replace_db(stack.info.database_url, name)
     with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        dbsetup.apply_migrations(url)
-        dbsetup.seed(url, environment="local", project_ref="plans", scale=SCALE, days=SEEDED_DAYS)
+        apply_migrations(url)
+        seed.seed(url, environment="local", project_ref="plans", scale=SCALE, days=SEEDED_DAYS)
         with psycopg.connect(url, autocommit=True) as conn:
             # The stack runs synchronous_commit=off; VACUUM marks a page all-visible only
             # once its rows' commit is flushed (hint bits), so flush these before it runs.
@@ -169,7 +171,7 @@ def test_runtime_queries_use_indices_at_scale(scaled_database: str, tmp_path: Pa
     db = ExplainingDatabase(scaled_database, rb.db_session, Redactor(), read_only=True)
     try:
         rows = db.query("SELECT count(*) AS n, min(started_at) AS first FROM job_executions")[0]
-        assert rows["n"] > 0.95 * SCALE * dbsetup.JOB_EXECUTIONS_PER_DAY * HISTORY_DAYS, rows
+        assert rows["n"] > 0.95 * SCALE * JOB_EXECUTIONS_PER_DAY * HISTORY_DAYS, rows
         assert rows["first"] < datetime.now(UTC) - timedelta(days=HISTORY_DAYS - 2), rows
         beats = db.query("SELECT count(*) AS n FROM julia_status WHERE alterado_via = 'sistema'")[0]["n"]
         assert beats > 1400 * HISTORY_DAYS, beats

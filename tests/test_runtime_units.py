@@ -399,11 +399,12 @@ def test_seed_scales_the_runbooks_volumes(stack) -> None:  # type: ignore[no-unt
 
     import psycopg
 
-    from fixtures.stack import dbsetup
-    from fixtures.stack.launcher import _replace_db
+    from fixtures.stack import seed
+    from fixtures.stack.database import apply_migrations, replace_db
+    from fixtures.stack.refapp.history import WORKER_JOB
 
     name = f"julia_seedscale_{secrets.token_hex(3)}"
-    url = _replace_db(stack.info.database_url, name)
+    url = replace_db(stack.info.database_url, name)
     maintenance = load_runbook(ROOT / "runbook.toml").section("maintenance")
     per_day = {t.table: (t.rows_per_day, t.time_column) for t in maintenance.high_volume_tables if t.rows_per_day}
     now = datetime(2026, 11, 25, 14, 7, 30, tzinfo=UTC)
@@ -412,14 +413,14 @@ def test_seed_scales_the_runbooks_volumes(stack) -> None:  # type: ignore[no-unt
     with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        dbsetup.apply_migrations(url)
+        apply_migrations(url)
         for scale in (1.0, 2.0):
-            dbsetup.seed(url, environment="local", project_ref="scale", scale=scale, days=1, now=now)
+            seed.seed(url, environment="local", project_ref="scale", scale=scale, days=1, now=now)
             with psycopg.connect(url) as conn:
                 volumes = {table: conn.execute(f"SELECT count(*) FROM {table} WHERE {column} >= %s",  # type: ignore[arg-type]
                                                (since,)).fetchone()[0] for table, (_, column) in per_day.items()}
                 runs = dict(conn.execute("SELECT job_name, count(*) FROM job_executions WHERE job_name <> %s"
-                                         " GROUP BY job_name", (dbsetup.WORKER_JOB,)).fetchall())
+                                         " GROUP BY job_name", (WORKER_JOB,)).fetchall())
             counted[scale] = volumes, runs
     finally:
         with psycopg.connect(stack.info.admin_url, autocommit=True) as conn:

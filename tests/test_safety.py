@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.conftest import LOCAL_REF, run_suite
 
 

@@ -17,14 +17,19 @@ from pathlib import Path
 import pytest
 
 from fixtures import schema_baseline
-from fixtures.stack import dbsetup
-from fixtures.stack.launcher import NativeStack, StackInfo, api_executor, free_port
+from fixtures.migrations import list_migrations, version_key
+from fixtures.stack.app_services import api_executor
+from fixtures.stack.backends.native import NativeStack
+from fixtures.stack.database import apply_migrations
+from fixtures.stack.info import StackInfo
+from fixtures.stack.refapp.config import MIGRATIONS_DIR
+from fixtures.stack.services import free_port
 from plugins.contract.runbook import load_runbook
 from tests.area_helpers import runbook_copy
 from tests.conftest import LOCAL_REF, run_suite
 
 # The reference stack's newest migration (other areas add migrations: never hard-code it).
-NEWEST = dbsetup.list_migrations(dbsetup.MIGRATIONS_DIR)[-1].version
+NEWEST = list_migrations(MIGRATIONS_DIR)[-1].version
 
 SCHEMA = ("checks/test_schema.py",)
 ALL_IDS = {
@@ -33,7 +38,7 @@ ALL_IDS = {
 }
 PREMERGE_IDS = {"JC-MIG-01", "JC-MIG-02", "JC-MIG-03", "JC-MIG-05"}
 AREA_PREFIXES = ("JC-SCHEMA-", "JC-MIG-")
-BASELINE = dbsetup.MIGRATIONS_DIR.parent / "schema-baseline.json"
+BASELINE = MIGRATIONS_DIR.parent / "schema-baseline.json"
 
 # A migration the lint accepts: nullable column without default (no rewrite, no scan), and a
 # plain index on a small table (reported as a note, not blocking).
@@ -47,7 +52,7 @@ CREATE INDEX idx_grupos_nome ON grupos (nome);
 def migrations(tmp_path: Path) -> Path:
     """A copy of the reference stack's migrations folder, to add or remove files in."""
     target = tmp_path / "migrations"
-    shutil.copytree(dbsetup.MIGRATIONS_DIR, target)
+    shutil.copytree(MIGRATIONS_DIR, target)
     return target
 
 
@@ -97,7 +102,7 @@ def test_applied_migration_whose_file_was_deleted(healthy: NativeStack, suite, m
 
 def test_row_newer_than_every_file_is_the_runbook_order(healthy: NativeStack, suite, migrations: Path) -> None:  # type: ignore[no-untyped-def]
     """Migration first, code second: the newest migration is applied before its file merges."""
-    max(migrations.glob("*.sql"), key=lambda p: dbsetup.version_key(p.name.split("_")[0])).unlink()
+    max(migrations.glob("*.sql"), key=lambda p: version_key(p.name.split("_")[0])).unlink()
     run = suite("--migrations-dir", str(migrations), paths=SCHEMA)
     assert run.not_passed() == set(), run.output[-3000:]
 
@@ -305,7 +310,7 @@ def test_premerge_gate_against_a_non_local_profile(healthy: NativeStack, migrati
     assert "20260301_interacoes_lida_em.sql" in before.message("JC-MIG-01")
 
     # Step 3 of the Migration Flow: apply it to "production" (recorded, version bumped).
-    assert dbsetup.apply_migrations(info.database_url, migrations) == ["20260301"]
+    assert apply_migrations(info.database_url, migrations) == ["20260301"]
 
     after = run_suite(*args, reports=tmp_path / "after", env=env)
     assert after.exitcode == 0, after.output[-3000:]

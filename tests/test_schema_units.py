@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from fixtures import migration_lint
 from fixtures.clients import Api
+from fixtures.migrations import Migration, scan_migrations
 from fixtures.probes import MigrationRow
 from fixtures.probes_schema import ExpectedVersion, compare_migrations, expected_version
 from fixtures.schema_baseline import (
@@ -26,7 +27,7 @@ from fixtures.schema_baseline import (
     to_json,
     write,
 )
-from fixtures.stack.dbsetup import MIGRATIONS_DIR, Migration, scan_migrations
+from fixtures.stack.refapp.config import MIGRATIONS_DIR
 from plugins.contract.redaction import Redactor
 from plugins.contract.runbook import load_runbook
 from plugins.contract.schema import LintPolicy, parse

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.area_helpers import AREA, ROOT, area, clean_app_repo, git, runbook_copy  # noqa: F401 - fixtures
 from tests.conftest import LOCAL_REF, run_suite
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from fixtures import probes_security as ps
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.contract.runbook import load_runbook
 from plugins.contract.security import parse
 from plugins.contract.toml_schema import ConfigError

@@ -9,7 +9,7 @@ from collections import Counter
 
 import psycopg
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.contract import runtime as contract_runtime
 
 NAME = re.compile(r"^Dra?\. [A-ZÀ-Ý][a-zà-ÿ]+( [A-ZÀ-Ý][a-zà-ÿ]+){1,3}$")

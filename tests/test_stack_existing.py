@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import redis
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from plugins.contract.targets import load_targets
 from tests.conftest import ROOT, SuiteRun, run_suite
 from tests.test_lifecycle import _leftovers

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -54,6 +54,11 @@ class HttpPolicy:
     liveness_budget_ms: int
     # Retries of an idempotent read whose connection dropped mid-answer (0 = none).
     retries: int = 1
+    # The whole of one GET (connect, every read, its retries) ends by then, however slowly the
+    # server trickles its answer; the per-read timeout alone cannot bound that.
+    total_timeout_s: float = 15.0
+    # A body is read until this many MB, decoded (a gzip bomb is stopped there), never further.
+    max_body_mb: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -200,10 +205,16 @@ class HttpTable(Table):
     read_timeout_s: Number
     liveness_budget_ms: Int
     retries: Int = 1
+    total_timeout_s: Number = HttpPolicy.total_timeout_s
+    max_body_mb: Number = HttpPolicy.max_body_mb
+
+    # Each must be greater than 0 (RunbookFile.core).
+    POSITIVE: ClassVar[tuple[str, ...]] = ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms", "total_timeout_s", "max_body_mb")
 
     def policy(self) -> HttpPolicy:
         return HttpPolicy(connect_timeout_s=float(self.connect_timeout_s), read_timeout_s=float(self.read_timeout_s),
-                          liveness_budget_ms=int(self.liveness_budget_ms), retries=int(self.retries))
+                          liveness_budget_ms=int(self.liveness_budget_ms), retries=int(self.retries),
+                          total_timeout_s=float(self.total_timeout_s), max_body_mb=float(self.max_body_mb))
 
 
 class DatabaseSessionTable(Table):
@@ -378,7 +389,7 @@ class RunbookFile(Table):
         within("database.migrations_source", lambda v: one_of(MIGRATION_SOURCES, v), self.database.migrations_source)
         endpoints = within("endpoints", _endpoints, self.endpoints)
         thresholds = within("thresholds", _thresholds, self.thresholds)
-        for key in ("connect_timeout_s", "read_timeout_s", "liveness_budget_ms"):
+        for key in HttpTable.POSITIVE:
             within(f"http.{key}", positive, getattr(http, key))
         for key in ("statement_timeout_ms", "lock_timeout_ms", "connect_timeout_s"):
             within(f"database_session.{key}", positive, getattr(dbs, key))

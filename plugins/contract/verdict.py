@@ -74,12 +74,17 @@ class Violation(AssertionError):
 
 
 class Undecidable(Exception):
-    """The check could not reach or read what it needs to decide (outcome: error)."""
+    """The check could not reach or read what it needs to decide (outcome: error).
 
-    def __init__(self, message: str, *, evidence: Any = None) -> None:
+    ``remedy`` replaces the invariant's own on this outcome when the first thing to do is
+    not the invariant's remedy (rows hidden from the suite's role call for sight, never for
+    the INSERT a missing row would)."""
+
+    def __init__(self, message: str, *, evidence: Any = None, remedy: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.evidence = evidence
+        self.remedy = remedy
 
 
 # Outcomes that do not block certification: passed, or waived by an unexpired waiver.

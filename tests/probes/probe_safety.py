@@ -33,7 +33,7 @@ def test_redis_write_is_refused(redis_ro) -> None:  # type: ignore[no-untyped-de
 
 def test_http_is_get_only(api) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(WriteRefused, match="POST refused"):
-        api._client.post(api.base_url + "health")
+        api._client.send("POST", api.base_url + "health")  # the transport under the GET-only Api
 
 
 @pytest.mark.mutates
