@@ -21,9 +21,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from plugins.contract import health, maintenance, report, runbook_lint, runtime, schema, security
 from plugins.contract.dialects import RUNBOOK_DIALECT, Drift, dialect_path, respelled
+from plugins.contract.health import HealthSection
+from plugins.contract.maintenance import MaintenanceSection
+from plugins.contract.report import ReportSection, WaiverTable, waivers_of
 from plugins.contract.runbook_links import anchor, parse_heading
+from plugins.contract.runbook_lint import LintSection
+from plugins.contract.runtime import RuntimeSection
+from plugins.contract.schema import SchemaSection
+from plugins.contract.security import SecuritySection
 from plugins.contract.toml_schema import (
     AnyList,
     AnyTable,
@@ -357,14 +363,14 @@ class RunbookFile(Table):
     KEY_ORDER = ("contract", "database", "guards", "endpoints", "deep", "http", "thresholds", "database_session",
                  "schema", "runbook_lint", "health", "maintenance", "security", "report", "waivers", "runtime")
 
-    schema_: schema.SchemaSection = Field(alias="schema")
-    runbook_lint: runbook_lint.LintSection
-    health: health.HealthSection
-    maintenance: maintenance.MaintenanceSection
-    security: security.SecuritySection
-    report: report.ReportSection
-    waivers: report.WaiverTable
-    runtime: runtime.RuntimeSection
+    schema_: SchemaSection = Field(alias="schema")
+    runbook_lint: LintSection
+    health: HealthSection
+    maintenance: MaintenanceSection
+    security: SecuritySection
+    report: ReportSection
+    waivers: WaiverTable
+    runtime: RuntimeSection
     contract: ContractTable
     database: DatabaseTable
     guards: GuardsTable
@@ -427,7 +433,7 @@ class RunbookFile(Table):
             "maintenance": self.maintenance.contract(),
             "security": self.security.contract(),
             "report": self.report.contract(),
-            "waivers": report.waivers_of(self.waivers),
+            "waivers": waivers_of(self.waivers),
             "runtime": self.runtime.contract(),
         }
 
