@@ -27,6 +27,7 @@ from plugins.contract.runbook_lint import LintContract
 from plugins.contract.targets import RunContext
 from plugins.contract.verdict import violated
 from plugins.invariants import invariant
+from plugins.needs_option import skip_unless_given
 from plugins.runbook_doc import APP_ENV_VARS, write_lint_report
 
 # Not postdeploy (it lints a document, not a deploy); nightly only with --runbook-doc
@@ -153,8 +154,9 @@ def test_runbook_env_var_names(runbook_doc: RunbookDoc, ctx: RunContext, pytestc
     operator concludes the variable is unset and "fixes" the wrong one."""
     known = ctx.target.options.get(APP_ENV_VARS)
     if known is None:
-        pytest.skip(f"target {ctx.target.name} lists no {APP_ENV_VARS} in {ctx.target.path.name}: "
-                    "the app's variable names are unknown")
+        skip_unless_given(f"targets.{ctx.target.name}.{APP_ENV_VARS}",
+                          f"target {ctx.target.name} lists no {APP_ENV_VARS} in {ctx.target.path.name}: "
+                          "the app's variable names are unknown")
     mentioned = runbook_doc.env_var_lines()
     if not mentioned:
         pytest.skip(f"{runbook_doc.path.name} names no environment variable")

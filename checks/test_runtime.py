@@ -49,6 +49,7 @@ from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROG
 from plugins.contract.targets import RunContext
 from plugins.contract.verdict import Undecidable, violated
 from plugins.invariants import invariant
+from plugins.needs_option import skip_unless_given
 
 pytestmark = [pytest.mark.nightly]
 
@@ -213,7 +214,7 @@ def _judge_beat(db: Database, runbook: Runbook, runtime: RuntimeContract, now: d
     is no beat: a scheduler that died leaving one is down, and says so."""
     names.require("executions")
     beat = runtime.beat
-    assert beat is not None  # plugins.contract.runtime validated beat_job
+    assert beat is not None  # contract_runtime validated beat_job
     sc, pa = runtime.scheduler, runtime.pause
     due = beat.due_fire(now)
     state = pr.beat_state(db, runbook, beat.name, due - runtime.clock_skew, now)
@@ -387,8 +388,10 @@ def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeCont
     if not token:
         var = ctx.target.options.get("railway_token_env")
         where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
-        pytest.skip(f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
-                    "replica count cannot be read")
+        key = f"targets.{ctx.target.name}.railway_token_env"
+        skip_unless_given(f"environment variable {var} ({key})" if var else f"{key} (a Railway API token)",
+                          f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
+                          "replica count cannot be read")
     scale = _railway_read(ctx, runbook, token, _railway_option(ctx, "railway_scheduler_service_id"))
     api_id = ctx.target.options.get("railway_api_service_id")
     api = _railway_read(ctx, runbook, token, str(api_id)) if api_id else None
