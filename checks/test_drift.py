@@ -34,9 +34,10 @@ import pytest
 from fixtures import probes, probes_drift, probes_schema
 from fixtures.clients import Api, Database
 from fixtures.probes_health import EndpointMissing, HealthEndpoints, NoAnswer
-from plugins.config import Runbook
-from plugins.drift import Dialects, DriftFinding
-from plugins.invariants import Undecidable, invariant, one_line, violated
+from plugins.contract.drift import Dialects, DriftFinding
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, one_line, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly]
 
