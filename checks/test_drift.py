@@ -31,9 +31,10 @@ from collections.abc import Callable
 from fixtures import drift_survey
 from fixtures.connections import Api, Database
 from fixtures.probes_health import HealthEndpoints
-from plugins.config import Runbook
-from plugins.drift import Dialects, DriftFinding
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.drift import Dialects, DriftFinding
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 
 @invariant(

@@ -23,10 +23,19 @@ from collections.abc import Callable
 import pytest
 
 from fixtures import fallback, probes, probes_drift, probes_health
-from fixtures.probes_health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
-from plugins.config import Runbook
-from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
-from plugins.invariants import Undecidable, invariant, one_line, violated
+from fixtures.probes_health import (
+    BadAnswer,
+    EndpointMissing,
+    HealthEndpoints,
+    NoAnswer,
+    alias_note,
+    dig,
+    json_object,
+)
+from plugins.contract.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, one_line, violated
+from plugins.invariants import invariant
 
 
 @invariant(

@@ -14,12 +14,22 @@ from collections.abc import Callable
 from fixtures import fallback, probes, probes_drift, probes_health
 from fixtures.connections import Database, EndpointResponse
 from fixtures.probes_health import (
-    AppError, BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, NoCounters, dig, json_object, parse_circuits,
-    parse_rate, parse_schema,
+    AppError,
+    BadAnswer,
+    EndpointMissing,
+    HealthEndpoints,
+    NoAnswer,
+    NoCounters,
+    dig,
+    json_object,
+    parse_circuits,
+    parse_rate,
+    parse_schema,
 )
-from plugins.config import Runbook
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.drift import Dialects
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 
 def _expect_200(resp: EndpointResponse, what: str) -> None:

@@ -19,11 +19,12 @@ from fixtures import fallback
 from fixtures import probes_maintenance as pm
 from fixtures.connections import Database
 from fixtures.evidence import Evidence
-from plugins.config import Runbook
-from plugins.contract_maintenance import MaintenanceContract, create_index_statement
-from plugins.drift import Dialects, DriftViolation
-from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext
+from plugins.contract.drift import Dialects, DriftViolation
+from plugins.contract.maintenance import MaintenanceContract, create_index_statement
+from plugins.contract.runbook import Runbook
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 
 _SECTION = "Database Maintenance"

@@ -42,10 +42,11 @@ from fixtures import probes_drift, remedy_sql
 from fixtures import probes_runtime as pr
 from fixtures.connections import Database, SafeRedis
 from fixtures.railway import Railway
-from plugins.config import Runbook
-from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.drift import Dialects
+from plugins.contract.runbook import Runbook
+from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 
 

@@ -17,11 +17,12 @@ import pytest
 from fixtures import probes_security as ps
 from fixtures.connections import Database
 from fixtures.evidence import Evidence
-from plugins.config import Runbook
-from plugins.contract_security import SecurityContract
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.runbook import Runbook
+from plugins.contract.security import SecurityContract
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
-from plugins.target import RunContext
 
 _API_SECTION = "Contact and Escalation › Level 3: security issue (Supabase Data API)"
 _SECRETS_SECTION = "Secrets Management"

@@ -1,11 +1,13 @@
-"""The check layer (issue 20): a check holds only its judgement, and declares its tiers once.
+"""The check layer (issue 20): a check declares its tiers once, in its ``@invariant(tiers=…)``.
 
-- A check module never imports psycopg, fixtures.stack or fixtures.clients: the database
-  driver's errors, the local stack and the clients are the fixture and probe layers' business
-  (a client's type, for an annotation, is named through fixtures.connections).
 - ``-m postdeploy`` / ``nightly`` / ``premerge`` / ``runbook`` / ``mutates`` select exactly the
   checks recorded in tests/data/check_tiers.json (taken before the tiers moved into
-  ``@invariant``): changing a check's tier is a decision made in that file too.
+  ``@invariant``): changing a check's tier is a decision made in that file too;
+- no check module sets a ``pytestmark`` or a tier marker of its own;
+- README's invariant table names the tiers the checks declare.
+
+(That a check module never imports psycopg, fixtures.stack or fixtures.clients — it only
+judges — is one of the layer rules of tests/test_layers.py.)
 """
 
 from __future__ import annotations
@@ -20,43 +22,6 @@ from tests.conftest import ROOT, run_suite
 
 TIERS = ("postdeploy", "nightly", "premerge", "runbook", "mutates")
 RECORDED = ROOT / "tests" / "data" / "check_tiers.json"
-FORBIDDEN = ("psycopg", "fixtures.stack", "fixtures.clients")
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module an import statement of ``path`` names — those inside functions and under
-    ``TYPE_CHECKING`` too, and ``from fixtures import clients`` as fixtures.clients."""
-    import ast
-
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            base = node.module if not node.level else f"checks.{node.module}"
-            names.add(base)
-            names |= {f"{base}.{alias.name}" for alias in node.names}
-    return names
-
-
-def _within(name: str, prefix: str) -> bool:
-    return name == prefix or name.startswith(prefix + ".")
-
-
-def test_checks_never_import_the_driver_the_stack_or_a_client() -> None:
-    offenders = {p.name: sorted(n for n in _imports(p) if any(_within(n, f) for f in FORBIDDEN))
-                 for p in sorted((ROOT / "checks").glob("*.py"))}
-    assert {k: v for k, v in offenders.items() if v} == {}
-
-
-def test_the_import_rule_sees_what_it_must(tmp_path: Path) -> None:
-    """The reader catches a forbidden import however it is written."""
-    sample = tmp_path / "sample.py"
-    sample.write_text("from fixtures import clients\n"
-                      "def f():\n    from psycopg import sql\n"
-                      "if False:\n    import fixtures.stack.launcher\n")
-    found = _imports(sample)
-    assert {"fixtures.clients", "psycopg.sql", "fixtures.stack.launcher"} <= found
 
 
 @pytest.mark.parametrize("tier", TIERS)

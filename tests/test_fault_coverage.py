@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from plugins.invariants import registry
+from plugins.contract.verdict import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from fixtures import probes_runtime as pr
 from fixtures.remedy_sql import kill_statement, resume_statement
 from fixtures.stack.refapp import history
-from plugins.config import ConfigError, load_runbook
-from plugins.contract_runtime import Job, load
-from plugins.invariants import Undecidable
+from plugins.contract.runbook import load_runbook
+from plugins.contract.runtime import Job, load
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = (ROOT / "runbook.toml").read_text()
@@ -325,7 +326,7 @@ def test_duplicate_slots_match_an_oracle(stack, cron: str, tz: str, offsets: lis
     from psycopg import sql as pgsql
 
     from fixtures.clients import Database
-    from plugins.redaction import Redactor
+    from plugins.contract.redaction import Redactor
 
     rb = load_runbook(ROOT / "runbook.toml")
     ex = pr.contract_of(rb).executions
