@@ -31,9 +31,11 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from fixtures import probes, probes_drift, probes_schema
+from fixtures import probes
 from fixtures.clients import Api, Database
-from fixtures.probes_health import EndpointMissing, HealthEndpoints, NoAnswer
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import schema as probes_schema
+from fixtures.probes.health import EndpointMissing, HealthEndpoints, NoAnswer
 from plugins.config import Runbook
 from plugins.drift import Dialects, DriftFinding
 from plugins.invariants import Undecidable, invariant, one_line, violated

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from fixtures import probes_runbook
 from fixtures.clients import Api, Database
+from fixtures.probes import runbook_lint as probes_runbook
 from fixtures.runbook_doc import JqUnsupported, RunbookDoc, parse_jq, resolve_jq
 from plugins.invariants import invariant, violated
 from plugins.runbook_doc import APP_ENV_VARS, LintContract, write_lint_report

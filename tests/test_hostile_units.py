@@ -17,9 +17,9 @@ from allure_commons.model2 import TestResult as AllureResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures import probes_runtime as pr
+from fixtures.probes import runtime as pr
 from fixtures.clients import Api
-from fixtures.probes_health import BadAnswer, json_object
+from fixtures.probes.health import BadAnswer, json_object
 from plugins import json_bounds
 from plugins.config import ConfigError, HttpPolicy, load_runbook
 from plugins.invariants import Undecidable

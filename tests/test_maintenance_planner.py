@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fixtures import probes_maintenance as pm
+from fixtures.probes import maintenance as pm
 from fixtures.clients import Database
 from plugins.config import load_runbook
 from plugins.redaction import Redactor

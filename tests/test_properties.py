@@ -10,7 +10,7 @@ import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.probes import dig
+from fixtures.probes.health import dig
 from plugins.config import ConfigError, load_runbook, load_targets, resolve_target
 from plugins.redaction import MASK, Redactor
 
