@@ -3,8 +3,12 @@
 pytest_plugins = [
     "plugins.guard_imports",
     "plugins.target",
+    # (early: its pytest_configure runs after the later plugins' option checks — a usage error
+    # creates no reports folder — and before allure-pytest creates its results folder)
+    "plugins.reports_dir",
     "plugins.schema_options",
     "plugins.invariants",
+    "plugins.needs_option",
     "plugins.safety",
     "plugins.connection_risk",
     "plugins.drift",

@@ -24,6 +24,7 @@ from fixtures.clients import Api, Database
 from fixtures.probes import runbook_lint as probes_runbook
 from fixtures.runbook_doc import JqUnsupported, RunbookDoc, parse_jq, resolve_jq
 from plugins.invariants import invariant, violated
+from plugins.needs_option import skip_unless_given
 from plugins.runbook_doc import APP_ENV_VARS, LintContract, write_lint_report
 from plugins.target import RunContext
 
@@ -151,8 +152,9 @@ def test_runbook_env_var_names(runbook_doc: RunbookDoc, ctx: RunContext, pytestc
     operator concludes the variable is unset and "fixes" the wrong one."""
     known = ctx.target.options.get(APP_ENV_VARS)
     if known is None:
-        pytest.skip(f"target {ctx.target.name} lists no {APP_ENV_VARS} in {ctx.target.path.name}: "
-                    "the app's variable names are unknown")
+        skip_unless_given(f"targets.{ctx.target.name}.{APP_ENV_VARS}",
+                          f"target {ctx.target.name} lists no {APP_ENV_VARS} in {ctx.target.path.name}: "
+                          "the app's variable names are unknown")
     mentioned = runbook_doc.env_var_lines()
     if not mentioned:
         pytest.skip(f"{runbook_doc.path.name} names no environment variable")

@@ -47,6 +47,7 @@ from plugins.config import Runbook
 from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
+from plugins.needs_option import skip_unless_given
 from plugins.target import RunContext
 
 pytestmark = [pytest.mark.nightly]
@@ -386,8 +387,10 @@ def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeCont
     if not token:
         var = ctx.target.options.get("railway_token_env")
         where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
-        pytest.skip(f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
-                    "replica count cannot be read")
+        key = f"targets.{ctx.target.name}.railway_token_env"
+        skip_unless_given(f"environment variable {var} ({key})" if var else f"{key} (a Railway API token)",
+                          f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
+                          "replica count cannot be read")
     scale = _railway_read(ctx, runbook, token, _railway_option(ctx, "railway_scheduler_service_id"))
     api_id = ctx.target.options.get("railway_api_service_id")
     api = _railway_read(ctx, runbook, token, str(api_id)) if api_id else None

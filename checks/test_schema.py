@@ -27,6 +27,7 @@ from plugins.config import Runbook
 from plugins.contract_schema import SchemaContract
 from plugins.drift import Dialects
 from plugins.invariants import Undecidable, invariant, violated
+from plugins.needs_option import skip_unless_given
 from plugins.schema_options import SchemaOptions
 
 pytestmark = [pytest.mark.nightly]
@@ -42,8 +43,8 @@ def contract(runbook: Runbook) -> SchemaContract:
 @pytest.fixture(scope="module")
 def migration_scan(schema_options: SchemaOptions) -> probes_schema.MigrationScan:
     if schema_options.migrations_dir is None:
-        pytest.skip("no --migrations-dir given (the application's migrations/ folder): "
-                    "nothing to compare production's migration log with")
+        skip_unless_given("--migrations-dir PATH", "no --migrations-dir given (the application's migrations/ "
+                          "folder): nothing to compare production's migration log with")
     return probes_schema.scan_migrations(schema_options.migrations_dir)
 
 
@@ -155,7 +156,8 @@ def test_schema_drift(db: Database, runbook: Runbook, schema_options: SchemaOpti
     if baseline is None or (written is not None and source == written):
         if written is not None:
             pytest.skip(f"baseline written to {written} (sha256 {current.sha256[:12]}); nothing to compare")
-        pytest.skip("no --schema-baseline given: nothing to compare the critical tables' columns with")
+        skip_unless_given("--schema-baseline PATH",
+                          "no --schema-baseline given: nothing to compare the critical tables' columns with")
     if baseline.schema != current.schema:
         raise violated(f"baseline {source} describes schema {baseline.schema!r}, runbook.toml says "
                        f"{current.schema!r}: rewrite the baseline with --write-schema-baseline")

@@ -24,6 +24,7 @@ from fixtures.probes import security as ps
 from plugins.config import Runbook
 from plugins.contract_security import SecurityContract
 from plugins.invariants import Undecidable, invariant, violated
+from plugins.needs_option import skip_unless_given
 from plugins.target import redactor
 
 pytestmark = [pytest.mark.nightly]
@@ -264,8 +265,8 @@ def test_no_secret_in_app_repository(app_repo: Path | None, security: SecurityCo
     read (git failed, a file's content missing, or security.history_scan_timeout_s ran out)
     makes the check undecidable unless something was found anyway."""
     if app_repo is None:
-        pytest.skip("no --app-repo given (nor app_repo in the target profile): "
-                    "the application's code was not scanned")
+        skip_unless_given("--app-repo PATH", "no --app-repo given (nor app_repo in the target profile): "
+                          "the application's code was not scanned")
     policy = security.secret_scan
     result = ps.scan_repository(app_repo, history_timeout_s=security.history_scan_timeout_s, policy=policy)
     if result.files == 0:

@@ -32,6 +32,7 @@ from plugins.contract_report import ReportContract
 from plugins.connection_risk import connection_section
 from plugins.drift import drift_section
 from plugins.invariants import report_invariant, report_outcome, report_remedy, report_retries, report_warnings
+from plugins.needs_option import blocker_lines
 from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
@@ -56,6 +57,13 @@ class Row:
     warnings: list[str] = field(default_factory=list)
     # Idempotent reads the clients had to retry for this check (bounded; see retry_recorder).
     retries: list[str] = field(default_factory=list)
+    # issue 17: per skip, the option that would decide it (None: skipped for another reason)
+    skip_options: list[str | None] = field(default_factory=list)
+
+    def needs_option(self, outcome: str) -> str | None:
+        if outcome != "skipped" or not self.skip_options or None in self.skip_options:
+            return None
+        return ", ".join(dict.fromkeys(o for o in self.skip_options if o))
 
     def merge(self, outcome: str, message: str) -> None:
         self.decided = True
@@ -142,6 +150,7 @@ class CertificatePlugin:
         return self.rows.setdefault(inv.id, Row(inv.id, inv.title, inv.severity, inv.section, inv.remedy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from plugins.needs_option import report_needs_option
         from plugins.server_version import report_server_version
         from plugins.waivers import report_waiver
 
@@ -159,6 +168,8 @@ class CertificatePlugin:
                                 f"{waived['kind']}: {waived['finding']}")
         if result is not None:
             row.merge(*result)
+            if result[0] == "skipped":
+                row.skip_options.append(report_needs_option(report))
         if (remedy := report_remedy(report)) is not None:
             row.remedy = remedy  # this outcome's first step (e.g. rows hidden from the role: give it sight)
         row.warnings.extend(w for w in report_warnings(report) if w not in row.warnings)
@@ -202,8 +213,12 @@ class CertificatePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from plugins.reports_dir import abandon
+
         if not self.rows or self.config.option.collectonly:
             return
+        if abandon(session):
+            return  # a write under --reports-dir failed mid-run: no certificate (exit 3)
         ctx = run_context(self.config)
         red = redactor(self.config)
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
@@ -216,6 +231,7 @@ class CertificatePlugin:
                 "id": row.id, "title": row.title, "severity": row.severity,
                 "section": row.section, "outcome": outcome,
                 "message": red.scrub(" | ".join(messages)),
+                **({"needs_option": option} if (option := row.needs_option(outcome)) else {}),
                 **({"warnings": [red.scrub(w) for w in row.warnings]} if row.warnings else {}),
                 **({"retries": [red.scrub(r) for r in row.retries]} if row.retries else {}),
                 "remedy": red.scrub(row.remedy),
@@ -262,18 +278,19 @@ class CertificatePlugin:
             "invariants": rows,
         }
         body = scrub_value(body, red)
+        # issue 17: the page is rendered first and its digest signed with the rest
+        unsigned_reason = self.unsigned_reason or "no signing key"
+        page = red.scrub(render_markdown({**body, "signature": signing.pending_block(self.signing_key, unsigned_reason)}))
+        body["documents"] = {"certificate.md": signing.document_digest(page)}
         if self.signing_key is not None:
             cert = signing.sign(body, self.signing_key)
         else:
-            cert = signing.unsigned(body, self.unsigned_reason or "no signing key")
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            cert = signing.unsigned(body, unsigned_reason)
+        if not self._write_run_files(session, cert, rows, page):
+            return  # a full disk: one line, exit 3, nothing published (plugins.reports_dir)
         self.path = ctx.run_dir / "certificate.json"
-        _atomic_write(self.path, json.dumps(cert, indent=2, ensure_ascii=False) + "\n")
-        _atomic_write(ctx.run_dir / "certificate.md", red.scrub(render_markdown(cert)))
         self.cert = cert
-        self._write_allure_metadata(cert, rows)
-        self._write_metrics_and_history(cert)
-        _point_latest(ctx.run_dir)
+        self._append_history(cert)
         # 0 means certified: a run whose invariants were skipped is not a pass.
         if not certified and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -311,12 +328,19 @@ class CertificatePlugin:
         return {"comparison": comparison, "build_wait": wait.certificate() if wait is not None else None,
                 "history": history}
 
-    def _write_metrics_and_history(self, cert: dict[str, Any]) -> None:
-        from plugins import metrics
+    def _write_run_files(self, session: pytest.Session, cert: dict[str, Any], rows: list[dict[str, Any]],
+                         page: str) -> bool:
+        """The run's files, all or none (plugins.reports_dir); False: the disk could not take them."""
+        from plugins import metrics, reports_dir
+
+        files = [("certificate.md", page), ("metrics.prom", metrics.openmetrics_text(cert)),
+                 ("certificate.json", json.dumps(cert, indent=2, ensure_ascii=False) + "\n")]
+        return reports_dir.write_all(session, run_context(self.config).run_dir, files,
+                                     before=lambda: self._write_allure_metadata(cert, rows), after=_point_latest)
+
+    def _append_history(self, cert: dict[str, Any]) -> None:
         from plugins.run_history import entry_of
 
-        ctx = run_context(self.config)
-        metrics.write(ctx.run_dir / "metrics.prom", cert)
         if cert["history"]["recorded"]:
             problem = self.history.append(entry_of(cert))
             if problem:
@@ -404,7 +428,7 @@ class CertificatePlugin:
                 terminalreporter.write_line(f"julia-conformance: warning {row.id}: {red.scrub(warning)}", yellow=True)
             for retry in row.retries:
                 terminalreporter.write_line(f"julia-conformance: retry {row.id}: {red.scrub(retry)}", yellow=True)
-        verdict = self.cert["verdict"]
+        verdict = self.cert["verdict"] + (" (interrupted)" if self.cert.get("interrupted") else "")
         rel = os.path.relpath(self.path, Path.cwd())
         sig = self.cert["signature"]
         signed = f"signed {sig['key_id']}" if sig.get("status") == "signed" else "unsigned"
@@ -412,9 +436,8 @@ class CertificatePlugin:
         tw.write_line(f"julia-conformance: {verdict} — certificate {rel} ({signed}; "
                       f"valid until {self.cert['valid_until']})",
                       green=verdict == "certified", red=verdict != "certified", bold=True)
-        block = self.cert["blockers"]
-        if block:
-            tw.write_line(f"julia-conformance: blockers: {', '.join(block)}")
+        for line in blocker_lines(self.cert):  # the real ones, then those waiting for an option
+            tw.write_line(f"julia-conformance: {line}")
         expired = [w for w in self.cert["waivers"] if w["status"] == "expired"]
         if expired:
             tw.write_line("julia-conformance: expired waiver(s) no longer waive: "
@@ -544,12 +567,6 @@ def _check_report_options(config: pytest.Config, contract: ReportContract) -> No
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _point_latest(run_dir: Path) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from plugins.drift import drift_markdown
+from plugins.needs_option import waits_for_option
 
 SEVERITY_ORDER = ("blocker", "critical", "normal", "minor")
 OK_OUTCOMES = ("passed", "waived")
@@ -28,8 +29,19 @@ def _severity_rank(row: dict[str, Any]) -> int:
 
 
 def blockers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows that keep the run from being certified, most severe first."""
-    return sorted((r for r in rows if not is_ok(r["outcome"])), key=lambda r: (_severity_rank(r), r["id"]))
+    """Rows that keep the run from being certified: the real ones (failed, error, skipped for a
+    reason of the target's) most severe first, then those skipped only because an option was
+    not given (``needs_option``, issue 17)."""
+    return sorted((r for r in rows if not is_ok(r["outcome"])),
+                  key=lambda r: (waits_for_option(r), _severity_rank(r), r["id"]))
+
+
+def real_blockers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in blockers(rows) if not waits_for_option(r)]
+
+
+def option_blockers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in blockers(rows) if waits_for_option(r)]
 
 
 def valid_until(finished_at: str, hours: int) -> str:
@@ -99,10 +111,10 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
     out += not_judged_markdown(cert)
     out.append("")
 
-    block = blockers(rows)
-    out.append(f"## Blockers ({len(block)})")
+    block, waiting = real_blockers(rows), option_blockers(rows)
+    out.append(f"## Blockers ({len(block) + len(waiting)})")
     out.append("")
-    if not block:
+    if not block and not waiting:
         out.append("None: every selected invariant passed or is waived.")
     for row in block:
         out.append(f"- **{row['id']}** [{row['severity']}] {row['outcome'].upper()} — {row['title']}")
@@ -112,6 +124,18 @@ def render_markdown(cert: dict[str, Any], remedies: dict[str, str] | None = None
         if remedy:
             out.append(f"  - remedy: {remedy}")
         out.append(f"  - runbook: {row['section']}")
+    if waiting:
+        out.append("")
+        out.append(f"### Not judged: an option was not given ({len(waiting)})")
+        out.append("")
+        out.append("Skipped only because the run was not given what they need; each blocks "
+                   "certification until a run with that option decides it.")
+        out.append("")
+    for row in waiting:
+        out.append(f"- **{row['id']}** [{row['severity']}] SKIPPED — {row['title']}")
+        out.append(f"  - decided by: {row['needs_option']}")
+        if row.get("message"):
+            out.append(f"  - skipped: {row['message']}")
     out.append("")
 
     comparison = cert.get("comparison")

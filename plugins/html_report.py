@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugins.certificate_doc import blockers, headline
+from plugins.certificate_doc import headline, option_blockers, real_blockers
+from plugins.html_first_screen import first_screen
 from plugins.redaction import Redactor
+from plugins.reports_dir import cause
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLURE_CLI = Path("node_modules") / "allure" / "cli.js"
@@ -58,16 +60,20 @@ def report_config(cert: dict[str, Any], categories: list[dict[str, Any]], output
     appends this run to it and shows the runs before in its trends and each test's History."""
     app = cert.get("app") or {}
     sig = cert.get("signature") or {}
-    block = blockers(cert.get("invariants", []))
+    rows = cert.get("invariants", [])
+    waiting = option_blockers(rows)
+    # The first eight variables are on the first screen (issue 17): verdict, the real blockers,
+    # the target and its build; checks waiting for an option come after them.
     variables = {
         "Verdict": "CERTIFIED" if cert.get("verdict") == "certified" else "NOT CERTIFIED",
-        "Blockers": ", ".join(r["id"] for r in block) or "none",
-        "Target": str(cert.get("target")),
-        "Environment": str(cert.get("environment")),
-        "Project ref": str(cert.get("project_ref")),
+        "Blockers": _ids(real_blockers(rows)) or "none",
+        "Target": f"{cert.get('target')} ({cert.get('environment')} · {cert.get('project_ref')})",
         "App git sha": str(app.get("git_sha") or "not reported"),
         "Deployment": str(app.get("deployment_id") or "not reported"),
+        **({"Needs option": _ids(waiting, with_option=True)} if waiting else {}),
         "Valid until": str(cert.get("valid_until")),
+        "Environment": str(cert.get("environment")),
+        "Project ref": str(cert.get("project_ref")),
         "Schema version": str(app.get("schema_version") or "not reported"),
         "API": str(cert.get("api_url") or "—"),
         "Tier": str(cert.get("tier")),
@@ -97,6 +103,14 @@ def report_config(cert: dict[str, Any], categories: list[dict[str, Any]], output
     }
 
 
+def _ids(rows: list[dict[str, Any]], *, with_option: bool = False, shown: int = 12) -> str:
+    """One id a line (the report lets a variable's lines wrap: plugins.html_first_screen)."""
+    lines = [f"{r['id']}: needs {r['needs_option']}" if with_option else r["id"] for r in rows[:shown]]
+    if len(rows) > shown:
+        lines.append(f"… {len(rows) - shown} more (certificate.md)")
+    return "\n".join(lines)
+
+
 def strip_analytics(html: str) -> str:
     return _ANALYTICS.sub("", html)
 
@@ -111,7 +125,10 @@ def build(run_dir: Path, results: Path, cert: dict[str, Any], categories: list[d
     output = run_dir / "html"
     config_path = run_dir / "allurerc.json"
     config = report_config(cert, categories, output, history)
-    config_path.write_text(redactor.scrub(json.dumps(config, indent=2, ensure_ascii=False)) + "\n")
+    try:
+        config_path.write_text(redactor.scrub(json.dumps(config, indent=2, ensure_ascii=False)) + "\n")
+    except OSError as exc:
+        return _unwritable(run_dir, start, cause(exc))
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1"}
     try:
         proc = subprocess.run(
@@ -125,7 +142,22 @@ def build(run_dir: Path, results: Path, cert: dict[str, Any], categories: list[d
         return HtmlResult(None, time.monotonic() - start, f"allure generate could not start: {exc}")
     index = output / "index.html"
     if proc.returncode != 0 or not index.is_file():
-        tail = redactor.scrub((proc.stderr or proc.stdout).strip())[-400:]
+        said = proc.stderr or proc.stdout
+        if "ENOSPC" in said or "EDQUOT" in said:
+            return _unwritable(run_dir, start, "no space left on device" if "ENOSPC" in said else "disk quota exceeded")
+        shutil.rmtree(output, ignore_errors=True)  # no half-built report
+        tail = " ".join(redactor.scrub(said).split())[-400:]
         return HtmlResult(None, time.monotonic() - start, f"allure generate exited {proc.returncode}: {tail}")
-    index.write_text(strip_analytics(index.read_text(encoding="utf-8")), encoding="utf-8")
+    try:
+        index.write_text(first_screen(strip_analytics(index.read_text(encoding="utf-8"))), encoding="utf-8")
+    except OSError as exc:
+        return _unwritable(run_dir, start, cause(exc))
     return HtmlResult(index, time.monotonic() - start)
+
+
+def _unwritable(run_dir: Path, start: float, why: str) -> HtmlResult:
+    """The reports directory could not take the report (issue 17): no half-built report stays,
+    and the note names the directory in one line; the certificate, written before, stands."""
+    shutil.rmtree(run_dir / "html", ignore_errors=True)
+    return HtmlResult(None, time.monotonic() - start,
+                      f"{why} under --reports-dir {run_dir.parent} (the certificate is written, the HTML report is not)")

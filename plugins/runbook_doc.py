@@ -23,6 +23,7 @@ import pytest
 
 from fixtures.runbook_doc import ENV_NAME, RunbookDoc, parse_runbook
 from plugins.config import ConfigError, _check_table, _str_list
+from plugins.needs_option import skip_unless_given
 from plugins.target import redactor, run_context
 
 SECTION = "runbook_lint"
@@ -151,7 +152,7 @@ def runbook_doc(pytestconfig: pytest.Config) -> RunbookDoc:
     """The runbook's commands, parsed once; skips the lint when no document was given."""
     doc = pytestconfig.stash.get(_DOC, None)
     if doc is None:
-        pytest.skip(f"runbook lint needs {OPTION} PATH (the runbook markdown): nothing to lint")
+        skip_unless_given(f"{OPTION} PATH", f"runbook lint needs {OPTION} PATH (the runbook markdown): nothing to lint")
     return doc
 
 

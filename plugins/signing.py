@@ -5,7 +5,9 @@ what it reads must be what the suite wrote. The signature covers the canonical J
 certificate (every field but ``signature``) together with one digest per field and per
 invariant row. The digests add no trust of their own (the signature already covers every
 byte); they let a verifier *name* the field that was changed after signing instead of only
-saying "bad signature".
+saying "bad signature". The body also holds ``documents``: the sha256 of every file
+written beside the certificate for people to read (certificate.md), so the signature covers
+them too and ``julia-conformance-verify`` names a page edited after signing.
 
 Canonical JSON: keys sorted, no insignificant whitespace, UTF-8, no floats (the certificate
 holds only strings, integers, booleans, null, lists and objects). For such documents this is
@@ -162,6 +164,22 @@ def sign(body: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
         "value": base64.b64encode(key.sign(_signed_bytes(body, digests))).decode(),
     }
     return {**body, SIGNATURE_FIELD: block}
+
+
+def pending_block(key: Ed25519PrivateKey | None, reason: str) -> dict[str, Any]:
+    """The ``signature`` block as far as it is known before signing: what certificate.md says
+    of the signature. The page is written before the body is signed, since the body holds the
+    page's digest (``documents``)."""
+    if key is None:
+        return {"status": "unsigned", "reason": reason}
+    return {"status": "signed", "algorithm": ALGORITHM, "key_id": key_id(key.public_key())}
+
+
+def document_digest(text: str) -> dict[str, Any]:
+    """What the certificate records of a file written beside it (``documents``): the sha256
+    of its UTF-8 bytes, and their number."""
+    data = text.encode("utf-8")
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
 def unsigned(body: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -138,8 +138,9 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id, run_dir = wi["jc_run_id"], Path(wi["jc_run_dir"])
     else:
         run_id, run_dir = _controller_run_info(config, target)
-        if target.local and not config.option.collectonly:
-            # SIGTERM (CI cancelling, `timeout`) must tear the stack down like Ctrl-C does.
+        if not config.option.collectonly:
+            # SIGTERM (CI cancelling, `timeout`) ends the run like Ctrl-C does, on every target:
+            # the local stack is torn down and an `interrupted` certificate is written (exit 2).
             signal.signal(signal.SIGTERM, _terminate_gracefully)
 
     # allure-pytest writes its results under the run's folder unless told otherwise (not

@@ -2,7 +2,8 @@
 
 Exit 0 when the certificate's Ed25519 signature verifies against the given public key (and it
 has not expired, and — with ``--require-certified`` — its verdict is ``certified``); exit 1
-naming what is wrong (a field changed after signing, another key, unsigned, expired); exit 4
+naming what is wrong (a field changed after signing, another key, unsigned, expired, a page
+beside it — certificate.md — edited after signing: its sha256 is in the signed body); exit 4
 for unusable input (no such file, not JSON, not a key). ``--generate-keypair PREFIX`` writes a
 new key pair (PREFIX.key, mode 0600, and PREFIX.pub) for ``signing_key_env``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -64,11 +66,44 @@ def parse_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
 
 
+def documents(cert: dict[str, Any], folder: Path) -> tuple[list[str], list[str], list[str]]:
+    """The files the certificate signed the digest of (``documents``: certificate.md), as
+    found beside it: problems (changed after signing), notes (not there to check) and the
+    names found unchanged."""
+    signed = cert.get("documents")
+    if not isinstance(signed, dict):
+        return [], ["no page is covered by the signature (a certificate written before issue 17)"], []
+    problems, notes, unchanged = [], [], []
+    for name, entry in sorted(signed.items()):
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if Path(name).name != name or not isinstance(digest, str):
+            problems.append(f"documents.{name}: not a file name with its sha256")
+            continue
+        try:
+            data = (folder / name).read_bytes()
+        except FileNotFoundError:
+            notes.append(f"{name} not found beside the certificate: not checked")
+            continue
+        except OSError as exc:
+            problems.append(f"{name}: cannot read: {exc}")
+            continue
+        now = hashlib.sha256(data).hexdigest()
+        if now != digest:
+            problems.append(f"{name}: changed after signing (its sha256 is {now[:16]}…, the certificate "
+                            f"signed {digest[:16]}…)")
+        else:
+            unchanged.append(name)
+    return problems, notes, unchanged
+
+
 def check(cert: dict[str, Any], public: signing.Ed25519PublicKey, *, now: dt.datetime,
-          allow_expired: bool = False, require_certified: bool = False) -> list[str]:
-    """Every reason not to trust the certificate (empty: trust it)."""
+          allow_expired: bool = False, require_certified: bool = False, folder: Path | None = None) -> list[str]:
+    """Every reason not to trust the certificate (empty: trust it); with ``folder``, also
+    the pages beside it whose digest it signed."""
     result = signing.verify(cert, public)
     problems = list(result.problems)
+    if result.ok and folder is not None:
+        problems += documents(cert, folder)[0]
     if result.ok and not allow_expired:
         until = cert.get("valid_until")
         try:
@@ -118,14 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageProblem as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    problems = check(cert, public, now=dt.datetime.now(dt.timezone.utc),
-                     allow_expired=args.allow_expired, require_certified=args.require_certified)
+    problems = check(cert, public, now=dt.datetime.now(dt.timezone.utc), allow_expired=args.allow_expired,
+                     require_certified=args.require_certified, folder=path.parent)
     if problems:
         for problem in problems:
             print(f"{PROG}: INVALID {path}: {problem}")
         return EXIT_INVALID
+    _, notes, unchanged = documents(cert, path.parent)
     print(f"{PROG}: OK {path}: signed by {signing.key_id(public)}; verdict {cert.get('verdict')}; "
-          f"target {cert.get('target')}; valid until {cert.get('valid_until')}")
+          f"target {cert.get('target')}; valid until {cert.get('valid_until')}"
+          + (f"; {', '.join(unchanged)} unchanged" if unchanged else "")
+          + "".join(f"; {note}" for note in notes))
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ import json
 import httpx
 import pytest
 
-from fixtures.stack.launcher import NativeStack
+from fixtures.stack.backends.native import NativeStack
 from tests.conftest import expect
 from tests.hostile_servers import HostileApi, Streamed, gzip_bomb, large_json, trickle
 from tests.loopback import Canned, LoopbackApi

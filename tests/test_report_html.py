@@ -11,8 +11,9 @@ import re
 from pathlib import Path
 
 from fixtures.stack.backends.native import NativeStack
-from tests.browser import closed_port, rendered_text, screenshot
+from tests.browser import closed_port, geometry, rendered_text, screenshot
 from tests.conftest import run_suite
+from tests.test_report_first_view import SEEN_FIRST, WINDOW
 
 HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py")
 
@@ -38,6 +39,12 @@ def test_report_shows_the_verdict_in_a_browser(healthy: NativeStack, suite, sql)
     assert "JC-GUARD-01 · app_settings.environment equals the target's APP_ENV" in text
     png = screenshot(index, run.run_dir / "report-screenshot.png")
     assert png.stat().st_size > 10_000
+    # issue 17: at 1400×1000 the first screen holds the headline and the real blockers, unscrolled
+    seen = geometry(index, {"title": SEEN_FIRST["title"], "blockers": SEEN_FIRST["blockers"]}, WINDOW)
+    assert seen["scrollY"] == 0 and seen["maxScrollTop"] == 0, seen
+    assert seen["elements"]["title"]["text"].startswith(headline), seen
+    assert seen["elements"]["blockers"]["text"] == "Blockers" + "\n".join(run.certificate["blockers"]), seen
+    assert all(0 <= box["top"] and box["bottom"] <= seen["innerHeight"] for box in seen["elements"].values()), seen
 
 
 _EXTERNAL = re.compile(r"""(?:\b(?:src|href|action|poster|data)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])(?:https?:)?//""",
