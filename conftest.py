@@ -20,5 +20,6 @@ pytest_plugins = [
     "plugins.server_version",
     "plugins.runbook_doc",
     "plugins.app_repo",
+    "plugins.run_database",
     "fixtures.connections",
 ]

@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import Figures, machine  # noqa: E402
-from plugins.config import load_runbook  # noqa: E402
-from plugins.redaction import _BEARER, _DSN_PASSWORD, _KV_PASSWORD, MASK, Redactor  # noqa: E402
-from tests.hostile_servers import HostileApi, Streamed, gzip_bomb, trickle  # noqa: E402
+from plugins.contract.redaction import MASK, _BEARER, _DSN_PASSWORD, _KV_PASSWORD, Redactor
+from plugins.contract.runbook import load_runbook
+from tests.hostile_servers import HostileApi, Streamed, gzip_bomb, trickle
 
 SECTION = "## Hostile target (bench/hostile.py)"
 SIZES = (("40 KB", 40_000), ("80 KB", 80_000), ("5 MB", 5_000_000), ("50 MB", 50_000_000))
@@ -114,8 +114,8 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import httpx
 from fixtures.clients import Api
-from plugins.config import load_runbook
-from plugins.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.redaction import Redactor
 url, mode = sys.argv[2], sys.argv[3]
 
 
@@ -174,7 +174,7 @@ def _closed_port() -> int:
 
 def bench_time(fig: Figures, with_run: bool) -> None:
     from fixtures.clients import Api
-    from plugins.invariants import Undecidable
+    from plugins.contract.verdict import Undecidable
 
     http = load_runbook(ROOT / "runbook.toml").http
     fig.say(f"3. time (http.read_timeout_s = {http.read_timeout_s:g}, http.total_timeout_s = {http.total_timeout_s:g}):")

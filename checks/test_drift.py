@@ -36,9 +36,10 @@ from fixtures.clients import Api, Database
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import schema as probes_schema
 from fixtures.probes.health import EndpointMissing, HealthEndpoints, NoAnswer
-from plugins.config import Runbook
-from plugins.drift import Dialects, DriftFinding
-from plugins.invariants import Undecidable, invariant, one_line, violated
+from plugins.contract.drift import Dialects, DriftFinding
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, one_line, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly]
 

@@ -18,11 +18,12 @@ from fixtures import probes
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import health as probes_health
 from fixtures.probes.health import HealthEndpoints, Reported, odd_one_out
-from plugins.config import Runbook
-from plugins.contract_health import HealthContract
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext
+from plugins.contract.drift import Dialects
+from plugins.contract.health import HealthContract
+from plugins.contract.runbook import Runbook
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 

@@ -23,9 +23,10 @@ from fixtures import probes
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import health as probes_health
 from fixtures.probes.health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
-from plugins.config import Runbook
-from plugins.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
-from plugins.invariants import Undecidable, invariant, one_line, violated
+from plugins.contract.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, one_line, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 

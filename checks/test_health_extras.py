@@ -19,12 +19,22 @@ from fixtures.clients import Database, EndpointResponse
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import health as probes_health
 from fixtures.probes.health import (
-    AppError, BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, NoCounters, dig, json_object, parse_circuits,
-    parse_rate, parse_schema,
+    AppError,
+    BadAnswer,
+    EndpointMissing,
+    HealthEndpoints,
+    NoAnswer,
+    NoCounters,
+    dig,
+    json_object,
+    parse_circuits,
+    parse_rate,
+    parse_schema,
 )
-from plugins.config import Runbook
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.drift import Dialects
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly]
 

@@ -21,11 +21,19 @@ import pytest
 from fixtures.clients import Database
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import maintenance as pm
-from plugins.config import RUNBOOK_DIALECT, Runbook
-from plugins.contract_maintenance import HighVolumeTable, MaintenanceContract, RequiredIndex, create_index_statement
-from plugins.drift import Dialect, Dialects, DriftFinding, DriftViolation, at_key
-from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext, redactor
+from plugins.contract.dialects import RUNBOOK_DIALECT, at_key
+from plugins.contract.drift import Dialect, Dialects, DriftFinding, DriftViolation
+from plugins.contract.maintenance import (
+    HighVolumeTable,
+    MaintenanceContract,
+    RequiredIndex,
+    create_index_statement,
+)
+from plugins.contract.runbook import Runbook
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
+from plugins.target import redactor
 
 pytestmark = [pytest.mark.nightly]
 

@@ -23,10 +23,12 @@ import pytest
 from fixtures.clients import Api, Database
 from fixtures.probes import runbook_lint as probes_runbook
 from fixtures.runbook_doc import JqUnsupported, RunbookDoc, parse_jq, resolve_jq
-from plugins.invariants import invariant, violated
+from plugins.contract.runbook_lint import LintContract
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
-from plugins.runbook_doc import APP_ENV_VARS, LintContract, write_lint_report
-from plugins.target import RunContext
+from plugins.runbook_doc import APP_ENV_VARS, write_lint_report
 
 # Not postdeploy (it lints a document, not a deploy); nightly only with --runbook-doc
 # (plugins.runbook_doc adds the marker then).

@@ -43,12 +43,13 @@ from psycopg import sql
 from fixtures.clients import Database, SafeRedis
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import runtime as pr
-from plugins.config import Runbook
-from plugins.contract_runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.drift import Dialects
+from plugins.contract.runbook import Runbook
+from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
-from plugins.target import RunContext
 
 pytestmark = [pytest.mark.nightly]
 

@@ -23,10 +23,11 @@ from fixtures.clients import Api, Database
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import schema as probes_schema
 from fixtures.probes.health import HealthEndpoints
-from plugins.config import Runbook
-from plugins.contract_schema import SchemaContract
-from plugins.drift import Dialects
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.drift import Dialects
+from plugins.contract.runbook import Runbook
+from plugins.contract.schema import SchemaContract
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 from plugins.schema_options import SchemaOptions
 

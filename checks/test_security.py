@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from plugins.target import RunContext
+from plugins.contract.targets import RunContext
 
 from fixtures.clients import Database
 from fixtures.probes import security as ps
-from plugins.config import Runbook
-from plugins.contract_security import SecurityContract
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.runbook import Runbook
+from plugins.contract.security import SecurityContract
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 from plugins.target import redactor
 

@@ -26,9 +26,10 @@ from typing import Any
 
 import pytest
 
-from plugins import json_bounds
-from plugins.contract_report import ReportContract
-from plugins.invariants import Invariant, Undecidable, Violation, invariant_of, report_retries, report_warnings
+from fixtures import json_bounds
+from plugins.contract.report import ReportContract
+from plugins.contract.verdict import Invariant, Undecidable, Violation
+from plugins.invariants import invariant_of, report_retries, report_warnings
 from plugins.target import redactor, run_context
 
 TIERS = ("postdeploy", "nightly", "premerge", "mutates")

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import tenacity
 
-from plugins.invariants import Undecidable, one_line
+from plugins.contract.verdict import Undecidable, one_line
 
 # The deployment never reported the expected build within --wait-timeout: nothing was judged.
 # (pytest keeps 5 for "no tests collected"; the suite's own codes are 0-4.)

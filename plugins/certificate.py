@@ -27,11 +27,17 @@ import pytest
 
 from plugins import signing
 from plugins.certificate_doc import blockers, compare, render_markdown, valid_until
-from plugins.config import ConfigError
-from plugins.contract_report import ReportContract
 from plugins.connection_risk import connection_section
+from plugins.contract.report import ReportContract
+from plugins.contract.toml_schema import ConfigError
 from plugins.drift import drift_section
-from plugins.invariants import report_invariant, report_outcome, report_remedy, report_retries, report_warnings
+from plugins.invariants import (
+    report_invariant,
+    report_outcome,
+    report_remedy,
+    report_retries,
+    report_warnings,
+)
 from plugins.needs_option import blocker_lines
 from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context

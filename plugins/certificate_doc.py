@@ -10,17 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from plugins.contract.verdict import is_ok
 from plugins.drift import drift_markdown
 from plugins.needs_option import waits_for_option
 
 SEVERITY_ORDER = ("blocker", "critical", "normal", "minor")
-OK_OUTCOMES = ("passed", "waived")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def is_ok(outcome: str) -> bool:
-    """Passed, or waived by an unexpired waiver: neither blocks certification."""
-    return outcome in OK_OUTCOMES
 
 
 def _severity_rank(row: dict[str, Any]) -> int:

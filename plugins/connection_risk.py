@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from plugins.config import Target
-from plugins.invariants import Undecidable, one_line
+from plugins.contract.targets import Target
+from plugins.contract.verdict import Undecidable, one_line
 from plugins.target import redactor, run_context
 
 SAFE_SSLMODES = ("require", "verify-ca", "verify-full")
@@ -164,7 +164,7 @@ def _inspect_role(config: pytest.Config, report: ConnectionReport) -> None:
     import psycopg
 
     from fixtures.probes import role as probes_role
-    from fixtures.connections import run_database
+    from plugins.run_database import run_database
     from fixtures.row_gate import RowGate
 
     ctx = run_context(config)
@@ -197,7 +197,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     report = config.stash.get(_REPORT, None)
     if report is None or not report.judged or _is_worker(config) or config.option.collectonly:
         return
-    from fixtures.connections import close_run_database
+    from plugins.run_database import close_run_database
 
     _inspect_role(config, report)
     # Under xdist the workers open their own connections: the controller's is not kept.
@@ -211,7 +211,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # A run whose checks never asked for the database (the db fixture closes it otherwise).
     if config.stash.get(_REPORT, None) is not None:
-        from fixtures.connections import close_run_database
+        from plugins.run_database import close_run_database
 
         close_run_database(config)
 

@@ -16,175 +16,35 @@ route is not an outage, and an operator at 3 a.m. must not roll back for it. But
 not hide an outage either: where the check's own rule, applied to the reading of the dialect
 the deployment speaks, finds the invariant broken (a part in error, a circuit open), it
 raises ``DriftViolation`` — "failed", the fault first, the drift beside it.
+
+The findings, the dialects and both exceptions are contract vocabulary
+(plugins.contract.drift); this module records them on the reports and writes the section.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from plugins.config import DISAGREEMENTS, RUNBOOK_DIALECT, ConfigError, Runbook, _load_toml, _overlay, dialect_path
-from plugins.invariants import Undecidable, Violation, invariant_of, one_line
+from plugins.contract.dialects import RUNBOOK_DIALECT
+from plugins.contract.drift import (
+    Dialects,
+    DriftFinding,
+    DriftUndecidable,
+    DriftViolation,
+    declared_entries,
+    quote,
+)
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import one_line
+from plugins.invariants import invariant_of
 from plugins.target import redactor, run_context
 
 DRIFT_PROP = "jc_drift"
 DRIFT_CHECK = "JC-DRIFT-01"  # checks/test_drift.py: its Allure result carries the drift section
-
-
-@dataclass(frozen=True)
-class DriftFinding:
-    """One disagreement: ``key`` of the runbook contract (dotted), what the runbook says,
-    what the deployment says or was seen to say, and where it was seen ("" = declared in
-    the dialect file, not observed)."""
-
-    key: str
-    runbook: Any
-    deployment: Any
-    observed: str = ""
-    note: str = ""
-
-    def describe(self) -> str:
-        text = f"{self.key}: runbook {_quote(self.runbook)}, deployment {_quote(self.deployment)}"
-        if self.observed:
-            text += f" ({self.observed})"
-        return text + (f" — {self.note}" if self.note else "")
-
-    def entry(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v != "" or k in ("runbook", "deployment")}
-
-
-def _quote(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-
-
-class DriftUndecidable(Undecidable):
-    """The check cannot judge because the deployment spells a name otherwise (not an outage)."""
-
-    def __init__(self, message: str, findings: Iterable[DriftFinding]) -> None:
-        self.findings = tuple(findings)
-        super().__init__(message, evidence={"drift": [f.entry() for f in self.findings]})
-
-
-class DriftViolation(Violation):
-    """Read in the dialect the deployment speaks, the invariant is broken: a real fault,
-    reported with the drift that hid it from the dialect in force."""
-
-    def __init__(self, message: str, findings: Iterable[DriftFinding]) -> None:
-        self.findings = tuple(findings)
-        super().__init__(message, evidence={"drift": [f.entry() for f in self.findings]})
-
-
-# --- the contract as raw data, per dialect --------------------------------------------------
-
-
-def raw_contract(runbook_path: Path, dialect: str) -> dict[str, Any]:
-    """runbook.toml with the dialect's respellings applied (the data checks read)."""
-    raw = _load_toml(runbook_path)
-    if dialect != RUNBOOK_DIALECT:
-        over = _load_toml(dialect_path(runbook_path, dialect))
-        over.pop(DISAGREEMENTS, None)  # facts beside the contract, not respellings of it
-        _overlay(raw, over, dialect_path(runbook_path, dialect))
-    return raw
-
-
-def at_key(raw: dict[str, Any], key: str) -> Any:
-    node: Any = raw
-    for step in key.split("."):
-        if not isinstance(node, dict) or step not in node:
-            return None
-        node = node[step]
-    return node
-
-
-def leaf_diff(a: Any, b: Any, key: str) -> list[tuple[str, Any, Any]]:
-    """(dotted key, a's value, b's value) for every leaf where a and b differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[tuple[str, Any, Any]] = []
-        for k in [*a, *(k for k in b if k not in a)]:
-            out += leaf_diff(a.get(k), b.get(k), f"{key}.{k}")
-        return out
-    return [] if a == b else [(key, a, b)]
-
-
-def known_dialects(runbook_path: Path) -> list[str]:
-    """"runbook" and every dialects/*.toml beside runbook.toml, in name order."""
-    folder = dialect_path(runbook_path, "x").parent
-    names = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
-    return [RUNBOOK_DIALECT, *(n for n in names if n != RUNBOOK_DIALECT)]
-
-
-@dataclass
-class Dialect:
-    name: str
-    runbook: Runbook
-    raw: dict[str, Any]
-
-
-@dataclass
-class Dialects:
-    """The dialect in force and every other one this project knows.
-
-    A name the dialect in force cannot read is *drift* — not an outage — exactly when the
-    deployment's answer reads in another known dialect: then we know what the deployment
-    says instead, and can quote both sides. An answer no dialect reads stays the fault it
-    looks like.
-    """
-
-    in_force: Dialect
-    runbook_raw: dict[str, Any]
-    others: list[Dialect] = field(default_factory=list)
-    unusable: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, runbook: Runbook) -> Dialects:
-        from plugins.config import load_runbook
-
-        in_force = Dialect(runbook.dialect, runbook, raw_contract(runbook.path, runbook.dialect))
-        found = cls(in_force, raw_contract(runbook.path, RUNBOOK_DIALECT))
-        for name in known_dialects(runbook.path):
-            if name == runbook.dialect:
-                continue
-            try:
-                found.others.append(Dialect(name, load_runbook(runbook.path, name), raw_contract(runbook.path, name)))
-            except ConfigError as exc:
-                found.unusable[name] = str(exc)
-        return found
-
-    def findings(self, other: Dialect, keys: Iterable[str], observed: str) -> list[DriftFinding]:
-        """Where ``other`` (which reads the deployment's answer) differs from the dialect in
-        force on ``keys``: the runbook's words against the deployment's."""
-        out: list[DriftFinding] = []
-        for key in keys:
-            for leaf, ours, theirs in leaf_diff(at_key(self.in_force.raw, key), at_key(other.raw, key), key):
-                runbook_side = at_key(self.runbook_raw, leaf)
-                note = ""
-                if other.name == RUNBOOK_DIALECT:
-                    note = (f"dialects/{self.in_force.name}.toml respells it {_quote(ours)}, but the deployment "
-                            "speaks the runbook's words here: the dialect is stale")
-                out.append(DriftFinding(leaf, runbook_side, theirs, observed, note))
-        return out
-
-
-def fault_message(problem: str, dialect: str, path: str, findings: Iterable[DriftFinding]) -> str:
-    """A fault seen through the dialect the deployment speaks, with the drift beside it."""
-    listed = "; ".join(f.describe() for f in findings)
-    return one_line(f"{problem} (read in dialect {dialect!r}, {path}); also drift from the runbook's words: {listed}",
-                    600)
-
-
-def drift_message(what: str, dialect: str, findings: Iterable[DriftFinding]) -> str:
-    """The one line of a check that met drift: what it could not read, and both sides."""
-    listed = "; ".join(f.describe() for f in findings)
-    return one_line(
-        f"drift, not an outage: {what} — the deployment speaks dialect {dialect!r} here (judge it with "
-        f"`dialect = \"{dialect}\"` in targets.toml; fix the runbook from the drift section): {listed}",
-        600,
-    )
 
 
 def drift_markdown(cert: dict[str, Any]) -> list[str]:
@@ -209,7 +69,7 @@ def drift_markdown(cert: dict[str, Any]) -> list[str]:
             where = e.get("observed") or e.get("declared_in") or ""
             if e.get("invariants"):
                 where += f" ({', '.join(e['invariants'])})"
-            out.append(f"| `{e['key']}` | {_cell(_quote(e.get('runbook')))} | {_cell(_quote(e.get('deployment')))} | "
+            out.append(f"| `{e['key']}` | {_cell(quote(e.get('runbook')))} | {_cell(quote(e.get('deployment')))} | "
                        f"{_cell(where + (' — ' + e['note'] if e.get('note') else ''))} |")
     return [*out, ""]
 
@@ -283,13 +143,6 @@ def _allure_section(item: pytest.Item, report: pytest.TestReport) -> None:
         pass
 
 
-def declared_entries(rb: Runbook) -> list[dict[str, Any]]:
-    """The dialect file's respellings, as drift entries (``declared_in`` the file)."""
-    source = f"dialects/{rb.dialect}.toml"
-    return [{**DriftFinding(d.key, d.runbook, d.deployment, note=f"read from {d.source}" if d.source else "").entry(),
-             "declared_in": source} for d in rb.drift]
-
-
 class DriftCollector:
     """Gathers observed drift from every report (also xdist workers'), for the certificate."""
 
@@ -305,7 +158,7 @@ class DriftCollector:
             if key != DRIFT_PROP:
                 continue
             entry = json.loads(value)
-            ident = (entry["key"], _quote(entry.get("runbook")), _quote(entry.get("deployment")))
+            ident = (entry["key"], quote(entry.get("runbook")), quote(entry.get("deployment")))
             kept = self.observed.setdefault(ident, {**entry, "invariants": []})
             if inv is not None and inv.id not in kept["invariants"]:
                 kept["invariants"].append(inv.id)

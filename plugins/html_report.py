@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from plugins.certificate_doc import headline, option_blockers, real_blockers
+from plugins.contract.redaction import Redactor
 from plugins.html_first_screen import first_screen
-from plugins.redaction import Redactor
 from plugins.reports_dir import cause
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,16 +10,22 @@ rendered as short, readable lines: an operator at 3 a.m. reads a cause, not a tr
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable, TypeVar
 
 import pytest
 
+from plugins.contract.verdict import (
+    UNDEFINED_NAMES,
+    Invariant,
+    Undecidable,
+    Violation,
+    declare,
+    declared,
+    one_line,
+)
 from plugins.target import redactor
 
-SEVERITIES = ("blocker", "critical", "normal", "minor")
-_ID_PREFIX = "JC-"
 _PROP = "jc_invariant"
 _OUTCOME_PROP = "jc_outcome"
 _MESSAGE_PROP = "jc_message"
@@ -27,24 +33,11 @@ WARNING_PROP = "jc_warning"
 RETRY_PROP = "jc_retry"
 REMEDY_PROP = "jc_remedy"
 
-# Retries the clients made since the last test report (see note_retry): one list per run,
+# Retries the clients made since the last test report (see retry_recorder): one list per run,
 # kept in the config's stash.
 _RETRY_LOG = pytest.StashKey[list[str]]()
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Invariant:
-    id: str
-    title: str
-    severity: str
-    section: str
-    remedy: str
-    area: str
-
-
-_REGISTRY: dict[str, Invariant] = {}
 
 
 def invariant(
@@ -60,24 +53,10 @@ def invariant(
 
     ``id`` is ``JC-<AREA>-<nn>``; ``severity`` is ``blocker`` for anything the runbook says
     means rollback; ``section`` names the runbook section (``"Health Checks › /health/deep"``);
-    ``remedy`` is the first thing to do, in our words.
+    ``remedy`` is the first thing to do, in our words. The metadata is validated and kept by
+    plugins.contract.verdict; this marks the check with its id.
     """
-    if not id.startswith(_ID_PREFIX) or id.count("-") != 2:
-        raise ValueError(f"invariant id {id!r} must look like JC-<AREA>-<nn>")
-    if severity not in SEVERITIES:
-        raise ValueError(f"invariant {id}: severity must be one of {SEVERITIES}")
-    inv = Invariant(
-        id=id,
-        title=title,
-        severity=severity,
-        section=section,
-        remedy=" ".join(remedy.split()),
-        area=area or id.split("-")[1],
-    )
-    previous = _REGISTRY.get(id)
-    if previous is not None and previous != inv:
-        raise ValueError(f"invariant id {id} is declared twice with different metadata")
-    _REGISTRY[id] = inv
+    declare(id, title=title, severity=severity, section=section, remedy=remedy, area=area)
 
     def mark(func: F) -> F:
         return pytest.mark.invariant(id)(func)
@@ -89,49 +68,7 @@ def invariant_of(item: pytest.Item) -> Invariant | None:
     marker = item.get_closest_marker("invariant")
     if marker is None or not marker.args:
         return None
-    return _REGISTRY.get(marker.args[0])
-
-
-def registry() -> dict[str, Invariant]:
-    return dict(_REGISTRY)
-
-
-class Violation(AssertionError):
-    """The target breaks the invariant. Message: what was expected, what was found."""
-
-    def __init__(self, message: str, *, evidence: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.evidence = evidence
-
-
-class Undecidable(Exception):
-    """The check could not reach or read what it needs to decide (outcome: error).
-
-    ``remedy`` replaces the invariant's own on this outcome when the first thing to do is
-    not the invariant's remedy (rows hidden from the suite's role call for sight, never for
-    the INSERT a missing row would)."""
-
-    def __init__(self, message: str, *, evidence: Any = None, remedy: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.evidence = evidence
-        self.remedy = remedy
-
-
-def violated(message: str, *, evidence: Any = None) -> Violation:
-    """Build a Violation (``raise violated(...)``) — one place that shapes the message."""
-    return Violation(message, evidence=evidence)
-
-
-# PostgreSQL's excerpt of the statement under an error ("LINE 3: FROM "public"."x" e" and a
-# caret line), flattened to one line: noise in a verdict, which names the cause instead.
-_STATEMENT_EXCERPT = re.compile(r"\s*\bLINE \d+: .*?\^")
-
-
-def one_line(text: str, limit: int = 400) -> str:
-    flat = _STATEMENT_EXCERPT.sub("", " ".join(str(text).split()))
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return declared(marker.args[0])
 
 
 @pytest.fixture
@@ -161,6 +98,12 @@ def retry_recorder(config: pytest.Config) -> Callable[[str], None]:
     return note
 
 
+@pytest.fixture(scope="session")
+def retry_note(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """The run's retry recorder, for the clients fixtures.connections builds."""
+    return retry_recorder(pytestconfig)
+
+
 def report_retries(report: pytest.TestReport) -> list[str]:
     return [str(value) for key, value in report.user_properties if key == RETRY_PROP]
 
@@ -170,10 +113,6 @@ def report_retries(report: pytest.TestReport) -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): set by @invariant")
-
-
-# SQLSTATEs of a name a statement uses that the database does not have.
-UNDEFINED_NAMES = {"42P01": "table", "42703": "column", "3F000": "schema"}
 
 
 def database_error(exc: BaseException | None, config: pytest.Config) -> str | None:

@@ -4,31 +4,19 @@ A check that cannot run without something the operator did not give (``--app-rep
 ``--migrations-dir``, a Railway API token, …) is not certified, yet it found nothing wrong
 either. It raises :func:`skip_unless_given` instead of ``pytest.skip``: the skip carries the
 option, the certificate row says it (``needs_option``), and certificate.md and the HTML report
-list such checks after the real failures, each with the option that would decide it.
+list such checks after the real failures, each with the option that would decide it. (The skip
+itself is fixtures.option_skip's: a fixture raises it too, and fixtures import no hook module.)
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
+from fixtures.option_skip import NeedsOption, skip_unless_given  # noqa: F401 - skip_unless_given: the checks' import
+
 _PROP = "jc_needs_option"
-
-
-class NeedsOption(pytest.skip.Exception):  # type: ignore[misc,name-defined]
-    """A skip (pytest's own outcome) that names the option that would decide the check."""
-
-    def __init__(self, reason: str, option: str) -> None:
-        super().__init__(msg=reason)
-        self.option = option
-
-
-def skip_unless_given(option: str, reason: str) -> NoReturn:
-    """Skip the check: ``reason`` says what is missing, ``option`` what would decide it
-    (``--app-repo PATH``, ``environment variable JC_PROD_RAILWAY_TOKEN (targets.prod.railway_token_env)``)."""
-    __tracebackhide__ = True  # the skip is reported where the check called this
-    raise NeedsOption(reason, option)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)

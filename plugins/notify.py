@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from plugins.invariants import one_line
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.verdict import one_line
 
 TOTAL_TIMEOUT_S = 15.0
 # Per phase (connect, write, read, pool), never longer than the total deadline.

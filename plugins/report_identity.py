@@ -13,10 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from plugins.config import Runbook
-from plugins.contract_report import ReportContract
-from plugins.invariants import Undecidable, one_line
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.report import ReportContract
+from plugins.contract.runbook import Runbook
+from plugins.contract.verdict import Undecidable, one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugins.certificate_doc import is_ok
+from plugins.contract.verdict import is_ok
 
 HISTORY_DIR = "history"
 RUNS_FILE = "runs.jsonl"

@@ -6,67 +6,29 @@ tried read-only against the target (checks/test_runbook_lint.py, marker ``runboo
 lint belongs to the nightly run only when a document is given: without one there is
 nothing to lint, and its checks skip saying so.
 
-runbook.toml ``[runbook_lint]`` says how the document names production (its URL), which
-table columns list variable names, and how a placeholder literal looks; the target profile
-may list the app's real variable names (``app_env_vars`` in targets.toml).
+runbook.toml ``[runbook_lint]`` (plugins.contract.runbook_lint) says how the document names
+production (its URL), which table columns list variable names, and how a placeholder literal
+looks; the target profile may list the app's real variable names (``app_env_vars`` in
+targets.toml).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures.runbook_doc import ENV_NAME, RunbookDoc, parse_runbook
-from plugins.config import ConfigError, _check_table, _str_list
+from plugins.contract.runbook_lint import SECTION, LintContract
+from plugins.contract.toml_schema import ConfigError
 from plugins.needs_option import skip_unless_given
 from plugins.target import redactor, run_context
 
-SECTION = "runbook_lint"
 OPTION = "--runbook-doc"
 APP_ENV_VARS = "app_env_vars"
 REPORT_DIR = "runbook-lint"
-
-
-@dataclass(frozen=True)
-class LintContract:
-    """runbook.toml ``[runbook_lint]``."""
-
-    production_urls: tuple[str, ...]
-    env_table_columns: tuple[str, ...]
-    placeholder: re.Pattern[str]
-
-
-_SPEC = {
-    "production_urls": (list, True),
-    "env_table_columns": (list, True),
-    "placeholder_pattern": (str, True),
-}
-
-
-def parse(path: Path, table: dict[str, Any]) -> LintContract:
-    """Strict: an unknown key, a wrong type or a bad value names ``runbook_lint.<key>``."""
-    _check_table(path, SECTION, table, _SPEC)
-    urls = _str_list(path, f"{SECTION}.production_urls", table["production_urls"])
-    for i, url in enumerate(urls):
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{path}: {SECTION}.production_urls[{i}]: must start with http:// or https://, got {url!r}"
-            )
-    columns = _str_list(path, f"{SECTION}.env_table_columns", table["env_table_columns"], nonempty=False)
-    try:
-        placeholder = re.compile(table["placeholder_pattern"])
-    except re.error as exc:
-        raise ConfigError(f"{path}: {SECTION}.placeholder_pattern: not a regular expression ({exc})") from None
-    return LintContract(
-        production_urls=tuple(u.rstrip("/") for u in urls),
-        env_table_columns=tuple(columns),
-        placeholder=placeholder,
-    )
 
 
 _DOC = pytest.StashKey[RunbookDoc]()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fixtures.schema_baseline import BaselineError, Fingerprint, load
-from plugins.config import ConfigError
+from plugins.contract.toml_schema import ConfigError
 from plugins.target import run_context
 
 

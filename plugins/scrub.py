@@ -1,6 +1,6 @@
 """Redaction applied where the suite's output leaves the process.
 
-plugins.redaction knows the secrets; this plugin applies them at every exit: pytest's report
+plugins.contract.redaction knows the secrets; this plugin applies them at every exit: pytest's report
 of each test (what the terminal prints: failure text, captured output, the short summary),
 every Allure result and attachment as it is written, and — as a backstop — every text file
 under the run's allure-results before the certificate is written. A secret read from an env
@@ -18,8 +18,8 @@ from typing import Any
 import allure_commons
 import pytest
 
-from plugins import json_bounds
-from plugins.redaction import Redactor
+from fixtures import json_bounds
+from plugins.contract.redaction import Redactor
 from plugins.target import redactor as run_redactor
 
 TEXT_SUFFIXES = (".json", ".txt", ".properties", ".md", ".log", ".csv", ".xml", ".html", ".uri", ".mjs")

@@ -12,46 +12,20 @@ import os
 import re
 import signal
 import types
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from plugins.config import (
-    STACK_BACKENDS,
-    ConfigError,
-    Runbook,
-    Target,
-    load_runbook,
-    load_targets,
-    resolve_target,
-)
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.targets import STACK_BACKENDS, RunContext, Target, load_targets, resolve_target
+from plugins.contract.toml_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 EXIT_USAGE = 4
 EXIT_INTERNAL = 3
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What one run judges: the profile, the contract, and where to reach the target."""
-
-    target: Target
-    runbook: Runbook
-    run_id: str
-    run_dir: Path
-    api_url: str | None
-    database_url: str | None
-    redis_url: str | None
-    stack: Any  # StackInfo | None (local only)
-
-    @property
-    def read_only(self) -> bool:
-        """Off the local target the suite only reads."""
-        return not self.target.local
 
 
 _CTX = pytest.StashKey[RunContext]()
@@ -167,6 +141,18 @@ def run_context(config: pytest.Config) -> RunContext:
 
 def redactor(config: pytest.Config) -> Redactor:
     return config.stash[_REDACTOR]
+
+
+@pytest.fixture(scope="session")
+def ctx(pytestconfig: pytest.Config) -> RunContext:
+    """What this run judges (fixtures.connections builds the clients from it)."""
+    return run_context(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def secrets_redactor(pytestconfig: pytest.Config) -> Redactor:
+    """The run's redactor: every secret of the target, for the clients' error messages."""
+    return redactor(pytestconfig)
 
 
 def _wants_stack(session: pytest.Session) -> bool:

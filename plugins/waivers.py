@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from _pytest.outcomes import Skipped
 
-from plugins.contract_report import Waiver, Waivers
-from plugins.invariants import Undecidable, Violation, invariant_of, one_line
+from plugins.contract.report import Waiver, Waivers
+from plugins.contract.verdict import Undecidable, Violation, one_line
+from plugins.invariants import invariant_of
 from plugins.target import run_context
 
 WAIVED_PROP = "jc_waived"

@@ -61,7 +61,7 @@ PG_ENV = "JC_SELFTEST_PG"
 
 
 def selftest_pg() -> int | None:
-    from plugins.config import PG_MAJORS
+    from plugins.contract.targets import PG_MAJORS
 
     value = os.environ.get(PG_ENV, "").strip()
     if not value:
@@ -107,7 +107,7 @@ def containers_unavailable() -> str | None:
 def local_images() -> Any:
     """The images targets.toml's local profile names (defaults: the locally built ones)."""
     from fixtures.stack.container_runs import Images
-    from plugins.config import load_targets
+    from plugins.contract.targets import load_targets
 
     return Images.from_options(load_targets(ROOT / "targets.toml").get("local", {}))
 

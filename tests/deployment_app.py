@@ -36,7 +36,7 @@ import redis
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from plugins.contract_runtime import RuntimeContract
+from plugins.contract.runtime import RuntimeContract
 from tests.loopback import Canned, LoopbackApi
 
 SCHEMA_VARIANT = Path(__file__).resolve().parent / "data" / "deployment_schema.sql"

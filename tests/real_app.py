@@ -67,11 +67,16 @@ from fixtures.local_platform import LOCAL_TOKEN
 from fixtures.stack.info import StackInfo
 from fixtures.stack.platform import LocalRailway
 from fixtures.stack.services import free_port
-from plugins import contract_runtime
+from plugins.contract import runtime as contract_runtime
 from tests.deployment_app import fill_job_history
 from tests.postgrest_double import PostgrestDouble
-from tests.real_app_schema import (LoadReport, apply_sql_files, create_platform_roles, drop_roles,
-                                   load_dump_file)
+from tests.real_app_schema import (
+    LoadReport,
+    apply_sql_files,
+    create_platform_roles,
+    drop_roles,
+    load_dump_file,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_APP_DIR_ENV = "JC_REAL_APP_DIR"

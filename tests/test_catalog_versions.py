@@ -34,8 +34,9 @@ from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.info import StackError
 from fixtures.stack.launcher import new_run_id
 from fixtures.stack.services import find_pg_bindir
-from plugins.config import PG_MAJORS, load_runbook
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.targets import PG_MAJORS
 from tests.conftest import selftest_pg
 
 ROOT = Path(__file__).resolve().parents[1]

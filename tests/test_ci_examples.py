@@ -19,7 +19,7 @@ import yaml
 from croniter import croniter
 
 from plugins.build_wait import EXIT_STALE_BUILD
-from plugins.config import load_targets
+from plugins.contract.targets import load_targets
 from plugins.run_history import HISTORY_DIR
 from tests.conftest import ROOT
 

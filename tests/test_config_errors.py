@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.stack.launcher import processes_of_run
-from plugins.config import ConfigError, load_runbook, load_targets, resolve_target
+from plugins.contract.runbook import load_runbook
+from plugins.contract.targets import load_targets, resolve_target
+from plugins.contract.toml_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (ROOT / "targets.toml").read_text()

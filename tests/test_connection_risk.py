@@ -20,8 +20,8 @@ import pytest
 from psycopg import sql
 
 from fixtures.stack.backends.native import NativeStack
-from plugins.config import load_targets, resolve_target
 from plugins.connection_risk import connection_markdown, static_risks, tls_of
+from plugins.contract.targets import load_targets, resolve_target
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite
 
 READER, WRITER, APP = "jc_risk_reader", "jc_risk_writer", "jc_risk_app"

@@ -25,7 +25,8 @@ from packaging.utils import canonicalize_name
 from fixtures.stack import container_runs as cs
 from fixtures.stack.images import app_files, build
 from fixtures.stack.services import free_port
-from plugins.config import ConfigError, load_targets
+from plugins.contract.targets import load_targets
+from plugins.contract.toml_schema import ConfigError
 from tests.conftest import ROOT, skip_without_containers
 
 # --- what the images are built from --------------------------------------------------------
@@ -120,7 +121,7 @@ def test_the_reference_app_imports_only_the_contract_and_the_migration_conventio
         ours = {n for n in app_files._imported_names(path, module)
                 if n.split(".")[0] in {"fixtures", "plugins", "checks", "tests"} and app_files.module_file(n)}
         allowed = {n for n in ours if n.startswith((app_files.APP_PACKAGE, "plugins.contract"))
-                   or n in {"fixtures.migrations", "plugins.config", "fixtures.stack", "fixtures", "plugins"}}
+                   or n in {"fixtures.migrations", "fixtures.stack", "fixtures", "plugins"}}
         assert ours == allowed, f"{path.name} imports {sorted(ours - allowed)}"
 
 
@@ -135,7 +136,7 @@ def test_the_reference_app_runs_from_the_image_files_alone(tmp_path: Path) -> No
         "sys.path.insert(0, '.')\n"
         f"for m in {app_files.app_package_modules()!r}: importlib.import_module(m)\n"
         "from fixtures.stack.refapp.config import load_settings\n"
-        "from plugins.contract_runtime import load\n"
+        "from plugins.contract.runtime import load\n"
         "s = load_settings({'DATABASE_URL': 'postgresql://u@h/db', 'REDIS_URL': 'redis://h/0',"
         " 'APP_ENV': 'local', 'SUPABASE_PROJECT_REF': 'ref'})\n"
         "assert load().jobs and s.expected_schema_version\n"

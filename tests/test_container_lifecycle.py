@@ -20,7 +20,7 @@ import redis
 
 from fixtures.stack import container_runs as cs
 from fixtures.stack.info import RUN_MARKER_ENV, StackError
-from plugins import contract_runtime
+from plugins.contract import runtime as contract_runtime
 from tests.conftest import skip_without_containers
 
 

@@ -30,8 +30,8 @@ from fixtures.migrations import list_migrations, version_key
 from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.database import TEMPLATE_DB, clone_database
 from fixtures.stack.refapp.config import MIGRATIONS_DIR
-from plugins import contract_runtime
-from plugins.config import load_runbook
+from plugins.contract import runtime as contract_runtime
+from plugins.contract.runbook import load_runbook
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite
 from tests.deployment_app import DeploymentApi, DeploymentApp, apply_schema_variant, compact, fill_job_history
 from tests.loopback import Canned, LoopbackApi
@@ -509,7 +509,7 @@ def test_runbook_lint_against_the_deployment(shared_runbook: Path, deployed: Dep
     runbook's CHATWOOT_API_URL is not one of the app's variables (it reads CHATWOOT_URL), nor
     its GOOGLE_SERVICE_ACCOUNT (no code reads it)."""
     from fixtures.runbook_doc import parse_runbook
-    from plugins.config import load_runbook
+    from plugins.contract.runbook import load_runbook
 
     contract = load_runbook(ROOT / "runbook.toml").section("runbook_lint")
     doc = parse_runbook(shared_runbook.read_text(), shared_runbook, production_urls=contract.production_urls,

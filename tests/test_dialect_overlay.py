@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plugins.config import ConfigError, load_runbook
+from plugins.contract.runbook import load_runbook
+from plugins.contract.toml_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def test_disagreements_are_declared_drift_with_their_source(contract: Path) -> N
     [d] = rb.drift
     assert (d.key, d.runbook, d.deployment, d.source) == (
         "runtime.jobs.relatorio-diario", "daily at 08:00", "not scheduled", "app/workers/scheduler.py")
-    from plugins.drift import declared_entries
+    from plugins.contract.drift import declared_entries
 
     assert declared_entries(rb) == [{
         "key": "runtime.jobs.relatorio-diario", "runbook": "daily at 08:00", "deployment": "not scheduled",

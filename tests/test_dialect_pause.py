@@ -25,9 +25,9 @@ import redis
 from fixtures.stack.app_services import runtime_executor
 from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.refapp.worker import CYCLE_KEY, IGNORE_PAUSE_ENV
-from plugins.contract_runtime import DIALECT_ENV
+from plugins.contract.runtime import DIALECT_ENV
 from tests.conftest import LOCAL_ENV, LOCAL_REF, SuiteRun
-from tests.test_dialect_deployment import Deployed, deployed, variant_template  # noqa: F401 - fixtures
+from tests.test_dialect_deployment import Deployed, deployed, variant_template
 from tests.test_runtime_faults import wait_for
 
 RUNTIME = ("checks/test_runtime.py",)

@@ -29,8 +29,10 @@ from fixtures.probes.drift import (
 )
 from fixtures.probes.health import BadAnswer, HealthEndpoints, parse_deep, parse_rate
 from fixtures.probes.schema import compare_migrations
-from plugins.config import ConfigError, load_runbook
-from plugins.drift import Dialects, DriftFinding, known_dialects, leaf_diff, raw_contract
+from plugins.contract.dialects import known_dialects, leaf_diff, raw_contract
+from plugins.contract.drift import Dialects, DriftFinding
+from plugins.contract.runbook import load_runbook
+from plugins.contract.toml_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = load_runbook(ROOT / "runbook.toml")
@@ -340,7 +342,7 @@ def test_bad_runtime_respellings(contract: Path, text: str, error: str) -> None:
 
 def test_runtime_contract_in_both_dialects() -> None:
     from fixtures.probes.runtime import not_heartbeat, queue_predicates
-    from plugins.contract_runtime import load
+    from plugins.contract.runtime import load
 
     ours, theirs = load(dialect=""), load(dialect="deployment")
     assert (ours.queue.processed, ours.queue.status, ours.pause.heartbeat_via) == ("processada", "", ())
@@ -357,7 +359,7 @@ def test_runtime_contract_in_both_dialects() -> None:
 
 def test_reference_worker_writes_in_the_dialect_in_force() -> None:
     from fixtures.stack.refapp import history, worker
-    from plugins.contract_runtime import load
+    from plugins.contract.runtime import load
 
     theirs = load(dialect="deployment")
     q = worker.queue_statements(theirs, "public")
@@ -374,7 +376,7 @@ def test_reference_worker_writes_in_the_dialect_in_force() -> None:
 
 def test_a_fault_read_in_another_dialect_is_a_fault_not_drift() -> None:
     from fixtures.probes.drift import judge_circuits, read_circuits
-    from plugins.drift import DriftUndecidable, DriftViolation
+    from plugins.contract.drift import DriftUndecidable, DriftViolation
 
     body = {"circuits": {"evolution": {"estado": "open", "falhas_consecutivas": 5},
                          "claude": {"estado": "closed", "falhas_consecutivas": 0}}}

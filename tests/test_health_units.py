@@ -36,9 +36,10 @@ from fixtures.probes.health import (
     schema_not_up_to_date,
 )
 from fixtures.stack.refapp.report import DbFacts, DeepFacts, GuardExpectation, build_deep_report
-from plugins.config import ConfigError, load_runbook
-from plugins.contract_health import parse
-from plugins.invariants import Undecidable
+from plugins.contract.health import parse
+from plugins.contract.runbook import load_runbook
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = load_runbook(ROOT / "runbook.toml")

@@ -17,13 +17,14 @@ from allure_commons.model2 import TestResult as AllureResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures.probes import runtime as pr
+from fixtures import json_bounds
 from fixtures.clients import Api
+from fixtures.probes import runtime as pr
 from fixtures.probes.health import BadAnswer, json_object
-from plugins import json_bounds
-from plugins.config import ConfigError, HttpPolicy, load_runbook
-from plugins.invariants import Undecidable
-from plugins.redaction import _BEARER, _DSN_PASSWORD, _KV_PASSWORD, MASK, Redactor
+from plugins.contract.redaction import MASK, _BEARER, _DSN_PASSWORD, _KV_PASSWORD, Redactor
+from plugins.contract.runbook import HttpPolicy, load_runbook
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 from plugins.scrub import AllureRedactor, scrub_file, scrub_value
 from tests.hostile_servers import HostileApi, Streamed, gzip_bomb, large_json, trickle
 from tests.loopback import Canned, LoopbackApi

@@ -27,9 +27,9 @@ import pytest
 
 from fixtures.probes import maintenance as pm
 from fixtures.clients import Database
-from plugins.config import load_runbook
-from plugins.redaction import Redactor
-from tests.test_catalog_versions import MAJORS, ROOT, database_url  # noqa: F401 - the fixture
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from tests.test_catalog_versions import MAJORS, ROOT, database_url
 
 SCHEMA = "jc_planner_proof"
 PARENTS = 2000

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixtures.probes import maintenance as pm
-from plugins.config import ConfigError
-from plugins.contract_maintenance import create_index_statement, parse
-from plugins.invariants import Undecidable
+from plugins.contract.maintenance import create_index_statement, parse
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,10 +30,10 @@ from plugins.build_wait import (
     wait_for_build,
 )
 from plugins.certificate_doc import render_markdown
-from plugins.config import load_runbook
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
 from plugins.html_report import report_config
 from plugins.notify import summary_text
-from plugins.redaction import Redactor
 from plugins.run_history import (
     HistoryStore,
     annotate,

@@ -21,7 +21,8 @@ from fixtures.stack import pgdist, services
 from fixtures.stack.info import StackError
 from fixtures.stack.services import find_pg_bindir
 from plugins.allure_labels import environment_properties
-from plugins.config import PG_MAJORS, ConfigError, load_targets, resolve_target
+from plugins.contract.targets import PG_MAJORS, load_targets, resolve_target
+from plugins.contract.toml_schema import ConfigError
 from plugins.server_version import version_text
 
 ROOT = Path(__file__).resolve().parents[1]

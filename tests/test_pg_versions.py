@@ -17,7 +17,7 @@ import pytest
 
 from fixtures.stack import pgdist
 from fixtures.stack.backends.native import NativeStack
-from plugins.config import load_targets
+from plugins.contract.targets import load_targets
 from tests.conftest import ROOT, run_suite, selftest_pg
 from tests.test_lifecycle import _leftovers
 

@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.probes.health import dig
-from plugins.config import ConfigError, load_runbook, load_targets, resolve_target
-from plugins.redaction import MASK, Redactor
+from plugins.contract.redaction import MASK, Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.targets import load_targets, resolve_target
+from plugins.contract.toml_schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from plugins import signing, verify
 from plugins.allure_labels import categories, ci_executor, environment_properties, epic_and_feature
 from plugins.certificate_doc import blockers, compare, headline, render_markdown, valid_until
-from plugins.config import ConfigError, load_runbook
-from plugins.contract_report import parse_report, parse_waivers
+from plugins.contract.redaction import Redactor
+from plugins.contract.report import parse_report, parse_waivers
+from plugins.contract.runbook import load_runbook
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Invariant
 from plugins.html_report import report_config, strip_analytics
-from plugins.invariants import Invariant
 from plugins.notify import summary_text
-from plugins.redaction import Redactor
 from plugins.scrub import AllureRedactor, scrub_file, scrub_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -427,7 +428,7 @@ def test_slack_post_has_one_total_deadline() -> None:
     import time
 
     from plugins.notify import post_slack
-    from plugins.redaction import Redactor
+    from plugins.contract.redaction import Redactor
 
     stop = threading.Event()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -485,7 +486,7 @@ def _catalogue() -> dict[str, Invariant]:
     import pkgutil
 
     import checks
-    from plugins.invariants import registry
+    from plugins.contract.verdict import registry
 
     for module in pkgutil.iter_modules(checks.__path__):
         importlib.import_module(f"checks.{module.name}")
@@ -495,7 +496,7 @@ def _catalogue() -> dict[str, Invariant]:
 
 def test_github_slugs() -> None:
     """GitHub's anchors for headings of the runbook (as github.com renders them)."""
-    from plugins.runbook_links import github_slug, slugs
+    from plugins.contract.runbook_links import github_slug, slugs
 
     assert github_slug("CRITICAL RULES - READ FIRST") == "critical-rules---read-first"
     assert github_slug("/health/deep (Comprehensive Health Check)") == "healthdeep-comprehensive-health-check"
@@ -507,7 +508,7 @@ def test_github_slugs() -> None:
 
 
 def test_links_point_at_the_deepest_heading_named() -> None:
-    from plugins.runbook_links import anchor
+    from plugins.contract.runbook_links import anchor
 
     outline = ["# Doc", "## Incident Response Scenarios", "### Scenario 1: A", "### Scenario 2: B (503)",
                "## Other", "### Scenario 2: elsewhere"]
@@ -533,7 +534,7 @@ def test_runbook_headings_are_checked(tmp_path: Path) -> None:
 
 
 def test_outline_in_runbook_toml_is_the_runbook_s(shared_runbook: Path) -> None:
-    from plugins.runbook_links import outline_of
+    from fixtures.runbook_doc import outline_of
 
     real = outline_of(shared_runbook.read_text(encoding="utf-8"))
     assert list(load_runbook(RUNBOOK).runbook_headings) == real, "\n".join(real)
@@ -542,7 +543,8 @@ def test_outline_in_runbook_toml_is_the_runbook_s(shared_runbook: Path) -> None:
 def test_every_invariant_links_to_a_real_heading(shared_runbook: Path) -> None:
     """Each invariant's link anchor is the GitHub slug of a heading of the real runbook — the
     deepest one its section names."""
-    from plugins.runbook_links import deepest_heading, outline_of, slugs
+    from plugins.contract.runbook_links import deepest_heading, slugs
+    from fixtures.runbook_doc import outline_of
 
     runbook = load_runbook(RUNBOOK)
     real = outline_of(shared_runbook.read_text(encoding="utf-8"))

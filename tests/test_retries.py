@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from fixtures.clients import Api, Database
-from plugins.config import DbSessionPolicy, HttpPolicy
-from plugins.invariants import Undecidable
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import DbSessionPolicy, HttpPolicy
+from plugins.contract.verdict import Undecidable
 from tests.loopback import DroppingApi
 
 

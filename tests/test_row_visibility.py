@@ -22,12 +22,12 @@ from psycopg import sql
 from fixtures.clients import Database
 from fixtures.probes.role import Blind, Policy, RowSight, _judge, role_writes, row_sight
 from fixtures.row_gate import HiddenRows, RowGate, relations_read
-from fixtures.stack.refapp.config import MIGRATIONS_DIR
 from fixtures.stack.backends.native import NativeStack
-from plugins.config import load_runbook
-from plugins.redaction import Redactor
+from fixtures.stack.refapp.config import MIGRATIONS_DIR
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite
-from tests.test_dialect_deployment import (  # noqa: F401 - fixtures
+from tests.test_dialect_deployment import (
     Deployed,
     _app_checkout,
     deployed,

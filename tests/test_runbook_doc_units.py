@@ -22,8 +22,8 @@ from fixtures.runbook_doc import (
     resolve_jq,
     sql_statements,
 )
-from plugins.config import ConfigError
-from plugins.runbook_doc import parse as parse_contract
+from plugins.contract.runbook_lint import parse as parse_contract
+from plugins.contract.toml_schema import ConfigError
 
 DATA = Path(__file__).resolve().parent / "data" / "runbook_lint"
 PROD = ("https://whats-agents-production.up.railway.app",)
@@ -227,7 +227,7 @@ def test_contract_errors_name_the_key(edit: dict[str, object], message: str) -> 
 
 
 def test_shipped_placeholder_pattern() -> None:
-    from plugins.config import load_runbook
+    from plugins.contract.runbook import load_runbook
 
     pattern = load_runbook(Path(__file__).resolve().parents[1] / "runbook.toml").section("runbook_lint").placeholder
     for value in ("XXXXX-XXXXX-XXXXX", "xxxxx-xxxxx-xxxxx", "<job id>", "[uuid]", "..."):

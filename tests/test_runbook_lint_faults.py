@@ -19,8 +19,8 @@ import pytest
 
 from fixtures.runbook_doc import parse_runbook
 from fixtures.stack.backends.native import NativeStack
-from plugins.config import load_runbook
-from tests.conftest import targets_text, ROOT, SuiteRun
+from plugins.contract.runbook import load_runbook
+from tests.conftest import ROOT, SuiteRun, targets_text
 
 DATA = Path(__file__).resolve().parent / "data" / "runbook_lint"
 KNOWN = DATA / "known_lines.md"

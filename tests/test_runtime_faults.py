@@ -33,7 +33,7 @@ from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.job_history import FILL_MARGIN
 from fixtures.stack.refapp.history import WORKER_JOB
 from fixtures.stack.refapp.worker import CYCLE_KEY
-from plugins.contract_runtime import load
+from plugins.contract.runtime import load
 from tests.area_helpers import runbook_copy
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, run_suite, targets_text
 

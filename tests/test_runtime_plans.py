@@ -30,10 +30,10 @@ from fixtures.stack import seed
 from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.database import apply_migrations, replace_db
 from fixtures.stack.job_history import JOB_EXECUTIONS_PER_DAY
-from plugins.config import load_runbook
-from plugins.contract_runtime import load
-from plugins.invariants import Violation
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.runtime import load
+from plugins.contract.verdict import Violation
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY_DAYS = 30

@@ -22,9 +22,10 @@ from checks.test_runtime import _kill_statement, _resume_statement
 from fixtures.probes import runtime as pr
 from fixtures.probes.runtime.scheduler import _glob_escape
 from fixtures.stack.refapp import history
-from plugins.config import ConfigError, load_runbook
-from plugins.contract_runtime import Job, load
-from plugins.invariants import Undecidable
+from plugins.contract.runbook import load_runbook
+from plugins.contract.runtime import Job, load
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = (ROOT / "runbook.toml").read_text()
@@ -326,7 +327,7 @@ def test_duplicate_slots_match_an_oracle(stack, cron: str, tz: str, offsets: lis
     from psycopg import sql as pgsql
 
     from fixtures.clients import Database
-    from plugins.redaction import Redactor
+    from plugins.contract.redaction import Redactor
 
     rb = load_runbook(ROOT / "runbook.toml")
     ex = pr.contract_of(rb).executions

@@ -24,7 +24,7 @@ from fixtures.stack.database import apply_migrations
 from fixtures.stack.info import StackInfo
 from fixtures.stack.refapp.config import MIGRATIONS_DIR
 from fixtures.stack.services import free_port
-from plugins.config import load_runbook
+from plugins.contract.runbook import load_runbook
 from tests.area_helpers import runbook_copy
 from tests.conftest import LOCAL_REF, run_suite
 

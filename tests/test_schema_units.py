@@ -28,10 +28,11 @@ from fixtures.schema_baseline import (
     write,
 )
 from fixtures.stack.refapp.config import MIGRATIONS_DIR
-from plugins.config import ConfigError, load_runbook
-from plugins.invariants import Undecidable
-from plugins.contract_schema import LintPolicy, parse
-from plugins.redaction import Redactor
+from plugins.contract.redaction import Redactor
+from plugins.contract.runbook import load_runbook
+from plugins.contract.schema import LintPolicy, parse
+from plugins.contract.toml_schema import ConfigError
+from plugins.contract.verdict import Undecidable
 from tests.loopback import Canned, LoopbackApi
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ import pytest
 
 from fixtures.probes import security as ps
 from fixtures import secret_placeholders as sp
-from plugins.config import ConfigError
-from plugins.contract_security import SecretScanPolicy, SecurityContract, glob_regex, parse
+from plugins.contract.security import SecretScanPolicy, SecurityContract, glob_regex, parse
+from plugins.contract.toml_schema import ConfigError
 from tests.area_helpers import ROOT, git
 
 # Made-up, random-looking values of the shapes a leak takes (never a real one).
@@ -276,7 +276,7 @@ def test_a_real_looking_credential_is_found_in_every_path_class(tmp_path: Path) 
 
 def test_the_message_groups_findings_by_path_class(tmp_path: Path) -> None:
     from checks import test_security as checks
-    from plugins.invariants import Violation
+    from plugins.contract.verdict import Violation
 
     repo = make_repo(tmp_path, LEAKS)
     with pytest.raises(Violation) as err:
@@ -376,7 +376,7 @@ def test_a_missing_file_content_is_read_around_and_named(tmp_path: Path) -> None
     assert result.history_changes == 3  # settings.py in both commits, main.py; the dump never
 
     from checks import test_security as checks
-    from plugins.invariants import Violation
+    from plugins.contract.verdict import Violation
 
     with pytest.raises(Violation) as err:
         checks.test_no_secret_in_app_repository(repo, shipped())

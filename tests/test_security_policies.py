@@ -23,15 +23,11 @@ import pytest
 
 from fixtures.probes import security as ps
 from fixtures.stack.backends.native import NativeStack
-from plugins.config import ConfigError, load_runbook
-from plugins.contract_security import parse
-from tests.area_helpers import ROOT, area, clean_app_repo  # noqa: F401 - fixtures
-from tests.test_dialect_deployment import (  # noqa: F401 - fixtures
-    Deployed,
-    deployed,
-    not_passed,
-    variant_template,
-)
+from plugins.contract.runbook import load_runbook
+from plugins.contract.security import parse
+from plugins.contract.toml_schema import ConfigError
+from tests.area_helpers import ROOT, area, clean_app_repo
+from tests.test_dialect_deployment import Deployed, deployed, not_passed, variant_template
 from tests.test_security_units import TODAY, shipped
 
 SEC = ("checks/test_security.py",)

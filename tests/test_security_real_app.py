@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from checks import test_security as checks
-from plugins.invariants import Violation
+from plugins.contract.verdict import Violation
 from tests.test_security_placeholders import shipped
 
 REAL = os.environ.get("JC_REAL_APP_DIR", "")

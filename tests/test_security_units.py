@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from fixtures.probes import security as ps
 from fixtures.probes.security import git_history, repo_secrets
-from plugins.config import ConfigError
-from plugins.contract_security import SecretRotation, parse
+from plugins.contract.security import SecretRotation, parse
+from plugins.contract.toml_schema import ConfigError
 from tests.area_helpers import ROOT, git
 
 TODAY = dt.date(2026, 11, 25)
@@ -373,7 +373,7 @@ def test_a_history_git_cannot_read_is_incomplete_not_clean(tmp_path: Path) -> No
     assert result.history_incomplete is not None
     assert result.history_incomplete.startswith("git log failed (exit 128): fatal: ")
     from checks import test_security as checks
-    from plugins.invariants import Undecidable
+    from plugins.contract.verdict import Undecidable
 
     contract = parse(ROOT / "runbook.toml", shipped(), today=TODAY)
     with pytest.raises(Undecidable) as err:

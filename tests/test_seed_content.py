@@ -10,7 +10,7 @@ from collections import Counter
 import psycopg
 
 from fixtures.stack.backends.native import NativeStack
-from plugins import contract_runtime
+from plugins.contract import runtime as contract_runtime
 
 NAME = re.compile(r"^Dra?\. [A-ZÀ-Ý][a-zà-ÿ]+( [A-ZÀ-Ý][a-zà-ÿ]+){1,3}$")
 CRM = re.compile(r"^CRM-(?P<uf>[A-Z]{2}) (?P<number>\d{5,6})$")

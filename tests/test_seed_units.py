@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fixtures.stack.job_history import JOB_EXECUTIONS_PER_DAY, _job_table, cron_runs_per_day
-from plugins.contract_runtime import load
+from plugins.contract.runtime import load
 
 
 def test_job_table_is_the_runbooks() -> None:

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from fixtures.stack.backends.native import NativeStack
-from plugins.config import load_targets
+from plugins.contract.targets import load_targets
 from tests.conftest import ROOT, SuiteRun, run_suite
 from tests.test_lifecycle import _leftovers
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.invariants import invariant, violated
+from plugins.contract.verdict import violated
+from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 
 pytestmark = [pytest.mark.nightly, pytest.mark.postdeploy]

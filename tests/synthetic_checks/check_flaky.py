@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from plugins.invariants import invariant, violated
+from plugins.contract.verdict import violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 

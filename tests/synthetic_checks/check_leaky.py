@@ -13,8 +13,9 @@ import warnings
 
 import pytest
 
-from plugins.invariants import Undecidable, invariant, violated
-from plugins.target import RunContext
+from plugins.contract.targets import RunContext
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly]
 UNDECLARED = ("postgresql://bob:hunter2-unregistered@db.internal:5432/julia and Authorization: Bearer abcdefghijklmnop0123"

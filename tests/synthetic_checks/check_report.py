@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.invariants import Undecidable, invariant, violated
+from plugins.contract.verdict import Undecidable, violated
+from plugins.invariants import invariant
 
 pytestmark = [pytest.mark.nightly, pytest.mark.postdeploy]
 
@@ -83,9 +84,9 @@ def test_passes() -> None:
 )
 def test_passes_after_a_retry(pytestconfig: pytest.Config) -> None:
     from fixtures.clients import Api
-    from plugins.config import HttpPolicy
+    from plugins.contract.runbook import HttpPolicy
     from plugins.invariants import retry_recorder
-    from plugins.redaction import Redactor
+    from plugins.contract.redaction import Redactor
     from tests.loopback import DroppingApi
 
     with DroppingApi(drops=1) as server:

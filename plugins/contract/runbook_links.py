@@ -5,7 +5,8 @@ punctuation dropped, each space a hyphen, ``-1``, ``-2``… for repeated heading
 base (``contract.runbook_url``) and the document's outline (``contract.runbook_headings``:
 every heading, ``"## Text"``, in document order) come from runbook.toml, so the links follow
 the document a deployment actually keeps; tests/test_report_units.py proves the outline and
-every invariant's anchor against the real runbook.
+every invariant's anchor against the real runbook (the outline is read from the markdown by
+fixtures.runbook_doc.outline_of).
 
 An invariant's section (``"Incident Response Scenarios › Scenario 2 › Case 3"``) is walked
 down the outline: each segment names a heading below the previous one (equal to its text,
@@ -33,26 +34,6 @@ def parse_heading(line: str) -> tuple[int, str] | None:
     """``"## Text"`` -> (2, "Text"); None for anything else."""
     m = _HEADING.match(line)
     return (len(m.group(1)), m.group(2)) if m else None
-
-
-def outline_of(markdown: str) -> list[str]:
-    """Every ATX heading of a markdown document outside its fenced code blocks, as
-    ``"## Text"`` lines (the form ``contract.runbook_headings`` takes)."""
-    from fixtures.runbook_doc import code_blocks
-
-    lines = markdown.splitlines()
-    in_code: set[int] = set()
-    for block in code_blocks(markdown):
-        # the opening fence, the body and the closing fence (1-based first_line = body)
-        in_code.update(range(block.first_line - 2, block.first_line + len(block.lines)))
-    out = []
-    for i, line in enumerate(lines):
-        if i in in_code:
-            continue
-        parsed = parse_heading(line)
-        if parsed is not None:
-            out.append(f"{'#' * parsed[0]} {parsed[1]}")
-    return out
 
 
 def slugs(outline: Sequence[str]) -> list[str]:
