@@ -31,9 +31,11 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from fixtures import probes, probes_drift, probes_schema
+from fixtures import probes
 from fixtures.clients import Api, Database
-from fixtures.probes_health import EndpointMissing, HealthEndpoints, NoAnswer
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import schema as probes_schema
+from fixtures.probes.health import EndpointMissing, HealthEndpoints, NoAnswer
 from plugins.contract.drift import Dialects, DriftFinding
 from plugins.contract.runbook import Runbook
 from plugins.contract.verdict import Undecidable, one_line, violated

@@ -14,9 +14,11 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from fixtures import probes, probes_drift, probes_health
+from fixtures import probes
 from fixtures.clients import Database, EndpointResponse
-from fixtures.probes_health import (
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import health as probes_health
+from fixtures.probes.health import (
     AppError,
     BadAnswer,
     EndpointMissing,

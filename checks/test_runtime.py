@@ -11,7 +11,7 @@ writes none — and when she is ``pausado`` the backlog is the expected conseque
 pause holds the queue, reported once (by the pause check), not twice.
 
 Every name (tables, columns, status words, keys, thresholds, the job table) comes from
-runbook.toml's [runtime] section; every query is in fixtures/probes_runtime.py. A table or
+runbook.toml's [runtime] section; every query is in fixtures/probes/runtime/. A table or
 column the dialect in force names but the database lacks, while another known dialect's names
 are all there, is drift (plugins.drift): the check says so instead of failing.
 
@@ -40,9 +40,9 @@ from datetime import datetime, timedelta
 import pytest
 from psycopg import sql
 
-from fixtures import probes_drift
-from fixtures import probes_runtime as pr
 from fixtures.clients import Database, SafeRedis
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import runtime as pr
 from plugins.contract.drift import Dialects
 from plugins.contract.runbook import Runbook
 from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
