@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fixtures import drift_survey
 from fixtures.connections import Api, Database
-from fixtures.probes_health import HealthEndpoints
+from fixtures.probes import drift_survey
+from fixtures.probes.health import HealthEndpoints
 from plugins.contract.drift import Dialects, DriftFinding
 from plugins.contract.runbook import Runbook
 from plugins.contract.verdict import Undecidable, violated

@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import fallback, probes, probes_health
-from fixtures.probes_health import HealthEndpoints, Reported, odd_one_out
+from fixtures import probes
+from fixtures.probes import fallback
+from fixtures.probes import health as probes_health
+from fixtures.probes.health import HealthEndpoints, Reported, odd_one_out
 from plugins.contract.drift import Dialects
 from plugins.contract.health import HealthContract
 from plugins.contract.runbook import Runbook

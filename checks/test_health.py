@@ -22,16 +22,11 @@ from collections.abc import Callable
 
 import pytest
 
-from fixtures import fallback, probes, probes_drift, probes_health
-from fixtures.probes_health import (
-    BadAnswer,
-    EndpointMissing,
-    HealthEndpoints,
-    NoAnswer,
-    alias_note,
-    dig,
-    json_object,
-)
+from fixtures import probes
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
+from fixtures.probes import health as probes_health
+from fixtures.probes.health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.contract.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
 from plugins.contract.runbook import Runbook
 from plugins.contract.verdict import Undecidable, one_line, violated

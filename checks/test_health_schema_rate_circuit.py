@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fixtures import fallback, probes, probes_drift, probes_health
+from fixtures import probes
 from fixtures.connections import Database, EndpointResponse
-from fixtures.probes_health import (
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
+from fixtures.probes import health as probes_health
+from fixtures.probes.health import (
     AppError,
     BadAnswer,
     EndpointMissing,

@@ -3,7 +3,7 @@
 The runbook asks an operator to run its queries by hand every Monday and every first Monday;
 here each query's *intent* is an invariant judged every night, with queries that are correct
 on PostgreSQL 13–18 (the runbook's FK-index and pg_stat_statements queries are not — see
-fixtures/probes_maintenance.py). Everything is read-only and catalog-only: no table or index
+fixtures/probes/maintenance/). Everything is read-only and catalog-only: no table or index
 is scanned, so the checks are safe against production.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from fixtures import fallback
-from fixtures import probes_maintenance as pm
 from fixtures.connections import Database
 from fixtures.evidence import Evidence
+from fixtures.probes import fallback
+from fixtures.probes import maintenance as pm
 from plugins.contract.drift import Dialects, DriftViolation
 from plugins.contract.maintenance import MaintenanceContract, create_index_statement
 from plugins.contract.runbook import Runbook

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from fixtures import probes_runbook
 from fixtures.connections import Api, Database
+from fixtures.probes import runbook_lint as probes_runbook
 from fixtures.runbook_doc import JqUnsupported, RunbookDoc, parse_jq, resolve_jq
 from plugins.contract.runbook_lint import LintContract
 from plugins.contract.targets import RunContext

@@ -11,7 +11,7 @@ writes none — and when she is ``pausado`` the backlog is the expected conseque
 pause holds the queue, reported once (by the pause check), not twice.
 
 Every name (tables, columns, status words, keys, thresholds, the job table) comes from
-runbook.toml's [runtime] section; every query is in fixtures/probes_runtime.py. A table or
+runbook.toml's [runtime] section; every query is in fixtures/probes/runtime/. A table or
 column the dialect in force names but the database lacks, while another known dialect's names
 are all there, is drift (plugins.drift): the check says so instead of failing.
 
@@ -38,9 +38,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from fixtures import probes_drift, remedy_sql
-from fixtures import probes_runtime as pr
 from fixtures.connections import Database, SafeRedis
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import runtime as pr
 from fixtures.railway import Railway
 from plugins.contract.drift import Dialects
 from plugins.contract.runbook import Runbook
@@ -416,10 +416,10 @@ def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract,
     raise violated(
         f"expected no run {'/'.join(runtime.status.running)} over {_age(runtime.stuck_after)}, found "
         f"{len(stuck)}{'+' if len(stuck) >= pr.STUCK_LIMIT else ''} — {procedure}: "
-        f"{remedy_sql.kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
+        f"{pr.kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
         evidence=[{**r.__dict__, "procedure": "Kill Stuck Job" if runtime.job(r.job)
                    else "Emergency: Kill Long-Running Worker Jobs",
-                   "kill": remedy_sql.kill_statement(runtime, runbook, [r])} for r in stuck],
+                   "kill": pr.kill_statement(runtime, runbook, [r])} for r in stuck],
     )
 
 
@@ -494,7 +494,7 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     # refused beside it is named in full where it fits; where it does not, the view's reading
     # goes first, then the row moves to a warning of this check and the message points there.
     newest = "newest decision" if pa.heartbeat_via else f"newest {pa.table}"
-    basis, resume = _view_basis(runtime, view, state, now), remedy_sql.resume_statement(runtime, runbook)
+    basis, resume = _view_basis(runtime, view, state, now), pr.resume_statement(runtime, runbook)
 
     def message(reason: str | None, note: str, basis: str) -> str:
         return (f"expected Júlia {'/'.join(pa.active)}, found her {kind}: {newest} is {state.status!r} since "

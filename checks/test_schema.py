@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import fallback, migration_lint, probes, probes_drift, probes_schema, schema_baseline
+from fixtures import migration_lint, probes, schema_baseline
 from fixtures.connections import Api, Database
-from fixtures.probes_health import HealthEndpoints
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
+from fixtures.probes import schema as probes_schema
+from fixtures.probes.health import HealthEndpoints
 from plugins.contract.drift import Dialects
 from plugins.contract.runbook import Runbook
 from plugins.contract.schema import SchemaContract

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import probes_security as ps
 from fixtures.connections import Database
 from fixtures.evidence import Evidence
+from fixtures.probes import security as ps
 from plugins.contract.runbook import Runbook
 from plugins.contract.security import SecurityContract
 from plugins.contract.targets import RunContext
@@ -132,7 +132,7 @@ def _describe_open(found: list[ps.OpenAccess]) -> list[str]:
     tiers=("nightly",),
 )
 def test_no_security_definer_view(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
-    """Definition (fixtures.probes_security.bypasses_rls): a view that runs with its owner's
+    """Definition (fixtures.probes.security.rls.bypasses_rls): a view that runs with its owner's
     rights, that an API role may read, and that reads — directly or through other views — a
     table whose RLS the reading role is not subject to (superuser, BYPASSRLS, or the table's
     owner without FORCE ROW LEVEL SECURITY), or a table outside the exposed schemas without

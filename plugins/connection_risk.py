@@ -163,7 +163,7 @@ def _role_risks(target: Target, schema: str, writes: Any) -> list[Risk]:
 def _inspect_role(config: pytest.Config, report: ConnectionReport) -> None:
     import psycopg
 
-    from fixtures import probes_role
+    from fixtures.probes import role as probes_role
     from plugins.run_database import run_database
     from fixtures.row_gate import RowGate
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fixtures import probes_role
 from fixtures.clients import Database
+from fixtures.probes import role as probes_role
 from fixtures.row_gate import RowGate
 from plugins import server_version
 from plugins.invariants import retry_recorder

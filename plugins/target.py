@@ -182,9 +182,9 @@ def _runs_checks(config: pytest.Config) -> bool:
 
 
 def _self_test_args(config: pytest.Config) -> bool:
-    """True when the run includes the project's own tests (tests/, probes aside)."""
+    """True when the run includes the project's own tests (tests/, its synthetic checks aside)."""
     tests_dir = (config.rootpath / "tests").resolve()
-    return any(p.is_relative_to(tests_dir) and not p.is_relative_to(tests_dir / "probes")
+    return any(p.is_relative_to(tests_dir) and not p.is_relative_to(tests_dir / "synthetic_checks")
                for p in _arg_paths(config))
 
 

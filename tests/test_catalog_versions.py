@@ -10,22 +10,25 @@ failure: scripts/bootstrap installs it. Finding no supported server at all is a 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import pkgutil
 import platform
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 import pytest
 
-from fixtures import probes_maintenance as pm
-from fixtures import probes_role as pr
-from fixtures import probes_security as ps
 from fixtures.clients import Database
+from fixtures.probes import maintenance as pm
+from fixtures.probes import role as pr
+from fixtures.probes import security as ps
 from fixtures.stack import pgdist
 from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.info import StackError
@@ -188,11 +191,20 @@ def test_every_catalog_query_runs(database_url: str) -> None:
             conn.execute("DROP DATABASE jc_catalog_empty WITH (FORCE)")
 
 
+def _modules(package: ModuleType) -> list[ModuleType]:
+    """A probe module, or every module of a probe package."""
+    if not hasattr(package, "__path__"):
+        return [package]
+    return [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+
+
 def _probes() -> set[str]:
-    """Every probe function that queries a database (it takes ``db``)."""
+    """Every probe function that queries a database (it takes ``db``), in every module of the
+    package the run reads it through."""
     return {
         f"{prefix}.{name}"
-        for prefix, module in (("pm", pm), ("ps", ps), ("pr", pr))
+        for prefix, package in (("pm", pm), ("ps", ps), ("pr", pr))
+        for module in _modules(package)
         for name, fn in inspect.getmembers(module, inspect.isfunction)
         if fn.__module__ == module.__name__ and "db" in inspect.signature(fn).parameters
     }

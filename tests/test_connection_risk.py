@@ -25,7 +25,7 @@ from plugins.contract.targets import load_targets, resolve_target
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite
 
 READER, WRITER, APP = "jc_risk_reader", "jc_risk_writer", "jc_risk_app"
-PROBE = ("tests/probes/probe_verdict.py",)  # JC-VERDICT-01 alone (-k holds): certified unless refused
+SYNTHETIC = ("tests/synthetic_checks/check_verdict.py",)  # JC-VERDICT-01 alone (-k holds): certified unless refused
 
 
 # --- units ---------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def _run(roles: Roles, tmp_path: Path, case: str, *args: str) -> tuple[SuiteRun,
         "[targets.risky]\nlocal = false\n"
         f'api_url = "{api_url}"\nenvironment = "local"\nproject_ref = "{LOCAL_REF}"\n'
         'database_url_env = "JC_RISKY_DB"\n')
-    run = run_suite("--target-file", str(targets), "--target", "risky", "-k", "holds", *args, paths=PROBE,
+    run = run_suite("--target-file", str(targets), "--target", "risky", "-k", "holds", *args, paths=SYNTHETIC,
                     reports=tmp_path / "reports", env={"JC_RISKY_DB": url})
     return run, targets
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from fixtures import probes
 from fixtures.clients import EndpointResponse
 from fixtures.migrations import Migration
-from fixtures.probes_drift import (
+from fixtures.probes.drift import (
     alias_finding,
     deep_word_findings,
     read_deep,
@@ -27,8 +27,8 @@ from fixtures.probes_drift import (
     recognize_endpoint,
     relation_drift,
 )
-from fixtures.probes_health import BadAnswer, HealthEndpoints, parse_deep, parse_rate
-from fixtures.probes_schema import compare_migrations
+from fixtures.probes.health import BadAnswer, HealthEndpoints, parse_deep, parse_rate
+from fixtures.probes.schema import compare_migrations
 from plugins.contract.dialects import known_dialects, leaf_diff, raw_contract
 from plugins.contract.drift import Dialects, DriftFinding
 from plugins.contract.runbook import load_runbook
@@ -278,7 +278,7 @@ def test_a_route_only_another_dialect_names_is_route_drift(contract: Path) -> No
     runbook = load_runbook(contract)
     body = {"status": "healthy", "checks": {"schema_version": {"status": "ok", "current": "1"}}}
     health = HealthEndpoints(_Api({"/health/deep": (200, body)}), runbook)  # type: ignore[arg-type]
-    from fixtures.probes_drift import read_schema
+    from fixtures.probes.drift import read_schema
 
     found = recognize_endpoint(Dialects.load(runbook), health, "schema", read_schema, ("health.schema",))
     assert found is not None
@@ -341,7 +341,7 @@ def test_bad_runtime_respellings(contract: Path, text: str, error: str) -> None:
 
 
 def test_runtime_contract_in_both_dialects() -> None:
-    from fixtures.probes_runtime import not_heartbeat, queue_predicates
+    from fixtures.probes.runtime import not_heartbeat, queue_predicates
     from plugins.contract.runtime import load
 
     ours, theirs = load(dialect=""), load(dialect="deployment")
@@ -375,7 +375,7 @@ def test_reference_worker_writes_in_the_dialect_in_force() -> None:
 
 
 def test_a_fault_read_in_another_dialect_is_a_fault_not_drift() -> None:
-    from fixtures.probes_drift import judge_circuits, read_circuits
+    from fixtures.probes.drift import judge_circuits, read_circuits
     from plugins.contract.drift import DriftUndecidable, DriftViolation
 
     body = {"circuits": {"evolution": {"estado": "open", "falhas_consecutivas": 5},

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.clients import EndpointResponse
-from fixtures.probes_health import (
+from fixtures.probes.health import (
     BadAnswer,
     EndpointMissing,
     HealthEndpoints,
@@ -356,7 +356,7 @@ def test_schema_word_is_judged() -> None:
     """/health/schema's own word (the runbook's up_to_date) is read, not only its versions: an
     answer saying 'outdated' says so, quoted; a 200 carrying only a failing word and its error
     is the app's own failure."""
-    from fixtures.probes_health import AppError
+    from fixtures.probes.health import AppError
 
     outdated = parse_schema(resp({"current_version": "20260126", "status": "outdated"}, path="/health/schema"),
                             HEALTH.schema)
@@ -496,7 +496,7 @@ def test_deployed_consistency(checks: dict[str, Any], found: list[str]) -> None:
 
 
 def test_deployed_readiness_dependencies() -> None:
-    from fixtures.probes_health import failing_dependencies
+    from fixtures.probes.health import failing_dependencies
 
     body = {"status": "not_ready", "checks": {"redis": "error", "database": "error",
                                                "database_error": "connection refused", "evolution": "unknown"}}
@@ -516,7 +516,7 @@ def _health_table() -> dict[str, Any]:
 def test_broken_guards_name_both_sides() -> None:
     """The one-line summary of a broken hard guard: which guard, the app's value and the
     app_settings value it read — in either dialect's shape; an unset variable is not named."""
-    from fixtures.probes_health import broken_guards
+    from fixtures.probes.health import broken_guards
 
     runbook_shape = sample_deep(status="CRITICAL", environment="local", hard_guards={
         "status": "mismatch", "db_environment": "staging", "db_project_ref": "jyqgbzhqavgpxqacduoi"})
@@ -538,7 +538,7 @@ def test_deployed_schema_flag_is_judged() -> None:
 
 
 def test_deployed_schema_answer() -> None:
-    from fixtures.probes_health import AppError
+    from fixtures.probes.health import AppError
 
     good = {"current_version": "20260120", "expected_version": "20251231211500", "schema_up_to_date": True,
             "applied_at": None, "fingerprint": "x", "critical_tables": [], "critical_views": [], "timestamp": "t"}
@@ -553,7 +553,7 @@ def test_deployed_schema_answer() -> None:
 
 
 def test_deployed_rate_without_counters() -> None:
-    from fixtures.probes_health import NoCounters
+    from fixtures.probes.health import NoCounters
 
     with pytest.raises(NoCounters, match=r"^GET /health/rate-limit 'rate_limit' is \{\}$"):
         parse_rate(resp({"rate_limit": {}, "timestamp": "t"}, path="/health/rate-limit"), DEPLOYED_HEALTH.rate)

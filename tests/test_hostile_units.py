@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures import json_bounds
-from fixtures import probes_runtime as pr
 from fixtures.clients import Api
-from fixtures.probes_health import BadAnswer, json_object
+from fixtures.probes import runtime as pr
+from fixtures.probes.health import BadAnswer, json_object
 from plugins.contract.redaction import MASK, _BEARER, _DSN_PASSWORD, _KV_PASSWORD, Redactor
 from plugins.contract.runbook import HttpPolicy, load_runbook
 from plugins.contract.toml_schema import ConfigError

@@ -129,7 +129,7 @@ def _cycles() -> list[list[str]]:
 def test_the_graph_is_read() -> None:
     """The reader sees what it must: the contract, the probes, the hook modules, lazy imports."""
     g = graph()
-    assert {"plugins.contract.runbook", "plugins.contract.verdict", "fixtures.probes_health", "checks.test_health",
+    assert {"plugins.contract.runbook", "plugins.contract.verdict", "fixtures.probes.health.deep", "checks.test_health",
             "plugins.target"} <= set(g)
     assert "plugins.contract.toml_schema" in g["plugins.contract.runbook"]
     assert "fixtures.stack.launcher" in g["plugins.target"]  # imported inside functions
@@ -148,7 +148,7 @@ def test_fixtures_import_only_the_contract_of_plugins() -> None:
 
 
 def _probe_modules() -> list[str]:
-    return sorted(m for m in graph() if m == "fixtures.probes" or m.startswith(("fixtures.probes_", "fixtures.probes.")))
+    return sorted(m for m in graph() if m == "fixtures.probes" or m.startswith("fixtures.probes."))
 
 
 def test_probes_never_reach_the_stack() -> None:

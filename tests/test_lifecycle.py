@@ -116,7 +116,7 @@ def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
     targets = re.sub(r'(?m)^(migrations_dir|schema_baseline) = "(.*)"$', lambda m: f'{m[1]} = "{ROOT / m[2]}"', targets)
     (tmp_path / "targets.toml").write_text(targets)
     run = run_suite("--stack", "native", "--target-file", str(tmp_path / "targets.toml"), reports=tmp_path / "reports",
-                    paths=("checks/test_health.py", "tests/probes/probe_verdict.py"),
+                    paths=("checks/test_health.py", "tests/synthetic_checks/check_verdict.py"),
                     env={"JC_RUN_ID": run_id, "JC_VERDICT_FAIL": "1"})
     assert run.exitcode == 1, run.output[-3000:]
     assert run.certificate is not None and run.certificate["verdict"] == "not-certified"
@@ -147,7 +147,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, backend: str, sig: int) 
         skip_without_containers()
     run_id = _run_id(f"lifecycle-{sig}", backend)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q",
+        [sys.executable, "-m", "pytest", "checks", "tests/synthetic_checks/check_slow.py", "-q",
          "-p", "no:cacheprovider", "--stack", backend, "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_as_from_a_terminal,
         env={**os.environ, "JC_RUN_ID": run_id, "JC_SLOW_STARTED": str(tmp_path / "slow-started")},
@@ -181,7 +181,7 @@ def test_interrupt_on_a_line_less_instruction_still_reports_interrupted(tmp_path
     """CPython 3.11 can leave a traceback entry without a line number when a signal lands
     between lines; pytest's interrupt report used to crash on it (exit 1, a TypeError)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/probes/probe_interrupt_noline.py", "-q",
+        [sys.executable, "-m", "pytest", "tests/synthetic_checks/check_interrupt_noline.py", "-q",
          "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
@@ -196,7 +196,7 @@ def test_ctrl_c_in_a_terminal_under_xdist_leaves_nothing(tmp_path: Path) -> None
     foreground process group (controller, workers, and whatever of the stack shares it)."""
     run_id = _run_id("lifecycle-xdist-ctrl-c", "native")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "checks", "tests/probes/probe_slow.py", "-q", "-n", "2",
+        [sys.executable, "-m", "pytest", "checks", "tests/synthetic_checks/check_slow.py", "-q", "-n", "2",
          "-p", "no:cacheprovider", "--stack", "native", "--reports-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         preexec_fn=_as_from_a_terminal,

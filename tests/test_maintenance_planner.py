@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fixtures import probes_maintenance as pm
+from fixtures.probes import maintenance as pm
 from fixtures.clients import Database
 from plugins.contract.redaction import Redactor
 from plugins.contract.runbook import load_runbook

@@ -3,7 +3,7 @@
 The maintenance checks that judge a window from PostgreSQL's cumulative statistics — the
 weekly VACUUM / ANALYZE (JC-MAINT-03: "never vacuumed in 8 days"), unused indices
 (JC-MAINT-05: "fewer than 10 scans in a month") — read since when those statistics exist
-(fixtures.probes_maintenance.stats_origin). ``pg_stat_reset()`` on the stack's database, as an
+(fixtures.probes.maintenance.statistics.stats_origin). ``pg_stat_reset()`` on the stack's database, as an
 operator might run it, clears every vacuum time and scan count: JC-MAINT-03 becomes
 undecidable naming since when, JC-MAINT-05 names no index unused, and the checks that trust
 no window-bound statistic (bloat from pg_stats, slow statements' means, growth by the rows'

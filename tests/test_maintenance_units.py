@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixtures import probes_maintenance as pm
+from fixtures.probes import maintenance as pm
 from plugins.contract.maintenance import create_index_statement, parse
 from plugins.contract.toml_schema import ConfigError
 from plugins.contract.verdict import Undecidable

@@ -30,7 +30,7 @@ def test_service_dies_mid_run(healthy: NativeStack, stack_json: Path, tmp_path: 
     ready, gate = tmp_path / "ready", tmp_path / "open"
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *BEFORE, "tests/probes/probe_gate.py", "checks", "-q",
+        [sys.executable, "-m", "pytest", *BEFORE, "tests/synthetic_checks/check_gate.py", "checks", "-q",
          "-p", "no:cacheprovider", "--no-html", "--attach-stack", str(stack_json), "--reports-dir", str(reports)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "JC_GATE_READY": str(ready), "JC_GATE_OPEN": str(gate)},

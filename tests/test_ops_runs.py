@@ -33,7 +33,7 @@ from tests.test_report_run import HEALTH_AND_GUARDS, Recorder, local_targets
 
 A = "a0" * 20  # the build deployed before
 B = "b1" * 20  # the build under test (github.sha)
-FLAKY_PROBE = ("tests/probes/probe_flaky.py",)
+FLAKY_CHECK = ("tests/synthetic_checks/check_flaky.py",)
 
 
 @contextmanager
@@ -299,7 +299,7 @@ def test_a_check_that_flips_is_named_flaky_and_metrics_are_pushed(tmp_path: Path
         runs = []
         for i in range(4):
             server.status = 500 if i == 3 else 200  # type: ignore[attr-defined]
-            runs.append(run_suite("--history-runs", "3", "--push-metrics", gateway, paths=FLAKY_PROBE,
+            runs.append(run_suite("--history-runs", "3", "--push-metrics", gateway, paths=FLAKY_CHECK,
                                   reports=reports, env={"JC_FLAKY_FAIL": "1"} if i % 2 else {}))
     finally:
         server.shutdown()
@@ -336,7 +336,7 @@ def test_a_check_that_flips_is_named_flaky_and_metrics_are_pushed(tmp_path: Path
     (("--history-runs", "0"), "--history-runs: must be a whole number of runs from 1 to 1000, got '0'"),
 ])
 def test_bad_ops_options_exit_4(tmp_path: Path, args: tuple[str, ...], expect: str) -> None:
-    run = run_suite(*args, paths=FLAKY_PROBE, reports=tmp_path / "reports")
+    run = run_suite(*args, paths=FLAKY_CHECK, reports=tmp_path / "reports")
     assert run.exitcode == 4, run.output[-2000:]
     assert expect in run.output and "Traceback" not in run.output, run.output[-2000:]
     assert run.certificate is None
@@ -351,7 +351,7 @@ environment = "staging"
 project_ref = "remoteref000"
 database_url_env = "JC_REMOTE_DATABASE_URL"
 """
-_NO_DATABASE = {"JC_REMOTE_DATABASE_URL": "postgresql://reader@127.0.0.1:9/none"}  # (the probe reads none)
+_NO_DATABASE = {"JC_REMOTE_DATABASE_URL": "postgresql://reader@127.0.0.1:9/none"}  # (the synthetic check reads none)
 
 
 def _remote(tmp_path: Path, url: str) -> Path:
@@ -368,9 +368,9 @@ def test_the_wait_under_xdist(tmp_path: Path) -> None:
     with LoopbackApi(routes={"/health": Canned(200, {"status": "healthy", "git_sha": A})}) as api:
         targets = _remote(tmp_path, api.url)
         stale = run_suite("--target-file", str(targets), "--target", "remote", "-n", "2", "--expect-build", B,
-                          "--wait-timeout", "1", paths=FLAKY_PROBE, reports=tmp_path / "stale", env=_NO_DATABASE)
+                          "--wait-timeout", "1", paths=FLAKY_CHECK, reports=tmp_path / "stale", env=_NO_DATABASE)
         live = run_suite("--target-file", str(targets), "--target", "remote", "-n", "2", "--expect-build", A[:12],
-                         paths=FLAKY_PROBE, reports=tmp_path / "live", env=_NO_DATABASE)
+                         paths=FLAKY_CHECK, reports=tmp_path / "live", env=_NO_DATABASE)
     assert stale.exitcode == 6 and stale.outcomes() == {"JC-FLAKY-01": "error"}, stale.output[-3000:]
     assert stale.message("JC-FLAKY-01") == f"not judged: deployment still reports {A} after 1 s; expected {B}"
     assert live.exitcode == 0 and live.outcomes() == {"JC-FLAKY-01": "passed"}, live.output[-3000:]
@@ -389,7 +389,7 @@ def test_ctrl_c_while_waiting_still_writes_the_certificate(tmp_path: Path) -> No
     with LoopbackApi(routes={"/health": Canned(200, {"status": "healthy", "git_sha": A})}) as api:
         proc = subprocess.Popen(
             suite_command("--target-file", str(_remote(tmp_path, api.url)), "--target", "remote", "--expect-build", B,
-                          "--wait-timeout", "120", reports=reports, paths=FLAKY_PROBE),
+                          "--wait-timeout", "120", reports=reports, paths=FLAKY_CHECK),
             cwd=ROOT, env={**os.environ, **_NO_DATABASE, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, preexec_fn=_as_from_a_terminal)
         assert proc.stdout is not None

@@ -14,11 +14,11 @@ from tests.conftest import LOCAL_ENV, LOCAL_REF, run_suite
 
 
 def test_suite_runs_through_pgbouncer(tmp_path: Path) -> None:
-    run = run_suite("--pooler", "-rA", paths=("checks", "tests/probes/probe_pooler.py"),
+    run = run_suite("--pooler", "-rA", paths=("checks", "tests/synthetic_checks/check_pooler.py"),
                     reports=tmp_path / "reports", env={"JC_RUN_ID": f"pooler-{os.getpid()}"})
     assert run.exitcode == 0, run.output[-3000:]
     assert "pgbouncer transaction mode on 127.0.0.1:" in run.output
-    assert "PASSED tests/probes/probe_pooler.py::test_database_checks_go_through_the_pooler" in run.output
+    assert "PASSED tests/synthetic_checks/check_pooler.py::test_database_checks_go_through_the_pooler" in run.output
     assert run.certificate is not None and run.certificate["verdict"] == "certified"
 
 

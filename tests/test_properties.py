@@ -10,7 +10,7 @@ import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.probes import dig
+from fixtures.probes.health import dig
 from plugins.contract.redaction import MASK, Redactor
 from plugins.contract.runbook import load_runbook
 from plugins.contract.targets import load_targets, resolve_target

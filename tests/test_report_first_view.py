@@ -26,7 +26,7 @@ from plugins.html_report import report_config
 from tests.browser import geometry, screenshot
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, run_suite, targets_text
 
-FIRST_VIEW = ("tests/probes/probe_first_view.py",)
+FIRST_VIEW = ("tests/synthetic_checks/check_first_view.py",)
 WINDOW = (1400, 1000)
 
 
@@ -49,7 +49,7 @@ SEEN_FIRST = {
 @pytest.fixture(scope="module")
 def first_view(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     """A run with a real failure, a skip for the target's reason, a check waiting for an
-    option and checks that hold; its HTML report built (a probe run: no stack)."""
+    option and checks that hold; its HTML report built (a synthetic run: no stack)."""
     run = run_suite("--build-html", paths=FIRST_VIEW, reports=tmp_path_factory.mktemp("first-view") / "reports")
     assert run.exitcode == 1 and run.run_dir is not None, run.output[-3000:]
     assert (run.run_dir / "html" / "index.html").is_file(), run.output[-3000:]

@@ -59,13 +59,13 @@ def external_references(html: str) -> list[str]:
 
 def test_html_is_built_without_network(tmp_path: Path) -> None:
     """The report is built with every proxy pointing at a closed port (a build that fetched
-    anything would fail or hang) and references nothing outside its own file. A probe run:
+    anything would fail or hang) and references nothing outside its own file. A synthetic run:
     no stack needed."""
     dead = f"http://127.0.0.1:{closed_port()}"
     env = {name: dead for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                                    "all_proxy", "npm_config_proxy", "npm_config_https_proxy")}
     env.update(NO_PROXY="", no_proxy="", NODE_USE_ENV_PROXY="1", npm_config_offline="true")
-    run = run_suite("--build-html", "-k", "test_passes and not retry", paths=("tests/probes/probe_report.py",),
+    run = run_suite("--build-html", "-k", "test_passes and not retry", paths=("tests/synthetic_checks/check_report.py",),
                     reports=tmp_path / "reports", env=env)
     assert run.exitcode == 0 and run.run_dir is not None, run.output[-3000:]
     index = run.run_dir / "html" / "index.html"

@@ -94,7 +94,7 @@ def test_no_secret_leaves_the_run(healthy: NativeStack, reader_role: str, slack:
     )
     run = run_suite(
         "--target-file", str(targets), "--target", "remote", "--notify-slack", "--build-html", "-rA",
-        paths=("checks/test_health.py", "checks/test_guards.py", "tests/probes/probe_leaky.py"),
+        paths=("checks/test_health.py", "checks/test_guards.py", "tests/synthetic_checks/check_leaky.py"),
         reports=tmp_path / "reports",
         env={"JC_REMOTE_DB": reader_role, "JC_REMOTE_REDIS": info.redis_url,
              "JC_REMOTE_SIGNING_KEY": key, "JC_REMOTE_SLACK": hook},
@@ -121,11 +121,11 @@ def test_no_secret_leaves_the_run(healthy: NativeStack, reader_role: str, slack:
     assert any("a violation quoting every secret" in t and "***" in t for t in _texts(html)[1:])
     assert _hits(run, secrets, slack.requests) == []  # type: ignore[attr-defined]
 
-    # the same under xdist: workers report to the controller (the leaky probe alone, no HTML)
+    # the same under xdist: workers report to the controller (the leaky synthetic check alone, no HTML)
     slack.requests.clear()  # type: ignore[attr-defined]
     parallel = run_suite(
         "--target-file", str(targets), "--target", "remote", "--notify-slack", "-rA", "-n", "2",
-        paths=("tests/probes/probe_leaky.py",), reports=tmp_path / "reports-n2",
+        paths=("tests/synthetic_checks/check_leaky.py",), reports=tmp_path / "reports-n2",
         env={"JC_REMOTE_DB": reader_role, "JC_REMOTE_REDIS": info.redis_url,
              "JC_REMOTE_SIGNING_KEY": key, "JC_REMOTE_SLACK": hook},
     )

@@ -75,7 +75,7 @@ def test_attachments_land_in_every_phase(tmp_path: Path) -> None:
     runbook.write_text(moved + (
         '"JC-REPORT-03" = { reason = "pause is planned maintenance", expires = 2099-12-31 }\n'
         '"JC-REPORT-04" = { reason = "an old exception", expires = 2020-01-01 }\n'))
-    run = run_suite("--runbook", str(runbook), paths=("tests/probes/probe_report.py",), reports=tmp_path / "reports")
+    run = run_suite("--runbook", str(runbook), paths=("tests/synthetic_checks/check_report.py",), reports=tmp_path / "reports")
     assert run.exitcode == 1, run.output[-3000:]
     assert run.outcomes() == {"JC-REPORT-01": "failed", "JC-REPORT-02": "error", "JC-REPORT-03": "waived",
                               "JC-REPORT-04": "failed", "JC-REPORT-05": "passed", "JC-REPORT-06": "passed"}
@@ -351,9 +351,9 @@ def test_bad_report_options_exit_4(tmp_path: Path) -> None:
         assert not (tmp_path / "reports").exists()
 
 
-# --- Slack failures: a probe run (no stack), each way the post can fail ----------------------
+# --- Slack failures: a synthetic run (no stack), each way the post can fail ------------------
 
-_PROBE_PASSES = ("tests/probes/probe_report.py",)
+_SYNTHETIC_PASSES = ("tests/synthetic_checks/check_report.py",)
 _ONLY_PASSING = ("-k", "test_passes and not retry")  # JC-REPORT-05 alone: a certified run
 
 
@@ -380,9 +380,9 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[HTTPServer, threading
     return server, thread
 
 
-def _slack_probe(tmp_path: Path, hook: str, name: str, timeout: str = "2") -> SuiteRun:
+def _slack_run(tmp_path: Path, hook: str, name: str, timeout: str = "2") -> SuiteRun:
     targets = local_targets(tmp_path, f'slack_webhook_env = "JC_LOCAL_SLACK"\nslack_timeout_s = {timeout}\n')
-    return run_suite("--target-file", str(targets), "--notify-slack", *_ONLY_PASSING, paths=_PROBE_PASSES,
+    return run_suite("--target-file", str(targets), "--notify-slack", *_ONLY_PASSING, paths=_SYNTHETIC_PASSES,
                      reports=tmp_path / f"reports-{name}", env={"JC_LOCAL_SLACK": hook})
 
 
@@ -392,7 +392,7 @@ def test_slack_failures_never_change_the_verdict(tmp_path: Path) -> None:
     import socket
 
     token = "slack-token-beef"
-    plain = run_suite("-k", _ONLY_PASSING[1], paths=_PROBE_PASSES, reports=tmp_path / "reports-plain")
+    plain = run_suite("-k", _ONLY_PASSING[1], paths=_SYNTHETIC_PASSES, reports=tmp_path / "reports-plain")
     assert plain.exitcode == 0 and plain.certificate is not None, plain.output[-3000:]
 
     # accepts the connection (the kernel's backlog) and never answers
@@ -411,7 +411,7 @@ def test_slack_failures_never_change_the_verdict(tmp_path: Path) -> None:
             "500": (f"http://127.0.0.1:{failing.server_address[1]}/services/T/B/{token}", "HTTP 500: internal_error"),
         }
         for name, (hook, expect) in cases.items():
-            run = _slack_probe(tmp_path, hook, name)
+            run = _slack_run(tmp_path, hook, name)
             assert run.exitcode == plain.exitcode, (name, run.output[-3000:])
             assert run.certificate is not None and run.certificate["verdict"] == "certified", name
             line = next((ln for ln in run.output.splitlines() if "Slack: post failed: " in ln), "")
@@ -430,7 +430,7 @@ def test_slack_webhook_value_is_checked_before_the_run(tmp_path: Path, slack_ser
     """A secret pasted with its trailing newline still posts; a value that is no URL ends the
     run before anything starts: exit 4, one line naming the variable, never its value."""
     port = slack_server.server_address[1]
-    good = _slack_probe(tmp_path, f"http://127.0.0.1:{port}/services/T/B/slack-token-cafe\n", "newline")
+    good = _slack_run(tmp_path, f"http://127.0.0.1:{port}/services/T/B/slack-token-cafe\n", "newline")
     assert good.exitcode == 0 and "Slack: summary posted" in good.output, good.output[-3000:]
     assert [r["path"] for r in slack_server.requests] == ["/services/T/B/slack-token-cafe"]  # type: ignore[attr-defined]
     for name, value, why in [
@@ -438,7 +438,7 @@ def test_slack_webhook_value_is_checked_before_the_run(tmp_path: Path, slack_ser
         ("ipv6", "http://[::1/services/T/B/slack-token-cafe", "is not a URL httpx can parse (InvalidURL)"),
         ("scheme", "hooks.example/services/T/B/slack-token-cafe", "is not an http:// or https:// URL"),
     ]:
-        run = _slack_probe(tmp_path, value, name)
+        run = _slack_run(tmp_path, value, name)
         assert run.exitcode == 4 and run.certificate is None, (name, run.output[-3000:])
         assert f"targets.local.slack_webhook_env: JC_LOCAL_SLACK {why}" in run.output, (name, run.output[-3000:])
         assert "slack-token-cafe" not in run.output and "Traceback" not in run.output, (name, run.output[-3000:])
@@ -448,7 +448,7 @@ def test_slack_webhook_value_is_checked_before_the_run(tmp_path: Path, slack_ser
 def test_slack_deadline_must_be_finite_and_short(tmp_path: Path, timeout: str) -> None:
     """TOML spells inf and nan: a deadline that would never end (or delay the exit by
     minutes) is a config error before anything starts, not a crash at the end of the run."""
-    run = _slack_probe(tmp_path, "http://127.0.0.1:9/services/T/B/slack-token-cafe", f"deadline-{timeout}", timeout)
+    run = _slack_run(tmp_path, "http://127.0.0.1:9/services/T/B/slack-token-cafe", f"deadline-{timeout}", timeout)
     assert run.exitcode == 4 and run.certificate is None, run.output[-3000:]
     assert "targets.local.slack_timeout_s: must be a number of seconds greater than 0 and at most 120" in run.output
     assert "Traceback" not in run.output and "slack-token-cafe" not in run.output

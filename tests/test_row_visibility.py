@@ -1,7 +1,7 @@
 """Issue 17 item 2: rows hidden by row-level security are never read as production faults.
 
 A read-only role without BYPASSRLS reads an RLS table as empty. The run asks the catalog once
-which relations its role cannot fully see (fixtures/probes_role.py) and refuses every statement
+which relations its role cannot fully see (fixtures/probes/role.py) and refuses every statement
 over them (fixtures/row_gate.py): the checks that need those rows are `error` naming role,
 relation and cause, none fails, and no remedy that writes is printed. The README's recipes for
 the role are run as printed, and the nightly run as that role is certified.
@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from fixtures.clients import Database
-from fixtures.probes_role import Blind, Policy, RowSight, _judge, role_writes, row_sight
+from fixtures.probes.role import Blind, Policy, RowSight, _judge, role_writes, row_sight
 from fixtures.row_gate import HiddenRows, RowGate, relations_read
 from fixtures.stack.backends.native import NativeStack
 from fixtures.stack.refapp.config import MIGRATIONS_DIR

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 
 from checks import test_runtime as checks
-from fixtures import probes_drift
-from fixtures import probes_runtime as pr
+from fixtures.probes import drift as probes_drift
+from fixtures.probes import runtime as pr
 from fixtures.clients import Database
 from fixtures.stack import seed
 from fixtures.stack.backends.native import NativeStack

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures import probes_runtime as pr
-from fixtures.remedy_sql import kill_statement, resume_statement
+from fixtures.probes import runtime as pr
+from fixtures.probes.runtime.scheduler import _glob_escape
+from fixtures.probes.runtime.statements import kill_statement, resume_statement
 from fixtures.stack.refapp import history
 from plugins.contract.runbook import load_runbook
 from plugins.contract.runtime import Job, load
@@ -221,7 +222,7 @@ def test_history_rows_use_the_first_words() -> None:
 
 
 def test_heartbeat_prefix_is_matched_literally() -> None:
-    assert pr._glob_escape("julia:sched[1]*?:") == "julia:sched\\[1\\]\\*\\?:"
+    assert _glob_escape("julia:sched[1]*?:") == "julia:sched\\[1\\]\\*\\?:"
 
 
 # --- Railway -----------------------------------------------------------------------------

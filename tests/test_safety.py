@@ -21,7 +21,7 @@ def test_non_local_profile_cannot_write(healthy: NativeStack, tmp_path: Path) ->
     )
     run = run_suite(
         "--target-file", str(targets), "--target", "remote", "-rA",
-        paths=("tests/probes/probe_safety.py",), reports=tmp_path / "reports",
+        paths=("tests/synthetic_checks/check_safety.py",), reports=tmp_path / "reports",
         env={"JC_REMOTE_DB": info.database_url, "JC_REMOTE_REDIS": info.redis_url},
     )
     assert run.exitcode == 0, run.output[-3000:]

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from fixtures import migration_lint
 from fixtures.clients import Api
 from fixtures.migrations import Migration, scan_migrations
-from fixtures.probes import MigrationRow
-from fixtures.probes_schema import ExpectedVersion, compare_migrations, expected_version
+from fixtures.probes.common import MigrationRow
+from fixtures.probes.schema import ExpectedVersion, compare_migrations, expected_version
 from fixtures.schema_baseline import (
     BaselineError,
     ColumnShape,

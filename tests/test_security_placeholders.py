@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fixtures import probes_security as ps
+from fixtures.probes import security as ps
 from fixtures import secret_placeholders as sp
 from plugins.contract.security import SecretScanPolicy, SecurityContract, glob_regex, parse
 from plugins.contract.toml_schema import ConfigError

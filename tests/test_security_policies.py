@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fixtures import probes_security as ps
+from fixtures.probes import security as ps
 from fixtures.stack.backends.native import NativeStack
 from plugins.contract.runbook import load_runbook
 from plugins.contract.security import parse

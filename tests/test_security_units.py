@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixtures import probes_security as ps
+from fixtures.probes import security as ps
+from fixtures.probes.security import git_history, repo_secrets
 from plugins.contract.security import SecretRotation, parse
 from plugins.contract.toml_schema import ConfigError
 from tests.area_helpers import ROOT, git
@@ -410,7 +411,7 @@ def test_a_deadline_passed_mid_history_names_the_commits_read_to_their_end(
     repo = make_repo(tmp_path, {"main.py": "print(1)\n"})
     added = key_in_history(repo)
     calls = iter(range(1000))
-    monkeypatch.setattr(ps, "_clock", lambda: 0.0 if next(calls) < 3 else 1e6)
+    monkeypatch.setattr(git_history, "_clock", lambda: 0.0 if next(calls) < 3 else 1e6)
     result = ps.scan_repository(repo, history_timeout_s=60)
     assert result.history_incomplete == (
         "git history scan stopped at its 60 s deadline: the newest 1 of 3 commits covered")
@@ -428,7 +429,7 @@ def test_an_oversized_addition_is_skipped_and_the_next_file_read(
     (repo / "dump.sql").unlink()
     (repo / "settings.py").unlink()
     commit_all(repo, "gone")
-    monkeypatch.setattr(ps, "HISTORY_MAX_ADDED_BYTES", 500)
+    monkeypatch.setattr(git_history, "HISTORY_MAX_ADDED_BYTES", 500)
     additions = list(ps.history_additions(repo))
     assert sorted(a.path for a in additions) == ["main.py", "settings.py"]
     assert [f.path for f in ps.scan_repository(repo).findings] == ["settings.py"]
@@ -439,7 +440,7 @@ def test_an_oversized_addition_is_skipped_and_the_next_file_read(
     ("a/./b/../c.env", "7/a/_/b/_/c.env"), ("/abs/x.py", "7/_/abs/x.py"), ("..", "7/_"),
 ])
 def test_temp_names_stay_inside_their_folder(path: str, name: str) -> None:
-    assert ps._temp_name(7, path) == name
+    assert repo_secrets._temp_name(7, path) == name
 
 
 def test_a_crafted_dot_dot_path_in_history_is_reported_not_written_outside(
@@ -461,7 +462,7 @@ def test_a_crafted_dot_dot_path_in_history_is_reported_not_written_outside(
     plumb("update-ref", "HEAD", plumb("commit-tree", tree, "-m", "crafted"))
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    monkeypatch.setattr(ps.tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(repo_secrets.tempfile, "tempdir", str(scratch))
     result = ps.scan_repository(repo)
     assert [f.path for f in result.findings] == ["../../pwn/evil.py"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "tmp"] and list(scratch.iterdir()) == []

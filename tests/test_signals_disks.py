@@ -50,7 +50,7 @@ def test_sigterm_on_a_non_local_run_writes_an_interrupted_certificate(stack: Nat
     reports = tmp_path / "reports"
     started = tmp_path / "slow-started"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "checks/test_health.py", "tests/probes/probe_slow.py", "-q",
+        [sys.executable, "-m", "pytest", "checks/test_health.py", "tests/synthetic_checks/check_slow.py", "-q",
          "-p", "no:cacheprovider", "--no-html", "--target-file", str(targets), "--target", "staging",
          "--reports-dir", str(reports)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_as_from_a_terminal,
@@ -80,8 +80,8 @@ def test_sigterm_on_a_non_local_run_writes_an_interrupted_certificate(stack: Nat
 
 # --- a full disk under --reports-dir: a real, tiny tmpfs ------------------------------------------
 
-FLAKY = "tests/probes/probe_flaky.py"  # one invariant that holds
-FILL = "tests/probes/probe_fill_disk.py"  # fills the disk mid-run, as another process would
+FLAKY = "tests/synthetic_checks/check_flaky.py"  # one invariant that holds
+FILL = "tests/synthetic_checks/check_fill_disk.py"  # fills the disk mid-run, as another process would
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, run_suite
 
-PROBE = ("tests/probes/probe_verdict.py",)
+SYNTHETIC = ("tests/synthetic_checks/check_verdict.py",)
 ROW_KEYS = {"id", "title", "severity", "outcome", "message"}
 
 
@@ -20,7 +20,7 @@ def _iso(text: str) -> dt.datetime:
 
 
 def test_one_skipped_invariant_is_not_certified(tmp_path: Path) -> None:
-    run = run_suite(reports=tmp_path / "reports", paths=PROBE)
+    run = run_suite(reports=tmp_path / "reports", paths=SYNTHETIC)
     assert run.exitcode == 1, run.output[-3000:]
     assert run.outcomes() == {"JC-VERDICT-01": "passed", "JC-VERDICT-02": "skipped"}
     cert = run.certificate
@@ -30,7 +30,7 @@ def test_one_skipped_invariant_is_not_certified(tmp_path: Path) -> None:
 
 def test_certificate_carries_issue_2_fields(tmp_path: Path) -> None:
     """Format 2 = format 1's fields (pinned here) + issue 7's, and the `waived` outcome."""
-    run = run_suite("-m", "postdeploy", reports=tmp_path / "reports", paths=PROBE,
+    run = run_suite("-m", "postdeploy", reports=tmp_path / "reports", paths=SYNTHETIC,
                     env={"JC_VERDICT_FAIL": "1"})
     assert run.exitcode == 1, run.output[-3000:]
     cert = run.certificate

@@ -37,5 +37,5 @@ def test_holds() -> None:
 )
 def test_undecided() -> None:
     if os.environ.get("JC_VERDICT_FAIL"):
-        raise violated("the probe was told to fail (JC_VERDICT_FAIL)")
-    pytest.skip("the probe cannot decide (skipped on purpose)")
+        raise violated("the check was told to fail (JC_VERDICT_FAIL)")
+    pytest.skip("the check cannot decide (skipped on purpose)")

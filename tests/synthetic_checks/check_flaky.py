@@ -25,4 +25,4 @@ pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 )
 def test_flips() -> None:
     if os.environ.get("JC_FLAKY_FAIL"):
-        raise violated("the probe was told to fail (JC_FLAKY_FAIL)")
+        raise violated("the check was told to fail (JC_FLAKY_FAIL)")

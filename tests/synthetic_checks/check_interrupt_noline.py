@@ -1,6 +1,6 @@
-"""Probe: a KeyboardInterrupt whose traceback has an entry without a line number, as when a
-signal lands on a line-less bytecode instruction (CPython 3.11). Run only by the lifecycle
-self-test."""
+"""A synthetic check: a KeyboardInterrupt whose traceback has an entry without a line number,
+as when a signal lands on a line-less bytecode instruction (CPython 3.11). Run only by the
+lifecycle self-test."""
 from __future__ import annotations
 
 import sys
