@@ -162,7 +162,7 @@ def bench_memory(fig: Figures) -> None:
             f"(+{got['after_mb'] - got['before_mb']:.0f} MB), {_fmt(got['s'])}")
 
 
-_TARGET_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py",
+_TARGET_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py",
                   "checks/test_schema.py", "checks/test_runtime.py")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from fixtures import probes
-from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
 from fixtures.probes import health as probes_health
 from fixtures.probes.health import HealthEndpoints, Reported, odd_one_out
 from plugins.contract.drift import Dialects
@@ -25,7 +25,6 @@ from plugins.contract.targets import RunContext
 from plugins.contract.verdict import Undecidable, violated
 from plugins.invariants import invariant
 
-pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 
 _INSERT_REMEDY = (
     "Scenario 2 · Case 3: run `SELECT key, value FROM app_settings WHERE key IN ('environment', "
@@ -78,6 +77,7 @@ def _db_guard(
     severity="blocker",
     section="Hard Guards (Environment Validation) › APP_ENV",
     remedy=_INSERT_REMEDY,
+    tiers=("postdeploy", "nightly"),
 )
 def test_environment_matches_app_settings(
     request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, settings: probes.AppSettings
@@ -92,6 +92,7 @@ def test_environment_matches_app_settings(
     severity="blocker",
     section="Hard Guards (Environment Validation) › SUPABASE_PROJECT_REF",
     remedy=_INSERT_REMEDY,
+    tiers=("postdeploy", "nightly"),
 )
 def test_project_ref_matches_app_settings(
     request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, settings: probes.AppSettings
@@ -107,6 +108,7 @@ def test_project_ref_matches_app_settings(
     section="Hard Guards (Environment Validation) › Validation Point",
     remedy="The container runs with the wrong APP_ENV / SUPABASE_PROJECT_REF: fix the Railway "
     "variables of this service (Rule 2) and redeploy; roll back first if it serves traffic.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_app_reports_target_identity(
     request: pytest.FixtureRequest, ctx: RunContext, runbook: Runbook, trusted_deep: probes.DeepReport,
@@ -140,10 +142,9 @@ def test_app_reports_target_identity(
             "environment": trusted_deep.environment, "project_ref": trusted_deep.project_ref})
         if trusted_deep.environment is None or trusted_deep.project_ref is None:
             # the fields are not where the dialect in force looks: drift if another finds them
-            raise probes_drift.unreadable(
-                dialects, health, "deep", probes_drift.read_identity, probes_drift.KEYS["identity"],
-                f"GET {trusted_deep.path} reports " + " and ".join(wrong), fault,
-                probes_drift.judge_identity(ctx.target.environment, ctx.target.project_ref))
+            raise fallback.identity_unreadable(
+                dialects, health, f"GET {trusted_deep.path} reports " + " and ".join(wrong), fault,
+                ctx.target.environment, ctx.target.project_ref)
         raise fault
 
 
@@ -165,6 +166,7 @@ def _guard_word(report: probes.DeepReport, path: str) -> str:
     "INSERT INTO app_settings (key, value, description) VALUES ('environment', …), "
     "('supabase_project_ref', …) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; then "
     "`railway restart`.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_guard_keys_present(ctx: RunContext, runbook: Runbook, settings: probes.AppSettings) -> None:
     wanted = [
@@ -188,6 +190,7 @@ def test_guard_keys_present(ctx: RunContext, runbook: Runbook, settings: probes.
     remedy="Scenario 2 · Case 2: the app is connected to another database than this target's: "
     "verify SUPABASE_URL / SUPABASE_PROJECT_REF in the Railway variables (\"Using wrong Supabase "
     "project\" — copy-paste the project ref), fix them and redeploy.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_app_reads_same_app_settings(
     runbook: Runbook, settings: probes.AppSettings, trusted_deep: probes.DeepReport,

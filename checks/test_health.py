@@ -10,6 +10,9 @@ Each endpoint is fetched once per run (``health`` fixture). The check that *is* 
 endpoint's contract fails on a bad answer (non-200, HTML, redirect, missing field, wrong
 type); checks that only read it say why they cannot decide. An answer the dialect in force
 cannot read but another known dialect can is drift (plugins.drift), never an outage.
+
+One subject, one module (over ~450 lines for it): the deploy gate and its parts, JC-DEEP-02…07
+declared one by one at the end, all judged by ``_judge_part``.
 """
 
 from __future__ import annotations
@@ -21,14 +24,13 @@ import pytest
 
 from fixtures import probes
 from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
 from fixtures.probes import health as probes_health
 from fixtures.probes.health import BadAnswer, EndpointMissing, HealthEndpoints, NoAnswer, alias_note, dig, json_object
 from plugins.contract.drift import Dialects, DriftFinding, DriftUndecidable, drift_message
 from plugins.contract.runbook import Runbook
 from plugins.contract.verdict import Undecidable, one_line, violated
 from plugins.invariants import invariant
-
-pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
 
 
 @invariant(
@@ -38,6 +40,7 @@ pytestmark = [pytest.mark.postdeploy, pytest.mark.nightly]
     section="Health Checks › /health (Liveness Probe)",
     remedy="Scenario 1: check `railway status` and `railway logs -n 50` for a failed startup; "
     "roll back if the last deploy is the culprit, else `railway restart`.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
     try:
@@ -45,7 +48,7 @@ def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects)
     except NoAnswer as exc:
         raise violated(f"{exc.message} (Scenario 1: the app is not responding)") from None
     except EndpointMissing as exc:
-        raise missing_endpoint(dialects, health, "health", exc) from None
+        raise fallback.missing_endpoint(dialects, health, "health", exc) from None
     try:
         if 300 <= resp.status < 400:
             json_object(resp)  # a redirect (a login page in front of the app): say where to
@@ -70,13 +73,6 @@ def test_liveness(health: HealthEndpoints, runbook: Runbook, dialects: Dialects)
         )
 
 
-def missing_endpoint(dialects: Dialects, health: HealthEndpoints, name: str, exc: EndpointMissing) -> Exception:
-    """An endpoint whose every path answered 404 fails its own contract ("endpoint missing"),
-    unless another known dialect's route serves it (drift, judged by plugins.drift)."""
-    return probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name], (), exc.message,
-                                   violated(exc.message))
-
-
 @invariant(
     "JC-HEALTH-02",
     title="/health/ready answers 200 with Redis connected",
@@ -84,6 +80,7 @@ def missing_endpoint(dialects: Dialects, health: HealthEndpoints, name: str, exc
     section="Health Checks › /health/ready (Readiness Probe)",
     remedy="Scenario 2 · Case 1: check Redis (`railway logs -n 50 | grep -i redis`), restart the "
     "Redis service in the Railway dashboard, then `railway restart` the API.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
     """Not ready is said by the HTTP code (the runbook's 503) or, where the app always answers
@@ -122,9 +119,8 @@ def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
             evidence=body,
         )
         if redis_status is None:  # the field is not there: another dialect may say where it is
-            raise probes_drift.unreadable(dialects, health, "ready", probes_drift.read_ready,
-                                          probes_drift.KEYS["ready"], f"GET {resp.path} has no "
-                                          f"'{contract.ready_redis_path}'", fault, probes_drift.judge_ready)
+            raise fallback.ready_unreadable(dialects, health, f"GET {resp.path} has no "
+                                            f"'{contract.ready_redis_path}'", fault)
         raise fault
 
 
@@ -136,6 +132,7 @@ def test_readiness(health: HealthEndpoints, dialects: Dialects) -> None:
     remedy="The deployed app lacks a runbook endpoint: check the route exists in this release "
     "(a 404 on every alias means a rollback target or a proxy rule dropped it); add the path the "
     "app really serves to runbook.toml [endpoints] if it was renamed.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Callable[[str], None],
                           dialects: Dialects, drift: Callable[[list[DriftFinding]], None]) -> None:
@@ -149,8 +146,7 @@ def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Calla
         try:
             resp = health.answer(name)
         except probes_health.EndpointMissing as exc:
-            reader = probes_drift.READERS.get(name, probes_drift.read_json)
-            found = probes_drift.recognize_endpoint(dialects, health, name, reader, ())
+            found = fallback.served_elsewhere(dialects, health, name)
             if found is None:
                 missing.append(exc.message)
             else:
@@ -178,6 +174,7 @@ def test_endpoints_served(health: HealthEndpoints, runbook: Runbook, warn: Calla
     section="Health Checks › /health/deep (Comprehensive Health Check)",
     remedy="Rule 3: ROLLBACK NOW (Railway → Deployments → last stable → Redeploy); then read "
     "which part failed and follow its Scenario 2 case.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Dialects,
                       warn: Callable[[str], None]) -> None:
@@ -188,7 +185,7 @@ def test_deep_healthy(health: HealthEndpoints, runbook: Runbook, dialects: Diale
     try:
         report = health.deep()
     except EndpointMissing as exc:
-        raise missing_endpoint(dialects, health, "deep", EndpointMissing(
+        raise fallback.missing_endpoint(dialects, health, "deep", EndpointMissing(
             f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report")) from None
     except (NoAnswer, BadAnswer) as exc:
         raise violated(f"{exc.message} — the deploy gate needs HTTP 200 with a healthy report") from None
@@ -274,6 +271,7 @@ def _explain_failure(report: probes_health.DeepReport, runbook: Runbook, health:
     remedy="Rule 3: treat the release as failed (ROLLBACK NOW) — its gate cannot be trusted; then fix "
     "the app's /health/deep: status healthy only when every part is ok, HTTP 503 with the failing "
     "parts listed otherwise.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_deep_consistent(health: HealthEndpoints, runbook: Runbook) -> None:
     try:
@@ -288,87 +286,66 @@ def test_deep_consistent(health: HealthEndpoints, runbook: Runbook) -> None:
     raise violated(f"{lead}: {'; '.join(found)}", evidence=report.body)
 
 
-# Each part of the deep report, with the runbook's Scenario 2 case that fixes it.
+# Each part of the deep report: its invariant (declared below, one check per part), the
+# runbook's Scenario 2 case that fixes it, and what its failure means.
 _PARTS = {
-    "redis": ("JC-DEEP-02", "Case 1", "Redis connection error",
-              "Scenario 2 · Case 1: restart the Redis service in the Railway dashboard, then `railway restart`."),
-    "supabase": ("JC-DEEP-03", "Case 2", "Supabase connection error",
-                 "Scenario 2 · Case 2: check SUPABASE_URL / SUPABASE_PROJECT_REF in Railway variables and "
-                 "status.supabase.com; fix the variables and redeploy."),
-    "tables": ("JC-DEEP-04", "Case 5", "critical table missing",
-               "Scenario 2 · Case 5: find the migration that creates the missing table, apply it in the "
-               "Supabase SQL editor, then `railway restart`."),
-    "views": ("JC-DEEP-05", "Case 5", "critical view missing",
-              "Scenario 2 · Case 5: re-run the CREATE VIEW from its migration in the Supabase SQL "
-              "editor, then `railway restart`."),
-    "migrations": ("JC-DEEP-06", "Case 4", "schema behind the code",
-                   "Scenario 2 · Case 4: compare /health/schema with migrations/, apply the missing "
-                   "migration manually (rule 5), then `railway restart`."),
-    "hard_guards": ("JC-DEEP-07", "Case 3", "hard guard mismatch",
-                    "Scenario 2 · Case 3: APP_ENV / SUPABASE_PROJECT_REF must equal app_settings; fix the "
-                    "wrong side (never production variables mid-incident without a rollback)."),
+    "redis": ("JC-DEEP-02", "Case 1", "Redis connection error"),
+    "supabase": ("JC-DEEP-03", "Case 2", "Supabase connection error"),
+    "tables": ("JC-DEEP-04", "Case 5", "critical table missing"),
+    "views": ("JC-DEEP-05", "Case 5", "critical view missing"),
+    "migrations": ("JC-DEEP-06", "Case 4", "schema behind the code"),
+    "hard_guards": ("JC-DEEP-07", "Case 3", "hard guard mismatch"),
 }
 
 
-def _deep_part_check(part: str) -> object:
-    inv_id, case, what, remedy = _PARTS[part]
-
-    @invariant(
-        inv_id,
-        title=f"/health/deep part '{part}' is ok",
-        severity="blocker",
-        section=f"Incident Response Scenarios › Scenario 2 › {case}",
-        remedy=remedy,
-    )
-    def check(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
-              dialects: Dialects, warn: Callable[[str], None]) -> None:
-        report, contradiction = _part_report(health, runbook, part)
-        p = report.parts[part]
-        if not p.present:
-            found = probes_drift.part_drift(dialects, health, part)
-            message = f"GET {report.path} has no '{p.path}' part"
-            if found is not None:  # drift, or the part's fault read in the deployment's words
-                raise found.verdict(message, probes_drift.judge_part(part))
-            raise violated(f"{message} ({case}: {what} cannot be judged)", evidence=report.body)
-        if part == "migrations" and p.status in runbook.deep.migrations_behind:
-            raise violated(_schema_behind(report, p, case, what), evidence=p.detail)
-        if p.status in runbook.deep.part_warning and p.ok(runbook.deep.part_fine):
-            warn(f"GET {report.path} {part} is {p.status!r} (deep.part_warning): it holds, but look at "
-                 f"{p.path} ({case})")
-            return
-        if p.unknown(health.contract.part_unknown):
-            # The runbook's parts only: the deployment's extra parts never stop its report.
-            causes = [q for q in report.failing_pieces(runbook.deep, health.contract.part_unknown)
-                      if q.name != part and q.path not in runbook.deep.other_parts]
-            if part == "hard_guards" and not causes:
-                raise violated(_guard_not_run(report, runbook, health), evidence=p.detail)
-            raise Undecidable(_not_checked(report, p, causes, runbook, health), evidence=p.detail)
-        if not p.ok(runbook.deep.part_ok):
-            detail = f"; missing: {', '.join(p.missing)}" if p.missing else ""
-            extra = {k: v for k, v in p.detail.items() if k in ("error", "mismatches")}
-            said = p.detail.get("message")
-            found = probes_drift.part_drift(dialects, health, part, fine=True)
-            if found is not None and not p.missing:  # a word another dialect reads as holding
-                raise found.undecidable(f"GET {report.path} {part} is {p.status!r}, not a word of "
-                                        f"deep.part_ok")
-            where = f" ({p.path})" if p.path != part else ""
-            meaning = what
-            if part == "migrations" and runbook.deep.migrations_behind:
-                # The deployment has its own word for "behind"; this one is not it.
-                meaning = "the app's schema-version read failed"
-            broken = probes_health.broken_guards(report, runbook) if part == "hard_guards" else []
-            raise violated(
-                f"GET {report.path} {part}{where} is {p.status!r} ({case}: {meaning}){detail}"
-                + (f" — {'; '.join(broken)}" if broken else "")
-                + (f": the app says {one_line(str(said), 240)!r}" if said else "")
-                + (f"; {extra}" if extra else "") + _views_cause(part, report)
-                + _missing_schema_row(request, part, runbook) + _connection_cause(part, report, runbook)
-                + (_not_counted(report, runbook) or _contradiction_note(contradiction)),
-                evidence=p.detail,
-            )
-
-    check.__name__ = f"test_deep_part_{part}"
-    return check
+def _judge_part(part: str, request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                dialects: Dialects, warn: Callable[[str], None]) -> None:
+    """One part of the deep report (JC-DEEP-02…07, declared at the end of this module)."""
+    _, case, what = _PARTS[part]
+    report, contradiction = _part_report(health, runbook, part)
+    p = report.parts[part]
+    if not p.present:
+        found = probes_drift.part_drift(dialects, health, part)
+        message = f"GET {report.path} has no '{p.path}' part"
+        if found is not None:  # drift, or the part's fault read in the deployment's words
+            raise found.verdict(message, probes_drift.judge_part(part))
+        raise violated(f"{message} ({case}: {what} cannot be judged)", evidence=report.body)
+    if part == "migrations" and p.status in runbook.deep.migrations_behind:
+        raise violated(_schema_behind(report, p, case, what), evidence=p.detail)
+    if p.status in runbook.deep.part_warning and p.ok(runbook.deep.part_fine):
+        warn(f"GET {report.path} {part} is {p.status!r} (deep.part_warning): it holds, but look at "
+             f"{p.path} ({case})")
+        return
+    if p.unknown(health.contract.part_unknown):
+        # The runbook's parts only: the deployment's extra parts never stop its report.
+        causes = [q for q in report.failing_pieces(runbook.deep, health.contract.part_unknown)
+                  if q.name != part and q.path not in runbook.deep.other_parts]
+        if part == "hard_guards" and not causes:
+            raise violated(_guard_not_run(report, runbook, health), evidence=p.detail)
+        raise Undecidable(_not_checked(report, p, causes, runbook, health), evidence=p.detail)
+    if not p.ok(runbook.deep.part_ok):
+        detail = f"; missing: {', '.join(p.missing)}" if p.missing else ""
+        extra = {k: v for k, v in p.detail.items() if k in ("error", "mismatches")}
+        said = p.detail.get("message")
+        found = probes_drift.part_drift(dialects, health, part, fine=True)
+        if found is not None and not p.missing:  # a word another dialect reads as holding
+            raise found.undecidable(f"GET {report.path} {part} is {p.status!r}, not a word of "
+                                    f"deep.part_ok")
+        where = f" ({p.path})" if p.path != part else ""
+        meaning = what
+        if part == "migrations" and runbook.deep.migrations_behind:
+            # The deployment has its own word for "behind"; this one is not it.
+            meaning = "the app's schema-version read failed"
+        broken = probes_health.broken_guards(report, runbook) if part == "hard_guards" else []
+        raise violated(
+            f"GET {report.path} {part}{where} is {p.status!r} ({case}: {meaning}){detail}"
+            + (f" — {'; '.join(broken)}" if broken else "")
+            + (f": the app says {one_line(str(said), 240)!r}" if said else "")
+            + (f"; {extra}" if extra else "") + _views_cause(part, report)
+            + _missing_schema_row(request, part, runbook) + _connection_cause(part, report, runbook)
+            + (_not_counted(report, runbook) or _contradiction_note(contradiction)),
+            evidence=p.detail,
+        )
 
 
 def _part_report(health: HealthEndpoints, runbook: Runbook,
@@ -475,9 +452,87 @@ def _views_cause(part: str, report: probes_health.DeepReport) -> str:
             "table it reads): restore the table first, then re-run the CREATE VIEW")
 
 
-test_deep_part_redis = _deep_part_check("redis")
-test_deep_part_supabase = _deep_part_check("supabase")
-test_deep_part_tables = _deep_part_check("tables")
-test_deep_part_views = _deep_part_check("views")
-test_deep_part_migrations = _deep_part_check("migrations")
-test_deep_part_hard_guards = _deep_part_check("hard_guards")
+# --- the deep report, part by part (Scenario 2's cases) ------------------------------------
+
+
+@invariant(
+    "JC-DEEP-02",
+    title="/health/deep part 'redis' is ok",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 1",
+    remedy="Scenario 2 · Case 1: restart the Redis service in the Railway dashboard, then `railway restart`.",
+    tiers=("postdeploy", "nightly"),
+)
+def test_deep_part_redis(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                         dialects: Dialects, warn: Callable[[str], None]) -> None:
+    _judge_part("redis", request, runbook, health, dialects, warn)
+
+
+@invariant(
+    "JC-DEEP-03",
+    title="/health/deep part 'supabase' is ok",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 2",
+    remedy="Scenario 2 · Case 2: check SUPABASE_URL / SUPABASE_PROJECT_REF in Railway variables and "
+    "status.supabase.com; fix the variables and redeploy.",
+    tiers=("postdeploy", "nightly"),
+)
+def test_deep_part_supabase(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                            dialects: Dialects, warn: Callable[[str], None]) -> None:
+    _judge_part("supabase", request, runbook, health, dialects, warn)
+
+
+@invariant(
+    "JC-DEEP-04",
+    title="/health/deep part 'tables' is ok",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 5",
+    remedy="Scenario 2 · Case 5: find the migration that creates the missing table, apply it in the "
+    "Supabase SQL editor, then `railway restart`.",
+    tiers=("postdeploy", "nightly"),
+)
+def test_deep_part_tables(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                          dialects: Dialects, warn: Callable[[str], None]) -> None:
+    _judge_part("tables", request, runbook, health, dialects, warn)
+
+
+@invariant(
+    "JC-DEEP-05",
+    title="/health/deep part 'views' is ok",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 5",
+    remedy="Scenario 2 · Case 5: re-run the CREATE VIEW from its migration in the Supabase SQL "
+    "editor, then `railway restart`.",
+    tiers=("postdeploy", "nightly"),
+)
+def test_deep_part_views(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                         dialects: Dialects, warn: Callable[[str], None]) -> None:
+    _judge_part("views", request, runbook, health, dialects, warn)
+
+
+@invariant(
+    "JC-DEEP-06",
+    title="/health/deep part 'migrations' is ok",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 4",
+    remedy="Scenario 2 · Case 4: compare /health/schema with migrations/, apply the missing "
+    "migration manually (rule 5), then `railway restart`.",
+    tiers=("postdeploy", "nightly"),
+)
+def test_deep_part_migrations(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                              dialects: Dialects, warn: Callable[[str], None]) -> None:
+    _judge_part("migrations", request, runbook, health, dialects, warn)
+
+
+@invariant(
+    "JC-DEEP-07",
+    title="/health/deep part 'hard_guards' is ok",
+    severity="blocker",
+    section="Incident Response Scenarios › Scenario 2 › Case 3",
+    remedy="Scenario 2 · Case 3: APP_ENV / SUPABASE_PROJECT_REF must equal app_settings; fix the "
+    "wrong side (never production variables mid-incident without a rollback).",
+    tiers=("postdeploy", "nightly"),
+)
+def test_deep_part_hard_guards(request: pytest.FixtureRequest, runbook: Runbook, health: HealthEndpoints,
+                               dialects: Dialects, warn: Callable[[str], None]) -> None:
+    _judge_part("hard_guards", request, runbook, health, dialects, warn)

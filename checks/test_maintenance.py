@@ -10,36 +10,26 @@ is scanned, so the checks are safe against production.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fixtures.clients import Database
-from fixtures.probes import drift as probes_drift
+from fixtures.connections import Database
+from fixtures.evidence import Evidence
+from fixtures.probes import fallback
 from fixtures.probes import maintenance as pm
-from plugins.contract.dialects import RUNBOOK_DIALECT, at_key
-from plugins.contract.drift import Dialect, Dialects, DriftFinding, DriftViolation
-from plugins.contract.maintenance import (
-    HighVolumeTable,
-    MaintenanceContract,
-    RequiredIndex,
-    create_index_statement,
-)
+from plugins.contract.drift import Dialects, DriftViolation
+from plugins.contract.maintenance import MaintenanceContract, create_index_statement
 from plugins.contract.runbook import Runbook
 from plugins.contract.targets import RunContext
 from plugins.contract.verdict import Undecidable, violated
 from plugins.invariants import invariant
-from plugins.target import redactor
 
-pytestmark = [pytest.mark.nightly]
 
 _SECTION = "Database Maintenance"
-_REQUIRED_KEY = "maintenance.required_indices"
-_VOLUME_KEY = "maintenance.high_volume_tables"
+_REQUIRED_KEY = fallback.REQUIRED_KEY
+_VOLUME_KEY = fallback.VOLUME_KEY
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +41,6 @@ def maintenance(runbook: Runbook) -> MaintenanceContract:
 @pytest.fixture(scope="module")
 def index_defs(db: Database, runbook: Runbook) -> list[pm.IndexDef]:
     return pm.indexes(db, [runbook.schema])
-
-
-@pytest.fixture
-def record_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], Path]:
-    """Evidence a passing check keeps: a JSON file in the run's folder (what the next run
-    compares with) and, when Allure is on, an attachment. Redacted like everything else."""
-
-    def record(name: str, data: dict[str, Any]) -> Path:
-        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        path = ctx.run_dir / "evidence" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        if getattr(request.config.option, "allure_report_dir", None):
-            import allure
-
-            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
-        return path
-
-    return record
 
 
 def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
@@ -93,53 +64,6 @@ def _why_not(index: pm.IndexDef, columns: tuple[str, ...]) -> str | None:
     return f"{index.name}: does not cover them"
 
 
-def _spelled(table: str, columns: tuple[str, ...]) -> str:
-    return f"{table}({', '.join(columns)})"
-
-
-def _declared(other: Dialect, *spellings: str) -> str:
-    """The disagreement another dialect declares about one of ``spellings`` ("" = none)."""
-    for d in other.runbook.drift:
-        if d.source and any(s in d.key for s in spellings):
-            return f"declared in dialects/{other.name}.toml: {d.deployment} ({d.source})"
-    return ""
-
-
-def _stale_note(other: Dialect, dialects: Dialects) -> str:
-    if other.name != RUNBOOK_DIALECT:
-        return ""
-    return (f"dialects/{dialects.in_force.name}.toml respells it, but the deployment speaks the runbook's "
-            "words here: the dialect is stale")
-
-
-def _required_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[RequiredIndex]
-                    ) -> tuple[probes_drift.Recognition | None, list[RequiredIndex]]:
-    """Entries of the dialect in force on a table or column the database lacks: drift when
-    another known dialect accounts for every one — it names the index on columns the
-    database has, or it does not list the entry (the deployment has no such table or
-    column) — else the entries no dialect accounts for."""
-    runbook_side = {e.get("name"): e for e in at_key(dialects.runbook_raw, "maintenance.required_indices") or []}
-    for other in dialects.others:
-        theirs = {r.name: r for r in other.runbook.section("maintenance").required_indices}
-        findings: list[DriftFinding] = []
-        for req in absent:
-            said = runbook_side.get(req.name, {})
-            ours = _spelled(said.get("table", req.table), tuple(said.get("columns", req.columns)))
-            lacks = names.lacks(req.table, req.columns) or ""
-            alt = theirs.get(req.name)
-            if alt is None:
-                findings.append(DriftFinding(_REQUIRED_KEY, ours, f"not listed (no {req.name})", lacks,
-                                             _declared(other, ours, _spelled(req.table, req.columns))))
-            elif names.lacks(alt.table, alt.columns) is None:
-                findings.append(DriftFinding(_REQUIRED_KEY, ours, _spelled(alt.table, alt.columns), lacks,
-                                             _stale_note(other, dialects)))
-            else:
-                break
-        else:
-            return probes_drift.Recognition(other, "pg_catalog", tuple(findings)), []
-    return None, absent
-
-
 @invariant(
     "JC-MAINT-01",
     title="every foreign key has a covering index",
@@ -148,6 +72,7 @@ def _required_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[Req
     remedy="PostgreSQL does not index foreign keys by itself: add the index without blocking "
     "queries, `CREATE INDEX CONCURRENTLY idx_table_fk_column ON table_name(foreign_key_column);` "
     "(the statement for each key is in the message).",
+    tiers=("nightly",),
 )
 def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_defs: list[pm.IndexDef]) -> None:
     """A covering index is a usable btree, neither partial nor with an expression, whose
@@ -181,6 +106,7 @@ def test_foreign_keys_have_covering_index(db: Database, runbook: Runbook, index_
     remedy="Create the missing index with the runbook's statement, e.g. `CREATE INDEX "
     "CONCURRENTLY idx_interacoes_cliente_id ON interacoes(cliente_id);`, then verify with "
     "`SELECT indexname FROM pg_indexes WHERE tablename = '…';`.",
+    tiers=("nightly",),
 )
 def test_required_indices_exist(
     db: Database, runbook: Runbook, maintenance: MaintenanceContract, index_defs: list[pm.IndexDef],
@@ -194,9 +120,7 @@ def test_required_indices_exist(
     required = maintenance.required_indices
     if not required:
         pytest.skip("runbook.toml lists no required indices")
-    wanted = {r.table for r in required} | {
-        r.table for o in dialects.others for r in o.runbook.section("maintenance").required_indices}
-    names = pm.table_columns(db, runbook.schema, sorted(wanted))
+    names = pm.table_columns(db, runbook.schema, fallback.required_index_tables(dialects, required))
     absent = [r for r in required if names.lacks(r.table, r.columns) is not None]
     missing = []
     for req in required:
@@ -210,11 +134,11 @@ def test_required_indices_exist(
             "runbook_name": req.name, "table": req.table, "columns": list(req.columns),
             "not_counted": near, "fix": req.create_statement(runbook.schema),
         })
-    drift, unaccounted = _required_drift(dialects, names, absent) if absent else (None, [])
+    drift, unaccounted = fallback.required_drift(dialects, names, absent) if absent else (None, [])
     lacking = (
         f"the database lacks what dialect '{runbook.dialect}' names ({_REQUIRED_KEY}), so no CREATE INDEX "
         "is proposed for it: " + "; ".join(
-            f"{r.name} on {_spelled(r.table, r.columns)}: {names.lacks(r.table, r.columns)}"
+            f"{r.name} on {fallback.spelled(r.table, r.columns)}: {names.lacks(r.table, r.columns)}"
             for r in unaccounted)
     ) if unaccounted else ""
     if missing:
@@ -248,6 +172,7 @@ def test_required_indices_exist(
     remedy="Run the weekly maintenance in the Supabase SQL editor: `VACUUM ANALYZE <table>;` "
     "for each table named; if autovacuum is disabled on it, re-enable it "
     "(`ALTER TABLE <table> RESET (autovacuum_enabled);`).",
+    tiers=("nightly",),
 )
 def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenance: MaintenanceContract) -> None:
     """The runbook's weekly VACUUM ANALYZE keeps dead tuples down and statistics fresh on
@@ -302,16 +227,18 @@ def test_dead_tuples_and_vacuum_window(db: Database, runbook: Runbook, maintenan
     remedy="Reclaim space without blocking: `REINDEX INDEX CONCURRENTLY <index>;` for a bloated "
     "index; for a table, plain `VACUUM` makes the space reusable — `VACUUM FULL` blocks and is "
     "only for a low-traffic window (runbook: When to VACUUM vs VACUUM FULL).",
+    tiers=("nightly",),
+    evidence="bloat-estimate",
 )
 def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
-                                record_evidence: Callable[[str, dict[str, Any]], Path]) -> None:
+                                evidence: Evidence) -> None:
     """Method: the statistical estimate (pm.BLOAT_METHOD), named in every failure message and
     in the evidence, kept on a pass too; relations below `bloat_min_bytes` are not judged."""
     estimates = pm.bloat_estimates(db, [runbook.schema])
     limit = {"table": maintenance.table_bloat_max_ratio, "index": maintenance.index_bloat_max_ratio}
     judged = [e for e in estimates if e.real_bytes >= maintenance.bloat_min_bytes]
     bloated = [e for e in judged if e.expected_bytes is not None and e.ratio > limit[e.kind]]
-    evidence = {
+    judged_evidence = {
         "method": pm.BLOAT_METHOD,
         "judged": [
             {"kind": e.kind, "relation": e.name, "table": e.table, "real": pm.pretty_bytes(e.real_bytes),
@@ -321,7 +248,7 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
         ],
     }
     if not bloated:
-        record_evidence("bloat-estimate", evidence)
+        evidence.keep(judged_evidence)
         return
     lines = [
         f"{e.kind} {e.schema}.{e.name}: ~{pm.pretty_bytes(e.bloat_bytes)} of {pm.pretty_bytes(e.real_bytes)} "
@@ -331,7 +258,7 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
     raise violated(
         "expected estimated bloat under the thresholds, found: " + "; ".join(lines)
         + " [method: statistical estimate from pg_stats and pg_class (ioguix-style), no pages read]",
-        evidence=evidence,
+        evidence=judged_evidence,
     )
 
 
@@ -342,6 +269,7 @@ def test_bloat_under_thresholds(db: Database, runbook: Runbook, maintenance: Mai
     section=f"{_SECTION} › Monthly Maintenance",
     remedy="Review each index named: if no query needs it, drop it without blocking "
     "(`DROP INDEX CONCURRENTLY <index>;`); if it is new, wait for the next run.",
+    tiers=("nightly",),
 )
 def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
                                index_defs: list[pm.IndexDef], warn) -> None:  # type: ignore[no-untyped-def]
@@ -390,6 +318,7 @@ def test_no_large_unused_index(db: Database, runbook: Runbook, maintenance: Main
     section=f"{_SECTION} › Monthly Maintenance",
     remedy="Look at each statement named (Scenario 4: missing indices, N+1 queries); `EXPLAIN "
     "(ANALYZE, BUFFERS)` it on staging and add the index it lacks with CREATE INDEX CONCURRENTLY.",
+    tiers=("nightly",),
 )
 def test_no_slow_statements(db: Database, maintenance: MaintenanceContract) -> None:
     """Application statements (SELECT / DML, not maintenance or monitoring) averaging more than
@@ -420,46 +349,15 @@ def test_no_slow_statements(db: Database, maintenance: MaintenanceContract) -> N
 
 # --- table growth: evidence for the next night's comparison -------------------------------
 
-GROWTH_EVIDENCE = "table-growth"
-
-
-def _previous_growth(run_dir: Path, target: str) -> dict[str, Any] | None:
+def _previous_growth(evidence: Evidence, target: str) -> dict[str, Any] | None:
     """The newest table-growth record of an earlier run against the same target."""
     best: dict[str, Any] | None = None
-    for path in run_dir.parent.glob(f"*/evidence/{GROWTH_EVIDENCE}.json"):
-        if path.parent.parent == run_dir:
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+    for run, data in evidence.earlier():
         if data.get("target") != target or not isinstance(data.get("taken_at"), str):
             continue
         if best is None or data["taken_at"] > best["taken_at"]:
-            best = {**data, "run": path.parent.parent.name}
+            best = {**data, "run": run}
     return best
-
-
-def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighVolumeTable]
-                  ) -> probes_drift.Recognition | None:
-    """Tables the dialect in force dates by a column the database lacks: drift when another
-    known dialect dates each of them by a column the database has (or by none)."""
-    runbook_side = {e.get("table"): e for e in at_key(dialects.runbook_raw, _VOLUME_KEY) or []}
-    for other in dialects.others:
-        theirs = {t.table: t for t in other.runbook.section("maintenance").high_volume_tables}
-        findings: list[DriftFinding] = []
-        for hv in absent:
-            alt = theirs.get(hv.table)
-            lacks = names.lacks(hv.table, [hv.time_column or ""]) or ""
-            ours = f"{hv.table}.{runbook_side.get(hv.table, {}).get('time_column', hv.time_column)}"
-            if alt is None or names.lacks(alt.table, [alt.time_column] if alt.time_column else []) is not None:
-                break
-            findings.append(DriftFinding(_VOLUME_KEY, ours, f"{alt.table}.{alt.time_column}" if alt.time_column
-                                         else f"{alt.table} (not counted by time)", lacks,
-                                         _stale_note(other, dialects)))
-        else:
-            return probes_drift.Recognition(other, "pg_catalog", tuple(findings))
-    return None
 
 
 @invariant(
@@ -470,10 +368,11 @@ def _volume_drift(dialects: Dialects, names: pm.CatalogNames, absent: list[HighV
     remedy="Find what writes the table this fast (a job firing in a loop, a second scheduler — rule 4 — or "
     "a campaign); if the volume is real, update the runbook's High-Volume Tables and its maintenance, and "
     "archive old rows (Monthly Maintenance step 3: job_executions older than 90 days).",
+    tiers=("nightly",),
+    evidence="table-growth",
 )
 def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance: MaintenanceContract,
-                                     ctx: RunContext, record_evidence: Callable[[str, dict[str, Any]], Path],
-                                     dialects: Dialects) -> None:
+                                     ctx: RunContext, evidence: Evidence, dialects: Dialects) -> None:
     """The runbook's weekly "check table sizes" query, kept as evidence (table names and
     sizes only: nothing a certificate may not carry) and compared with the last run; and
     each high-volume table's last 24 hours of rows against growth_max_factor × its Rows/Day,
@@ -484,7 +383,7 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
     Trusts: the rows' own time column and the relations' sizes — no cumulative statistic, so
     neither a statistics reset nor a young cluster changes what it judges."""
     taken_at, sizes = pm.table_sizes(db, [runbook.schema], maintenance.growth_top_tables)
-    previous = _previous_growth(ctx.run_dir, ctx.target.name)
+    previous = _previous_growth(evidence, ctx.target.name)
     before = {t["table"]: t["total_bytes"] for t in (previous or {}).get("tables", [])}
     factor = maintenance.growth_max_factor
     dated = [hv for hv in maintenance.high_volume_tables if hv.rows_per_day is not None and hv.time_column]
@@ -498,7 +397,7 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
         rows = pm.rows_last_day(db, runbook.schema, hv.table, hv.time_column, cap)
         last_day.append({"table": hv.table, "time_column": hv.time_column, "rows_last_24h": rows,
                          "capped": rows > cap, "runbook_rows_per_day": hv.rows_per_day, "limit": cap})
-    record_evidence(GROWTH_EVIDENCE, {
+    evidence.keep({
         "target": ctx.target.name,
         "taken_at": taken_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "previous": {"run": previous["run"], "taken_at": previous["taken_at"]} if previous else None,
@@ -526,7 +425,7 @@ def test_table_growth_within_volumes(db: Database, runbook: Runbook, maintenance
             evidence=over,
         )
     if absent:
-        drift = _volume_drift(dialects, names, absent)
+        drift = fallback.volume_drift(dialects, names, absent)
         if drift is not None:
             raise drift.undecidable(f"cannot count {', '.join(f'{hv.table} by {hv.time_column}' for hv in absent)} "
                                     f"(dialect '{runbook.dialect}'): no such column")

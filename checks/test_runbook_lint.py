@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.clients import Api, Database
+from fixtures.connections import Api, Database
 from fixtures.probes import runbook_lint as probes_runbook
 from fixtures.runbook_doc import JqUnsupported, RunbookDoc, parse_jq, resolve_jq
 from plugins.contract.runbook_lint import LintContract
@@ -30,10 +30,8 @@ from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 from plugins.runbook_doc import APP_ENV_VARS, write_lint_report
 
-# Not postdeploy (it lints a document, not a deploy); nightly only with --runbook-doc
-# (plugins.runbook_doc adds the marker then).
-pytestmark = [pytest.mark.runbook]
-
+# Tier ``runbook`` only: not postdeploy (it lints a document, not a deploy); nightly only with
+# --runbook-doc (plugins.runbook_doc adds the marker then).
 _SECTION = "Runbook Updates"
 _REMEDY = (
     "Runbook Updates (\"review and update after each incident\"): fix each flagged line of the "
@@ -55,6 +53,7 @@ def _summary(what: str, broken: list[dict[str, Any]], total: int, doc: RunbookDo
     severity="normal",
     section=f"{_SECTION} › SQL statements",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_sql_plans(runbook_doc: RunbookDoc, db: Database, lint_contract: LintContract,
                            pytestconfig: pytest.Config) -> None:
@@ -81,6 +80,7 @@ def replies(runbook_doc: RunbookDoc, api: Api) -> dict[str, probes_runbook.Reply
     severity="normal",
     section=f"{_SECTION} › curl commands",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_curl_routes(runbook_doc: RunbookDoc, replies: dict[str, probes_runbook.Reply],
                              pytestconfig: pytest.Config) -> None:
@@ -127,6 +127,7 @@ def _jq_row(line: int, path: str, expr: str, reply: probes_runbook.Reply) -> dic
     severity="normal",
     section=f"{_SECTION} › jq paths",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_jq_paths(runbook_doc: RunbookDoc, replies: dict[str, probes_runbook.Reply],
                           pytestconfig: pytest.Config) -> None:
@@ -148,6 +149,7 @@ def test_runbook_jq_paths(runbook_doc: RunbookDoc, replies: dict[str, probes_run
     severity="normal",
     section=f"{_SECTION} › environment variables",
     remedy=_REMEDY,
+    tiers=("runbook",),
 )
 def test_runbook_env_var_names(runbook_doc: RunbookDoc, ctx: RunContext, pytestconfig: pytest.Config) -> None:
     """``echo $CHATWOOT_API_URL`` prints an empty line when the app reads CHATWOOT_URL: the

@@ -32,30 +32,26 @@ failure, as ``runtime.refused_evidence`` declares.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from psycopg import sql
 
-from fixtures.clients import Database, SafeRedis
+from fixtures.connections import Database, SafeRedis
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import runtime as pr
+from fixtures.railway import Railway
 from plugins.contract.drift import Dialects
 from plugins.contract.runbook import Runbook
 from plugins.contract.runtime import LIVENESS_RUNS, REFUSED_FAILURE, WORKER_PROGRESS, Job, RuntimeContract
-from plugins.contract.targets import RunContext
 from plugins.contract.verdict import Undecidable, violated
 from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 
-pytestmark = [pytest.mark.nightly]
 
 SHOW = 5  # violations listed in a message; the evidence has them all
 MESSAGE_CHARS = 400  # a certificate's message is cut there (plugins.invariants.one_line)
-_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +84,6 @@ def _age(delta: timedelta | float) -> str:
 
 def _more(items: list[str]) -> str:
     return "; ".join(items[:SHOW]) + (f"; … and {len(items) - SHOW} more" if len(items) > SHOW else "")
-
-
-def _name(name: str) -> str:
-    """An identifier as an operator would type it (quoted only when it must be)."""
-    return name if _PLAIN_NAME.match(name) else sql.Identifier(name).as_string(None)
 
 
 Warn = Callable[[str], None]
@@ -130,6 +121,7 @@ def _report_refused(warn: Warn, runtime: RuntimeContract, what: str, refused: li
     section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
     remedy="Rule 4: scale julia-scheduler back to 1 instance (Railway → julia-scheduler → Settings → "
     "Replicas = 1, no autoscale), then check what the duplicated runs did twice.",
+    tiers=("nightly",),
 )
 def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                                names: probes_drift.RuntimeNames) -> None:
@@ -156,8 +148,8 @@ def test_one_run_per_cron_slot(db: Database, runbook: Runbook, runtime: RuntimeC
     remedy="Rule 4: julia-scheduler MUST be 1 instance — stop the extra one (Railway → julia-scheduler → "
     "Replicas = 1); if none is alive, `railway restart` julia-scheduler and watch `railway logs -f | grep -i "
     "scheduler`.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_one_live_scheduler(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
     """A heartbeat is live when its key expires unless renewed (a TTL no longer than
     ``runtime.heartbeat_expiry_ratio_max`` renewal periods) and, when its value says when it
@@ -307,8 +299,8 @@ def _judge_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, no
     section="Workers and Scheduled Jobs › Scheduled Jobs Reference",
     remedy="Check the scheduler: `railway logs -n 100 | grep -i \"scheduler\\|job\\|cron\"`; if it is down "
     "or stuck, `railway restart` julia-scheduler; a failing job shows its error in job_executions.erro.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                               names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The jobs the contract marks critical (the runbook's whole table; a deployment's own
@@ -327,6 +319,7 @@ def test_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeCo
     remedy="Read the late job's runs in job_executions (error, response_code) and the scheduler's logs "
     "(`railway logs -n 100 | grep -i \"scheduler\\|job\"`); a job the runbook's table lacks is the "
     "deployment's own: fix it, or the runbook's table.",
+    tiers=("nightly",),
 )
 def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                                     names: probes_drift.RuntimeNames, warn: Warn) -> None:
@@ -340,25 +333,6 @@ def test_other_jobs_run_on_schedule(db: Database, runbook: Runbook, runtime: Run
     _judge_schedule(db, runbook, runtime, now, others, "non-critical ", warn)
 
 
-def _railway_option(ctx: RunContext, key: str) -> str:
-    value = ctx.target.options.get(key)
-    if not value:
-        raise Undecidable(f"{ctx.target.path}: targets.{ctx.target.name}.{key}: required with railway_token_env")
-    return str(value)
-
-
-def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str) -> pr.RailwayScale:
-    """One service's replicas through the profile's Railway API (read-only query)."""
-    return pr.railway_scale(
-        url=str(ctx.target.options.get("railway_api_url") or pr.RAILWAY_API_URL),
-        token=token,
-        token_kind=str(ctx.target.options.get("railway_token_kind") or "account"),
-        service_id=service_id,
-        environment_id=_railway_option(ctx, "railway_environment_id"),
-        timeout_s=runbook.http.read_timeout_s, http=runbook.http,
-    )
-
-
 @invariant(
     "JC-SCHED-04",
     title="The scheduler service runs exactly one replica on Railway",
@@ -366,35 +340,18 @@ def _railway_read(ctx: RunContext, runbook: Runbook, token: str, service_id: str
     section="Deployment Architecture › Production Environment",
     remedy="Rule 4: Railway → julia-scheduler → Settings → set Replicas to 1 and turn autoscaling off "
     "(\"Scheduler: 1 instance, NO autoscale\").",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
-def test_scheduler_scale(ctx: RunContext, runbook: Runbook, runtime: RuntimeContract) -> None:
+def test_scheduler_scale(railway: Railway, runtime: RuntimeContract) -> None:
     """Each service the profile names, read by its id: the scheduler must run exactly one
     replica; the api (``railway_api_service_id``, when given) at least one. The worker's
-    service is judged with the worker's liveness (JC-QUEUE-02), where its absence matters."""
-    token = ctx.target.secret("railway_token_env")
-    local_platform = getattr(ctx.stack, "railway_api_url", None) if ctx.target.local else None
-    if not token and local_platform:
-        # The local stack's platform answers Railway's query with the schedulers it runs.
-        from fixtures import local_platform as platform
-
-        scale = pr.railway_scale(
-            url=local_platform, token=platform.LOCAL_TOKEN, token_kind="account",
-            service_id=platform.LOCAL_SCHEDULER_SERVICE_ID, environment_id=platform.LOCAL_ENVIRONMENT_ID,
-            timeout_s=runbook.http.read_timeout_s, http=runbook.http,
-        )
-        _judge_scale(scale, runtime)
-        return
-    if not token:
-        var = ctx.target.options.get("railway_token_env")
-        where = f"its variable {var} is empty or unset" if var else "no railway_token_env in the profile"
-        key = f"targets.{ctx.target.name}.railway_token_env"
-        skip_unless_given(f"environment variable {var} ({key})" if var else f"{key} (a Railway API token)",
-                          f"no Railway API token for target {ctx.target.name} ({where}): the scheduler's "
-                          "replica count cannot be read")
-    scale = _railway_read(ctx, runbook, token, _railway_option(ctx, "railway_scheduler_service_id"))
-    api_id = ctx.target.options.get("railway_api_service_id")
-    api = _railway_read(ctx, runbook, token, str(api_id)) if api_id else None
+    service is judged with the worker's liveness (JC-QUEUE-02), where its absence matters.
+    On a local target the local stack's platform answers for the schedulers it runs."""
+    why_not = railway.unreachable()
+    if why_not is not None:
+        skip_unless_given(railway.token_option(), f"{why_not}: the scheduler's replica count cannot be read")
+    scale = railway.scale("scheduler")
+    api = railway.scale("api") if railway.service_id("api") else None
     _judge_scale(scale, runtime, api)
 
 
@@ -433,27 +390,7 @@ def _stale_beat(beat: pr.Heartbeat, now: datetime | None, runtime: RuntimeContra
 # --- runs ---------------------------------------------------------------------------------
 
 
-def _table(rb: Runbook, table: str) -> str:
-    return _name(table) if rb.schema == "public" else f"{_name(rb.schema)}.{_name(table)}"
-
-
-def _lit(value: str) -> str:
-    return sql.Literal(value).as_string(None)
-
-
 KILL_IDS = 2  # job ids written into the kill statement of a message (the evidence has all)
-
-
-def _kill_statement(runtime: RuntimeContract, rb: Runbook, runs: list[pr.StuckRun]) -> str:
-    """The runbook's "Kill Stuck Job" Option 1, in this deployment's names and words."""
-    ex = runtime.executions
-    ids = [_lit(r.run_id) for r in runs]
-    statuses = sorted({_lit(r.status) for r in runs})
-    which = f"= {ids[0]}" if len(ids) == 1 else f"IN ({', '.join(ids)})"
-    status = f"= {statuses[0]}" if len(statuses) == 1 else f"IN ({', '.join(statuses)})"
-    return (f"UPDATE {_table(rb, ex.table)} SET {_name(ex.status)} = {_lit(runtime.status.failure[0])}, "
-            f"{_name(ex.ended_at)} = NOW(), {_name(ex.error)} = 'Killed manually due to timeout' "
-            f"WHERE {_name(ex.id)} {which} AND {_name(ex.status)} {status};")
 
 
 @invariant(
@@ -463,8 +400,8 @@ def _kill_statement(runtime: RuntimeContract, rb: Runbook, runs: list[pr.StuckRu
     section="Workers and Scheduled Jobs › Kill Stuck Job",
     remedy="Kill Stuck Job: mark the run failed (Option 1, the UPDATE in the message), or `railway restart` "
     "the service that runs it (Option 2, kills all its running jobs); then `railway logs -f | grep -i \"job\"`.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                        names: probes_drift.RuntimeNames) -> None:
     names.require("executions")
@@ -479,10 +416,10 @@ def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract,
     raise violated(
         f"expected no run {'/'.join(runtime.status.running)} over {_age(runtime.stuck_after)}, found "
         f"{len(stuck)}{'+' if len(stuck) >= pr.STUCK_LIMIT else ''} — {procedure}: "
-        f"{_kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
+        f"{pr.kill_statement(runtime, runbook, stuck[:KILL_IDS])}{more} Runs: {_more(runs)}",
         evidence=[{**r.__dict__, "procedure": "Kill Stuck Job" if runtime.job(r.job)
                    else "Emergency: Kill Long-Running Worker Jobs",
-                   "kill": _kill_statement(runtime, runbook, [r])} for r in stuck],
+                   "kill": pr.kill_statement(runtime, runbook, [r])} for r in stuck],
     )
 
 
@@ -493,6 +430,7 @@ def test_no_stuck_jobs(db: Database, runbook: Runbook, runtime: RuntimeContract,
     section="Workers and Scheduled Jobs › View Scheduled Jobs Status",
     remedy="Read the failing runs' erro in job_executions and the logs (`railway logs -n 100 | grep -i "
     "\"job\\|error\"`); fix the integration they fail on (Scenario 5) before the backlog grows.",
+    tiers=("nightly",),
 )
 def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames) -> None:
@@ -513,12 +451,6 @@ def test_failure_rate(db: Database, runbook: Runbook, runtime: RuntimeContract, 
 # --- the queue and the switch -------------------------------------------------------------
 
 
-def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
-    pa = runtime.pause
-    return (f"INSERT INTO {_table(rb, pa.table)} ({_name(pa.status)}, {_name(pa.reason)}, "
-            f"{_name(pa.changed_via)}) VALUES ({_lit(pa.active[0])}, 'Retomando operacao normal', 'manual');")
-
-
 @invariant(
     "JC-PAUSE-01",
     title="Júlia is active (the newest julia_status row)",
@@ -526,8 +458,8 @@ def _resume_statement(runtime: RuntimeContract, rb: Runbook) -> str:
     section="Incident Response Scenarios › Scenario 3: Julia Paused or Not Responding",
     remedy="Scenario 3: read why she was paused (motivo, alterado_via); once the cause is fixed, resume "
     "her with the runbook's INSERT of an 'ativo' row (the message has it) and verify the newest status.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                       names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """The verdict comes from the newest decision — a row a person (or the runbook's SQL)
@@ -562,7 +494,7 @@ def test_julia_active(db: Database, runbook: Runbook, runtime: RuntimeContract, 
     # refused beside it is named in full where it fits; where it does not, the view's reading
     # goes first, then the row moves to a warning of this check and the message points there.
     newest = "newest decision" if pa.heartbeat_via else f"newest {pa.table}"
-    basis, resume = _view_basis(runtime, view, state, now), _resume_statement(runtime, runbook)
+    basis, resume = _view_basis(runtime, view, state, now), pr.resume_statement(runtime, runbook)
 
     def message(reason: str | None, note: str, basis: str) -> str:
         return (f"expected Júlia {'/'.join(pa.active)}, found her {kind}: {newest} is {state.status!r} since "
@@ -616,8 +548,8 @@ def _view_basis(runtime: RuntimeContract, view: pr.CurrentView | None, decision:
     section="Incident Response Scenarios › Scenario 3: Julia Paused or Not Responding",
     remedy="Scenario 3 (status 'ativo' but no responses): check the worker (`railway logs -n 100 | grep -i "
     "\"worker\\|fila\\|error\"`); if the queue grows without processing, `railway restart` julia-worker.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_queue_drained(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                        names: probes_drift.RuntimeNames, warn: Warn) -> None:
     """Only due rows wait: a row whose due time (``runtime.queue.due_at``) is in the future is
@@ -678,8 +610,8 @@ def _pause_line(send: pr.PausedSend) -> str:
     remedy="Stop the sender now: a worker is sending despite the pause (\"No messages sent until resumed\") — "
     "`railway restart` julia-worker, or scale it to 0 until the pause is over; then find the release or "
     "instance that does not read julia_status and roll it back.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_nothing_sent_while_paused(db: Database, runbook: Runbook, runtime: RuntimeContract, now: datetime,
                                    names: probes_drift.RuntimeNames) -> None:
     """A pause runs from a decision row in a paused word (a heartbeat's ``ativo`` row is not a
@@ -717,8 +649,8 @@ HEALTH_REREAD_S = 1.5
     remedy="julia-worker is down or hung: `railway logs -n 100 | grep -i \"worker\\|fila\\|error\"`, then "
     "`railway restart` julia-worker and watch `railway logs -f | grep -i \"fila\\|worker\"`; if the service "
     "does not exist, create it (the same image, RUN_MODE=worker).",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_worker_alive(request: pytest.FixtureRequest, runbook: Runbook, runtime: RuntimeContract) -> None:
     """The runbook's ARQ worker renews its health-check key, with a TTL of its interval + 1 s:
     a key that never expires, or whose TTL is more than ``runtime.heartbeat_expiry_ratio_max``
@@ -770,17 +702,15 @@ def _queue_facts(runtime: RuntimeContract, q: pr.QueueState, now: datetime) -> s
             + (f", {q.scheduled} scheduled for later" if q.scheduled else ""))
 
 
-def _worker_service(request: pytest.FixtureRequest, runbook: Runbook) -> tuple[str, pr.RailwayScale | str] | None:
+def _worker_service(railway: Railway) -> tuple[str, pr.RailwayScale | str] | None:
     """The worker's Railway service, read by the profile's ``railway_worker_service_id``
     with its token: (id, scale) — or (id, why it could not be read) —, None when the profile
     names no worker service or no token."""
-    ctx: RunContext = request.getfixturevalue("ctx")
-    service_id = ctx.target.options.get("railway_worker_service_id")
-    token = ctx.target.secret("railway_token_env")
-    if not service_id or not token:
+    service_id = railway.service_id("worker")
+    if not service_id or not railway.token:
         return None
     try:
-        return str(service_id), _railway_read(ctx, runbook, token, str(service_id))
+        return service_id, railway.scale("worker")
     except pr.RailwayUnknownService:
         raise
     except Undecidable as exc:
@@ -800,17 +730,17 @@ def _judge_queue_progress(request: pytest.FixtureRequest, runbook: Runbook, runt
     q = pr.queue_state(db, runbook, now)
     facts = _queue_facts(runtime, q, now)
     evidence: dict[str, object] = {"queue": q.__dict__}
+    railway: Railway = request.getfixturevalue("railway")
     try:
-        service = _worker_service(request, runbook)
+        service = _worker_service(railway)
     except pr.RailwayUnknownService as exc:
-        ctx: RunContext = request.getfixturevalue("ctx")
         due = (f"{q.pending} due row(s) waiting since {_t(q.oldest_pending)}" if q.pending and q.oldest_pending
                else "no due row waiting")
         done = ("none claimed or sent" if not (q.claimed_recently or q.processed_recently) else
                 f"{q.claimed_recently} claimed, {q.processed_recently} sent")
         raise violated(
             f"expected the worker service {qu.service_name} on Railway, found none: Railway does not know its "
-            f"service id {ctx.target.options.get('railway_worker_service_id')} ({due}, {done} in "
+            f"service id {railway.service_id('worker')} ({due}, {done} in "
             f"{_age(qu.processing_window)}): {qu.stalled_cause}",
             evidence={**evidence, "railway": exc.message},
         ) from None

@@ -19,8 +19,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures import migration_lint, probes, schema_baseline
-from fixtures.clients import Api, Database
+from fixtures.connections import Api, Database
 from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
 from fixtures.probes import schema as probes_schema
 from fixtures.probes.health import HealthEndpoints
 from plugins.contract.drift import Dialects
@@ -31,7 +32,6 @@ from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
 from plugins.schema_options import SchemaOptions
 
-pytestmark = [pytest.mark.nightly]
 
 _RULE_1 = "rule 1: NEVER merge code that depends on a migration NOT applied in PROD"
 
@@ -62,13 +62,7 @@ def migration_files(migration_scan: probes_schema.MigrationScan) -> probes_schem
 
 @pytest.fixture(scope="module")
 def applied(db: Database, runbook: Runbook, dialects: Dialects) -> list[probes.MigrationRow]:
-    try:
-        return probes_schema.applied_migrations(db, runbook)
-    except Undecidable as exc:
-        found = probes_drift.recognize_migration_log(dialects, db)
-        if found is not None:
-            raise found.undecidable(f"cannot read {runbook.migration_log}") from None
-        raise
+    return fallback.applied_migrations(db, runbook, dialects)
 
 
 def _newest(applied: list[probes.MigrationRow], runbook: Runbook) -> probes.MigrationRow:
@@ -96,7 +90,6 @@ def _judge_kinds(found: dict[str, probes.Relation], wanted: str, problems: dict[
 # --- critical relations -------------------------------------------------------------------
 
 
-@pytest.mark.postdeploy
 @invariant(
     "JC-SCHEMA-01",
     title="the critical tables exist (read from the catalog)",
@@ -104,6 +97,7 @@ def _judge_kinds(found: dict[str, probes.Relation], wanted: str, problems: dict[
     section="Health Checks › /health/deep (Comprehensive Health Check) › critical tables",
     remedy="Scenario 2 · Case 5: find the migration that creates the missing table, run it in the "
     "Supabase SQL editor, then `railway restart` and re-check /health/deep.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_critical_tables_exist(db: Database, runbook: Runbook, dialects: Dialects) -> None:
     found = probes.relations(db, runbook.schema, list(runbook.critical_tables))
@@ -114,7 +108,6 @@ def test_critical_tables_exist(db: Database, runbook: Runbook, dialects: Dialect
                      f"(database.critical_tables, dialect '{runbook.dialect}'); not a table: ")
 
 
-@pytest.mark.postdeploy
 @invariant(
     "JC-SCHEMA-02",
     title="the critical views exist and answer SELECT … LIMIT 0",
@@ -122,6 +115,7 @@ def test_critical_tables_exist(db: Database, runbook: Runbook, dialects: Dialect
     section="Health Checks › /health/deep (Comprehensive Health Check) › critical views",
     remedy="Scenario 2 · Case 5: get the view's CREATE VIEW statement from its migration, run it in "
     "the Supabase SQL editor, then `railway restart` and re-check /health/deep.",
+    tiers=("postdeploy", "nightly"),
 )
 def test_critical_views_answer(db: Database, runbook: Runbook, dialects: Dialects) -> None:
     """Case 5 checks ``information_schema.views``, which misses materialized views and
@@ -147,6 +141,7 @@ def test_critical_views_answer(db: Database, runbook: Runbook, dialects: Dialect
     section="Migration Flow (CRITICAL ORDER) › Why This Order Matters",
     remedy="A column changed outside a migration: put the change in a migration (or revert it) and "
     "apply it the runbook's way (rule 5); then rewrite the baseline with --write-schema-baseline.",
+    tiers=("nightly",),
 )
 def test_schema_drift(db: Database, runbook: Runbook, schema_options: SchemaOptions) -> None:
     current = probes_schema.column_fingerprint(db, runbook)
@@ -175,7 +170,6 @@ def test_schema_drift(db: Database, runbook: Runbook, schema_options: SchemaOpti
 # --- migrations: files against the log -----------------------------------------------------
 
 
-@pytest.mark.premerge
 @invariant(
     "JC-MIG-01",
     title="every migration file is applied (migration first, code second)",
@@ -183,6 +177,7 @@ def test_schema_drift(db: Database, runbook: Runbook, schema_options: SchemaOpti
     section="Migration Flow (CRITICAL ORDER) › Step-by-Step Checklist › 3. PRODUCTION",
     remedy="Rule 1 / step 3: apply the listed migration to production by hand (Supabase SQL editor "
     "or psql) BEFORE merging the code, then verify /health/schema (step 4).",
+    tiers=("nightly", "premerge"),
 )
 def test_migration_files_applied(migration_files: probes_schema.MigrationScan,
                                  applied: list[probes.MigrationRow], runbook: Runbook) -> None:
@@ -204,6 +199,7 @@ def test_migration_files_applied(migration_files: probes_schema.MigrationScan,
     section="Incident Response Scenarios › Scenario 2 › Case 4",
     remedy="Case 4: find the file of the listed version (deleted, renamed, or applied from a branch "
     "that never merged) and restore it to migrations/, so the code's history matches production.",
+    tiers=("nightly",),
 )
 def test_applied_migrations_have_files(migration_files: probes_schema.MigrationScan,
                                        applied: list[probes.MigrationRow], runbook: Runbook) -> None:
@@ -220,7 +216,6 @@ def test_applied_migrations_have_files(migration_files: probes_schema.MigrationS
         )
 
 
-@pytest.mark.premerge
 @invariant(
     "JC-MIG-02",
     title="migration files are named YYYYMMDD_description.sql, one file per version",
@@ -228,6 +223,7 @@ def test_applied_migrations_have_files(migration_files: probes_schema.MigrationS
     section="Migration Flow (CRITICAL ORDER) › Step-by-Step Checklist › 1. DEVELOPMENT",
     remedy="Rename the file to migrations/YYYYMMDD_description.sql (or YYYYMMDDHHMMSS_…) with a "
     "version no other file has — Common Mistakes: 'use timestamp in filename'.",
+    tiers=("nightly", "premerge"),
 )
 def test_migration_file_names(migration_scan: probes_schema.MigrationScan, schema_options: SchemaOptions) -> None:
     """A badly named file is never matched to the log (so never known to be applied); two
@@ -256,7 +252,6 @@ def test_migration_file_names(migration_scan: probes_schema.MigrationScan, schem
                        evidence=problems)
 
 
-@pytest.mark.premerge
 @invariant(
     "JC-MIG-03",
     title="app_settings.schema_version equals the newest applied migration",
@@ -264,6 +259,7 @@ def test_migration_file_names(migration_scan: probes_schema.MigrationScan, schem
     section="Migration Flow (CRITICAL ORDER) › Common Mistakes and How to Avoid Them",
     remedy="Common Mistakes: 'forgetting to update app_settings version' — set the schema_version "
     "row of app_settings to the newest applied version, then verify /health/schema (step 4).",
+    tiers=("nightly", "premerge"),
 )
 def test_schema_version_is_newest(settings: probes.AppSettings, applied: list[probes.MigrationRow],
                                   runbook: Runbook) -> None:
@@ -284,7 +280,6 @@ def test_schema_version_is_newest(settings: probes.AppSettings, applied: list[pr
         )
 
 
-@pytest.mark.postdeploy
 @invariant(
     "JC-MIG-04",
     title="the version the app's code expects is applied",
@@ -292,16 +287,11 @@ def test_schema_version_is_newest(settings: probes.AppSettings, applied: list[pr
     section="CRITICAL RULES - READ FIRST › rule 5 (verify /health/schema)",
     remedy="Scenario 2 · Case 4: apply the missing migration manually (rule 5), verify /health/schema, "
     "then `railway restart`; if the code already serves traffic, ROLLBACK first (rule 3).",
+    tiers=("postdeploy", "nightly"),
 )
 def test_expected_version_applied(api: Api, applied: list[probes.MigrationRow], runbook: Runbook,
                                   contract: SchemaContract, health: HealthEndpoints, dialects: Dialects) -> None:
-    try:
-        expected = probes_schema.expected_version(api, contract.expected_version_from)
-    except Undecidable as exc:
-        found = probes_drift.recognize_expected_version(dialects, health)
-        if found is not None:
-            raise found.undecidable(exc.message) from None
-        raise
+    expected = fallback.expected_version(api, contract.expected_version_from, health, dialects)
     newest = _newest(applied, runbook)
     if probes_schema.version_key(expected.version) > probes_schema.version_key(newest.version):
         raise violated(
@@ -311,7 +301,6 @@ def test_expected_version_applied(api: Api, applied: list[probes.MigrationRow], 
         )
 
 
-@pytest.mark.premerge
 @invariant(
     "JC-MIG-05",
     title="migrations not yet applied take no blocking lock on a production table",
@@ -320,6 +309,7 @@ def test_expected_version_applied(api: Api, applied: list[probes.MigrationRow], 
     remedy="Rewrite the statement so it does not lock the table: CREATE INDEX CONCURRENTLY (the "
     "runbook's 'safe way to add index without blocking queries'), NOT VALID then VALIDATE, a "
     "nullable column plus a CHECK constraint.",
+    tiers=("nightly", "premerge"),
 )
 def test_pending_migrations_lint(migration_files: probes_schema.MigrationScan,
                                  applied: list[probes.MigrationRow], db: Database, runbook: Runbook,

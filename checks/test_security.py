@@ -10,25 +10,19 @@ escalate to CTO immediately").
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from plugins.contract.targets import RunContext
-
-from fixtures.clients import Database
+from fixtures.connections import Database
+from fixtures.evidence import Evidence
 from fixtures.probes import security as ps
 from plugins.contract.runbook import Runbook
 from plugins.contract.security import SecurityContract
+from plugins.contract.targets import RunContext
 from plugins.contract.verdict import Undecidable, violated
 from plugins.invariants import invariant
 from plugins.needs_option import skip_unless_given
-from plugins.target import redactor
-
-pytestmark = [pytest.mark.nightly]
 
 _API_SECTION = "Contact and Escalation › Level 3: security issue (Supabase Data API)"
 _SECRETS_SECTION = "Secrets Management"
@@ -38,24 +32,6 @@ _SECRETS_SECTION = "Secrets Management"
 def security(runbook: Runbook) -> SecurityContract:
     contract: SecurityContract = runbook.section("security")
     return contract
-
-
-@pytest.fixture
-def keep_evidence(request: pytest.FixtureRequest, ctx: RunContext) -> Callable[[str, dict[str, Any]], None]:
-    """Evidence a passing check keeps (as the maintenance checks do): a JSON file in the run's
-    folder and, when Allure is on, an attachment. Redacted like everything else."""
-
-    def keep(name: str, data: dict[str, Any]) -> None:
-        text = redactor(request.config).scrub(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        path = ctx.run_dir / "evidence" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        if getattr(request.config.option, "allure_report_dir", None):
-            import allure
-
-            allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
-
-    return keep
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +57,11 @@ def api_roles(db: Database, security: SecurityContract) -> tuple[str, ...]:
     "caller's JWT) or `DROP POLICY <policy> ON <table>;` — and `REVOKE … ON <table> FROM anon, "
     "authenticated;` what the API roles need not hold (the app's service role bypasses RLS, so it keeps "
     "working). If rows may have been read, it is a Level 3 security issue: escalate to the CTO.",
+    tiers=("nightly",),
+    evidence="rls-policies",
 )
 def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract, api_roles: tuple[str, ...],
-                                       keep_evidence: Callable[[str, dict[str, Any]], None]) -> None:
+                                       evidence: Evidence) -> None:
     """Without RLS, whatever the API roles are granted on a table is readable — on Supabase,
     by default, everything, with the public anon key. With RLS, what the policies allow is
     judged, not only that RLS is on: a permissive policy that applies to an API role (by
@@ -113,7 +91,7 @@ def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract,
             "expected no policy that gives an API role every row of personal or operational data, found "
             f"{len({(a.table, a.policy.name) for a in effective})} that do (the role holds the privilege): "
             + "; ".join(_describe_open(effective)))
-    evidence = {
+    judged = {
         "tables": [t.__dict__ for t in tables],
         "open_policies": [{"table": a.table, "policy": a.policy.name, "clause": a.policy.clause(), "role": a.role,
                            "command": a.command, "effective": a.effective} for a in found],
@@ -123,8 +101,8 @@ def test_rls_enabled_on_exposed_tables(db: Database, security: SecurityContract,
         if latent and effective:
             problems.append(f"{len({(a.table, a.policy.name) for a in latent})} more always-true polic(ies) are "
                             "latent: the role holds no privilege for the command (see the evidence)")
-        raise violated("; ".join(problems), evidence=evidence)
-    keep_evidence("rls-policies", evidence)
+        raise violated("; ".join(problems), evidence=judged)
+    evidence.keep(judged)
 
 
 def _describe_open(found: list[ps.OpenAccess]) -> list[str]:
@@ -151,6 +129,7 @@ def _describe_open(found: list[ps.OpenAccess]) -> list[str]:
     remedy="Make the view run with the caller's rights: `ALTER VIEW <view> SET (security_invoker "
     "= true);` (PostgreSQL 15+); otherwise revoke SELECT on it from anon and authenticated or move "
     "it out of the exposed schema.",
+    tiers=("nightly",),
 )
 def test_no_security_definer_view(db: Database, security: SecurityContract, api_roles: tuple[str, ...]) -> None:
     """Definition (fixtures.probes.security.rls.bypasses_rls): a view that runs with its owner's
@@ -196,6 +175,7 @@ def test_no_security_definer_view(db: Database, security: SecurityContract, api_
     section=_API_SECTION,
     remedy="`REVOKE ALL ON app_settings FROM anon;` (and from PUBLIC if granted there): the "
     "settings the hard guards read are no business of the public API.",
+    tiers=("nightly",),
 )
 def test_settings_not_readable_by_anon(db: Database, runbook: Runbook, security: SecurityContract,
                                        api_roles: tuple[str, ...]) -> None:
@@ -219,6 +199,7 @@ def test_settings_not_readable_by_anon(db: Database, runbook: Runbook, security:
     remedy="Rotate the secret with the runbook's Rotation Checklist (staging first, then "
     "production, revoke the old key after 24 h), then record the date in runbook.toml "
     "(security.secret_rotation) as step 9 asks.",
+    tiers=("nightly",),
 )
 def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext, pytestconfig: pytest.Config,
                                      warn) -> None:  # type: ignore[no-untyped-def]
@@ -254,6 +235,7 @@ def test_secrets_rotated_on_schedule(security: SecurityContract, ctx: RunContext
     remedy="Treat the secret as leaked: rotate it now (Secret Rotation Procedure), then remove it "
     "from the code (read it from the environment) and from git history; mark a false positive "
     "with `# pragma: allowlist secret` or audit it in .secrets.baseline.",
+    tiers=("nightly",),
 )
 def test_no_secret_in_app_repository(app_repo: Path | None, security: SecurityContract) -> None:
     """detect-secrets over every committed file and every .env-like file (ignored or not) of

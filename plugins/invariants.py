@@ -26,6 +26,9 @@ from plugins.contract.verdict import (
 )
 from plugins.target import redactor
 
+# The markers a check's tiers are (pyproject.toml [tool.pytest.ini_options] markers): declared
+# with its invariant, never as a module's pytestmark or a decorator of their own.
+TIERS = ("postdeploy", "nightly", "premerge", "runbook", "mutates")
 _PROP = "jc_invariant"
 _OUTCOME_PROP = "jc_outcome"
 _MESSAGE_PROP = "jc_message"
@@ -48,18 +51,28 @@ def invariant(
     section: str,
     remedy: str,
     area: str | None = None,
+    tiers: tuple[str, ...] = (),
+    evidence: str | None = None,
 ) -> Callable[[F], F]:
     """Declare the runbook invariant a check enforces.
 
     ``id`` is ``JC-<AREA>-<nn>``; ``severity`` is ``blocker`` for anything the runbook says
     means rollback; ``section`` names the runbook section (``"Health Checks › /health/deep"``);
     ``remedy`` is the first thing to do, in our words. The metadata is validated and kept by
-    plugins.contract.verdict; this marks the check with its id.
+    plugins.contract.verdict; this marks the check with its id. ``tiers`` are the runs that
+    include the check (``-m postdeploy`` …, see TIERS): the only place a check's tiers are
+    declared. ``evidence`` names the JSON file a passing check keeps in the run's ``evidence/``
+    folder (the ``evidence`` fixture writes it, keyed by this id).
     """
+    unknown = [t for t in tiers if t not in TIERS]
+    if isinstance(tiers, str) or unknown:
+        raise ValueError(f"invariant {id}: tiers must be a tuple of {TIERS}, got {tiers!r}")
     declare(id, title=title, severity=severity, section=section, remedy=remedy, area=area)
 
     def mark(func: F) -> F:
-        return pytest.mark.invariant(id)(func)
+        for tier in tiers:
+            func = getattr(pytest.mark, tier)(func)
+        return pytest.mark.invariant(id, **({"evidence": evidence} if evidence else {}))(func)
 
     return mark
 

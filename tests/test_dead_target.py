@@ -14,7 +14,7 @@ from tests.conftest import LOCAL_REF, run_suite
 
 
 # The checks that need the target itself (the rotation schedule, say, is judged from dates).
-TARGET_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py",
+TARGET_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py",
                  "checks/test_schema.py", "checks/test_runtime.py")
 
 

@@ -36,7 +36,7 @@ from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, SuiteRun, run_suite
 from tests.deployment_app import DeploymentApi, DeploymentApp, apply_schema_variant, compact, fill_job_history
 from tests.loopback import Canned, LoopbackApi
 
-AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py",
+AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py",
         "checks/test_schema.py", "checks/test_runtime.py", "checks/test_maintenance.py",
         "checks/test_security.py", "checks/test_drift.py")
 DEPLOYMENT_RUNTIME = load_runbook(ROOT / "runbook.toml", "deployment").section("runtime")
@@ -312,7 +312,8 @@ def test_runbook_dialect_does_not_hide_an_outage_behind_drift(deployed: Deployed
     deployed.sql("DROP TABLE doctor_state")
     assert deployed.api.app is not None
     deployed.api.app.set_circuit("evolution", "open")  # the API process's own breaker
-    run = deployed.run(None, paths=("checks/test_health.py", "checks/test_health_extras.py", "checks/test_drift.py"))
+    run = deployed.run(None, paths=("checks/test_health.py", "checks/test_health_schema_rate_circuit.py",
+                                    "checks/test_drift.py"))
     assert not_passed(run) == {
         **dict.fromkeys({"JC-DEEP-01", "JC-DEEP-04", "JC-CIRCUIT-01", "JC-DRIFT-01"}, "failed"),
         **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-04", "JC-RATE-01"} | DEEP_PARTS - {"JC-DEEP-04"}, "error"),
@@ -331,7 +332,7 @@ def test_deployment_dialect_schema_ahead_of_the_code_is_fine(deployed: Deployed)
     the app calls 'ok' (current >= expected, whats-agents app/services/health/deep.py), and so
     does the suite."""
     deployed.sql("UPDATE app_settings SET value = '20990101' WHERE key = 'schema_version'")
-    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py",
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_schema_rate_circuit.py",
                                             "checks/test_drift.py"))
     assert not_passed(run) == {}, run.output[-4000:]
     assert warnings(run, "JC-DEEP-06") == []
@@ -341,7 +342,7 @@ def test_deployment_dialect_schema_behind_the_code(deployed: Deployed) -> None:
     """Behind the code, the app says 'warning' and still calls the deploy safe (200, healthy,
     deploy_safe true): the suite fails JC-DEEP-06 with the runbook's Case 4, saying so."""
     deployed.sql("UPDATE app_settings SET value = '20260120' WHERE key = 'schema_version'")
-    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py"))
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_schema_rate_circuit.py"))
     assert not_passed(run) == {"JC-DEEP-06": "failed", "JC-HEALTH-04": "failed"}, run.output[-4000:]
     msg = run.message("JC-DEEP-06")
     assert msg.startswith(f"GET /health/deep migrations (checks.schema_version) is 'warning' ('schema behind the "
@@ -366,7 +367,7 @@ def test_deployment_dialect_schema_version_row_missing(deployed: Deployed) -> No
     readers of the report cannot decide."""
     deployed.sql("DELETE FROM app_settings WHERE key = 'schema_version'")
     run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py",
-                                            "checks/test_health_extras.py"))
+                                            "checks/test_health_schema_rate_circuit.py"))
     assert not_passed(run) == {
         **dict.fromkeys({"JC-DEEP-01", "JC-DEEP-06", "JC-DEEP-08", "JC-HEALTH-04"}, "failed"),
         **dict.fromkeys(DEEP_PARTS - {"JC-DEEP-06"} | {"JC-GUARD-03", "JC-GUARD-05"}, "error"),
@@ -581,7 +582,7 @@ def test_deployment_dialect_redis_down_for_the_app(deployed: Deployed) -> None:
 
     assert deployed.api.app is not None
     deployed.api.app = dataclasses.replace(deployed.api.app, redis_url=_dead_url("redis"))
-    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_extras.py"))
+    run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_health_schema_rate_circuit.py"))
     assert not_passed(run) == {"JC-HEALTH-02": "failed", "JC-DEEP-01": "failed", "JC-DEEP-02": "failed",
                                "JC-RATE-01": "error"}, run.output[-3000:]
     assert run.message("JC-HEALTH-02") == (
@@ -603,7 +604,7 @@ def test_deployment_dialect_database_down_for_the_app(deployed: Deployed) -> Non
     assert deployed.api.app is not None
     deployed.api.app = dataclasses.replace(deployed.api.app, database_url=_dead_url("postgres"))
     run = deployed.run("deployment", paths=("checks/test_health.py", "checks/test_guards.py",
-                                            "checks/test_health_extras.py"))
+                                            "checks/test_health_schema_rate_circuit.py"))
     assert not_passed(run) == {
         **dict.fromkeys({"JC-HEALTH-02", "JC-HEALTH-04", "JC-DEEP-01", "JC-DEEP-03", "JC-DEEP-04", "JC-DEEP-05",
                          "JC-DEEP-06", "JC-DEEP-07"}, "failed"),
@@ -633,7 +634,7 @@ def test_deployment_dialect_rate_counters_near_the_limit(deployed: Deployed) -> 
     for at in (now, now + timedelta(hours=1)):
         client.set(f"rate:hora:{at.astimezone(ZoneInfo('America/Sao_Paulo')):%Y%m%d%H}", 19, ex=7200)
     try:
-        run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+        run = deployed.run("deployment", paths=("checks/test_health_schema_rate_circuit.py",))
     finally:
         client.delete(*[f"rate:hora:{at.astimezone(ZoneInfo('America/Sao_Paulo')):%Y%m%d%H}"
                         for at in (now, now + timedelta(hours=1))])
@@ -647,7 +648,7 @@ def test_deployment_dialect_circuit_open_in_the_api_process(deployed: Deployed) 
     not Redis: an open evolution breaker fails JC-CIRCUIT-01, which says whose state it is."""
     assert deployed.api.app is not None
     deployed.api.app.set_circuit("evolution", "open")
-    run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+    run = deployed.run("deployment", paths=("checks/test_health_schema_rate_circuit.py",))
     assert not_passed(run) == {"JC-CIRCUIT-01": "failed"}, run.output[-3000:]
     assert run.message("JC-CIRCUIT-01") == (
         "GET /health/circuits: evolution is 'open' (open: its requests are being rejected) — the API process's "
@@ -721,7 +722,7 @@ def test_deployment_dialect_schema_up_to_date_disagrees_with_its_rule(deployed: 
     deployed.api.routes["/health/schema"] = Canned(200, {
         "current_version": version, "expected_version": "20991231000000", "schema_up_to_date": True,
         "applied_at": None, "fingerprint": "x", "critical_tables": [], "critical_views": [], "timestamp": "t"})
-    run = deployed.run("deployment", paths=("checks/test_health_extras.py",))
+    run = deployed.run("deployment", paths=("checks/test_health_schema_rate_circuit.py",))
     assert not_passed(run) == {"JC-HEALTH-04": "failed"}, run.output[-3000:]
     assert run.message("JC-HEALTH-04") == (
         f"GET /health/schema says schema_up_to_date true but current '{version}' >= expected '20991231000000' "
@@ -812,7 +813,7 @@ def test_deployment_dialect_a_200_saying_it_is_not_well_fails(deployed: Deployed
     deep report saying 'unhealthy' with HTTP 200 (deep.py answers 503 with that word). (/health:
     test_deployment_dialect_liveness_body_is_judged; /health/schema's error body and flag:
     the database-down and schema-behind tests.)"""
-    health = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
+    health = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py")
     if case == "readiness":
         deployed.api.routes["/health/ready"] = Canned(200, {"status": "degraded", "checks": {
             "redis": "ok", "database": "ok", "evolution": "ok"}, "timestamp": "2026-12-05T00:00:00+00:00"})

@@ -9,7 +9,7 @@ import pytest
 from fixtures.stack.backends.native import NativeStack
 from tests.conftest import expect
 
-HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
+HEALTH_AND_GUARDS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py")
 
 # The same faults, the same verdicts, whether the stack runs as processes or containers.
 pytestmark = pytest.mark.backends("native", "containers")

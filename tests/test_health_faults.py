@@ -24,7 +24,7 @@ from fixtures.stack.services import free_port
 from tests.conftest import LOCAL_REF, ROOT, SuiteRun, expect, run_suite
 from tests.loopback import NOT_FOUND, Canned, LoopbackApi, StalledListener, recording
 
-AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_extras.py")
+AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py")
 DEEP_PARTS = {f"JC-DEEP-0{n}" for n in range(2, 8)}
 DEEP_READERS = DEEP_PARTS | {"JC-GUARD-03", "JC-GUARD-05"}
 # Checks whose contract an endpoint's answer is: a bad answer fails them.
@@ -545,7 +545,7 @@ POSTDEPLOY_GATE = {
         "test_deep_part_redis", "test_deep_part_supabase", "test_deep_part_tables", "test_deep_part_views",
         "test_deep_part_migrations", "test_deep_part_hard_guards",
     },
-    "checks/test_health_extras.py": {"test_schema_endpoint_matches_database"},
+    "checks/test_health_schema_rate_circuit.py": {"test_schema_endpoint_matches_database"},
     "checks/test_runtime.py": {
         "test_one_live_scheduler", "test_jobs_run_on_schedule", "test_scheduler_scale", "test_no_stuck_jobs",
         "test_julia_active", "test_queue_drained", "test_nothing_sent_while_paused", "test_worker_alive",

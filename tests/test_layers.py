@@ -158,15 +158,7 @@ def test_probes_never_reach_the_stack() -> None:
     assert {m: ts for m, ts in reached.items() if ts} == {}
 
 
-@pytest.mark.parametrize("forbidden", [
-    pytest.param("psycopg", marks=pytest.mark.xfail(strict=True, reason=(
-        "check bodies still catch psycopg.Error or compose SQL (checks/test_drift.py, test_health_extras.py, "
-        "test_runtime.py): issue 20's check-body item"))),
-    "fixtures.stack",
-    pytest.param("fixtures.clients", marks=pytest.mark.xfail(strict=True, reason=(
-        "seven checks annotate their fixtures with the client classes (Api, Database, SafeRedis, "
-        "EndpointResponse): issue 20's check-body item"))),
-])
+@pytest.mark.parametrize("forbidden", ["psycopg", "fixtures.stack", "fixtures.clients"])
 def test_checks_only_judge(forbidden: str) -> None:
     """A check reaches the target through fixtures and probes: no driver, no stack, no client."""
     assert _edges("checks", lambda t: _within(t, forbidden)) == []

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.test_runtime import _kill_statement, _resume_statement
 from fixtures.probes import runtime as pr
 from fixtures.probes.runtime.scheduler import _glob_escape
+from fixtures.probes.runtime.statements import kill_statement, resume_statement
 from fixtures.stack.refapp import history
 from plugins.contract.runbook import load_runbook
 from plugins.contract.runtime import Job, load
@@ -194,19 +194,19 @@ def _runtime_with(schema: str, **executions: str):  # type: ignore[no-untyped-de
 def test_kill_statement_is_the_runbooks_in_the_deployments_names() -> None:
     rb, rt = _runtime_with("public")
     run = pr.StuckRun("relatorio-diario", "0b1c", "executando", datetime.now(UTC), "s1", 1900)
-    assert _kill_statement(rt, rb, [run]) == (
+    assert kill_statement(rt, rb, [run]) == (
         "UPDATE job_executions SET status = 'falha', ended_at = NOW(), erro = 'Killed manually due to timeout' "
         "WHERE job_id = '0b1c' AND status = 'executando';")
     rb, rt = _runtime_with("ops", table="JobRuns", status="state")
     other = pr.StuckRun("x", "9f'9", "running", datetime.now(UTC), None, 1900)
-    assert _kill_statement(rt, rb, [run, other]) == (
+    assert kill_statement(rt, rb, [run, other]) == (
         "UPDATE ops.\"JobRuns\" SET state = 'falha', ended_at = NOW(), erro = 'Killed manually due to timeout' "
         "WHERE job_id IN ('0b1c', '9f''9') AND state IN ('executando', 'running');")
 
 
 def test_resume_statement_is_the_runbooks() -> None:
     rb, rt = _runtime_with("public")
-    assert _resume_statement(rt, rb) == (
+    assert resume_statement(rt, rb) == (
         "INSERT INTO julia_status (status, motivo, alterado_via) VALUES ('ativo', 'Retomando operacao normal', 'manual');")
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import psycopg
-import pytest
-
 from fixtures import probes
-from fixtures.clients import Database, EndpointResponse
+from fixtures.connections import Database, EndpointResponse
 from fixtures.probes import drift as probes_drift
+from fixtures.probes import fallback
 from fixtures.probes import health as probes_health
 from fixtures.probes.health import (
     AppError,
@@ -36,8 +34,6 @@ from plugins.contract.runbook import Runbook
 from plugins.contract.verdict import Undecidable, violated
 from plugins.invariants import invariant
 
-pytestmark = [pytest.mark.nightly]
-
 
 def _expect_200(resp: EndpointResponse, what: str) -> None:
     if 300 <= resp.status < 400:  # a redirect (a login page in front of the app): say where to
@@ -56,26 +52,6 @@ def _same_version(a: str | None, b: str | None) -> bool:
     return a.ljust(14, "0") == b.ljust(14, "0")
 
 
-def _read(health: HealthEndpoints, dialects: Dialects, name: str,
-          judge: probes_drift.Judge | None = None) -> EndpointResponse:
-    """The endpoint's answer; a route missing on every alias while another dialect's route
-    answers in that dialect's words is drift (or, when ``judge`` finds the invariant broken
-    in that reading, the fault)."""
-    try:
-        return health.answer(name)
-    except EndpointMissing as exc:
-        raise probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name],
-                                      probes_drift.KEYS[name], exc.message, exc, judge) from None
-
-
-def _parsed(health: HealthEndpoints, dialects: Dialects, name: str, exc: BadAnswer,
-            judge: probes_drift.Judge | None = None) -> Exception:
-    """A body the dialect in force cannot read: drift when another dialect reads it (or the
-    fault ``judge`` finds in that reading)."""
-    return probes_drift.unreadable(dialects, health, name, probes_drift.READERS[name], probes_drift.KEYS[name],
-                                   exc.message, violated(exc.message), judge)
-
-
 @invariant(
     "JC-HEALTH-04",
     title="/health/schema reports the newest _migrations row, equal to app_settings.schema_version",
@@ -84,8 +60,8 @@ def _parsed(health: HealthEndpoints, dialects: Dialects, name: str, exc: BadAnsw
     remedy="Scenario 2 · Case 4: compare `SELECT version, description, installed_on FROM "
     "public._migrations ORDER BY version DESC` with app_settings.schema_version and /health/schema; "
     "apply the missing migration (or update the forgotten app_settings version), then `railway restart`.",
+    tiers=("postdeploy", "nightly"),
 )
-@pytest.mark.postdeploy
 def test_schema_endpoint_matches_database(
     health: HealthEndpoints, db: Database, runbook: Runbook, settings: probes.AppSettings, dialects: Dialects
 ) -> None:
@@ -93,7 +69,7 @@ def test_schema_endpoint_matches_database(
     version *is* app_settings.schema_version: the endpoint must report that. Its content is
     judged too, not only its status code: a 200 carrying the app's own error, a status word
     outside health.schema.status_ok or an up-to-date flag that is false fails, quoted."""
-    resp = _read(health, dialects, "schema")
+    resp = fallback.answer(health, dialects, "schema")
     if resp.status != 200 and resp.path in runbook.endpoints.get("deep", ()):
         # A deployment reporting its schema version inside /health/deep: its 503 is the deep
         # gate's verdict (JC-DEEP-01), not this endpoint's.
@@ -105,7 +81,7 @@ def test_schema_endpoint_matches_database(
     except AppError as exc:  # the endpoint's own failure, answered with 200: its contract is broken
         raise violated(exc.message) from None
     except BadAnswer as exc:
-        raise _parsed(health, dialects, "schema", exc) from None
+        raise fallback.unparsed(health, dialects, "schema", exc) from None
     if answer.up_to_date is not None and answer.expected is not None:
         # The app's verdict must be its own rule: current >= expected, compared as strings.
         rule = answer.version is not None and answer.version >= answer.expected
@@ -116,13 +92,7 @@ def test_schema_endpoint_matches_database(
                 f"{answer.expected!r} is {str(rule).lower()}",
                 evidence={"current": answer.version, "expected": answer.expected, "up_to_date": answer.up_to_date},
             )
-    try:
-        history = probes.migration_history(db, runbook)
-    except psycopg.Error as exc:
-        found = probes_drift.recognize_migration_log(dialects, db)
-        if found is not None:
-            raise found.undecidable(f"cannot read {runbook.migration_log}") from None
-        raise Undecidable(f"cannot read {runbook.migration_log}: {type(exc).__name__}") from None
+    history = fallback.migration_history(db, runbook, dialects)
     newest = history[0].version if history else None
     recorded = settings.get(runbook.schema_version_key)
     table, key = runbook.migration_log, f"{runbook.settings_table}.{runbook.schema_version_key}"
@@ -172,6 +142,7 @@ def _not_up_to_date(resp: EndpointResponse, answer: probes_health.SchemaAnswer, 
     remedy="Scenario 4: check which sender fills the namespace (`railway logs -n 100`), pause the "
     "campaign or spread its sends before the limit rejects messages; raise the limit only if the "
     "provider allows it.",
+    tiers=("nightly",),
 )
 def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook, dialects: Dialects) -> None:
     threshold = runbook.thresholds.get("rate_warning_ratio")
@@ -180,14 +151,14 @@ def test_rate_under_warning_ratio(health: HealthEndpoints, runbook: Runbook, dia
             f"{runbook.path}: thresholds.rate_warning_ratio must be a number in (0, 1], got {threshold!r}"
         )
     judge = probes_drift.judge_rate(threshold)
-    resp = _read(health, dialects, "rate", judge)
+    resp = fallback.answer(health, dialects, "rate", judge)
     _expect_200(resp, "usage per namespace")
     try:
         usages = parse_rate(resp, health.contract.rate)
     except NoCounters as exc:
         raise Undecidable(_why_no_counters(health, exc.message)) from None
     except BadAnswer as exc:
-        raise _parsed(health, dialects, "rate", exc, judge) from None
+        raise fallback.unparsed(health, dialects, "rate", exc, judge) from None
     if not usages:
         raise Undecidable(f"GET {resp.path} reports no namespace: no usage to judge")
     over = [u for u in usages if u.ratio >= threshold]
@@ -221,15 +192,16 @@ def _why_no_counters(health: HealthEndpoints, what: str) -> str:
     remedy="Scenario 5: check the integration's logs (`railway logs -n 200 | grep -i <integration>`) and "
     "its credentials / URL; circuits auto-reset after the cool-down, else `railway restart` the API "
     "(Emergency: Clear Circuit Breaker Trips).",
+    tiers=("nightly",),
 )
 def test_circuits_closed(health: HealthEndpoints, warn: Callable[[str], None], dialects: Dialects) -> None:
     contract = health.contract.circuit
-    resp = _read(health, dialects, "circuit", probes_drift.judge_circuits)
+    resp = fallback.answer(health, dialects, "circuit", probes_drift.judge_circuits)
     _expect_200(resp, "the state of every protected integration")
     try:
         states = parse_circuits(resp, contract)
     except BadAnswer as exc:
-        raise _parsed(health, dialects, "circuit", exc, probes_drift.judge_circuits) from None
+        raise fallback.unparsed(health, dialects, "circuit", exc, probes_drift.judge_circuits) from None
     known = contract.closed + contract.open + contract.half_open
     problems = [f"{n} is {s!r} (open: its requests are being rejected)" for n, s in states.items() if s in contract.open]
     problems += [
