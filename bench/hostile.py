@@ -163,7 +163,8 @@ def bench_memory(fig: Figures) -> None:
 
 
 _TARGET_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py",
-                  "checks/test_schema.py", "checks/test_runtime.py")
+                  "checks/test_schema.py", "checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py",
+                  "checks/test_pause.py")
 
 
 def _closed_port() -> int:

@@ -22,7 +22,8 @@ import pytest
 
 from fixtures.connections import Api, Database
 from fixtures.probes import runbook_lint as probes_runbook
-from fixtures.runbook_doc import JqUnsupported, RunbookDoc, parse_jq, resolve_jq
+from fixtures.jq_paths import JqUnsupported, parse_jq, resolve_jq
+from fixtures.runbook_doc import RunbookDoc
 from plugins.contract.runbook_lint import LintContract
 from plugins.contract.targets import RunContext
 from plugins.contract.verdict import violated

@@ -8,6 +8,8 @@ certified. It names what it speaks for (target, the app's build as the app repor
 runbook contract's sha256, the suite's version and commit, the marker expression), until
 when it may be trusted (``valid_until``, per tier in runbook.toml), and it is signed with
 Ed25519 when the profile names a key (``signing_key_env``); otherwise it says it is unsigned.
+Its options are checked when it starts (plugins/report_options.py); a row's model is
+plugins/certificate_row.py.
 
 After the local stack is stopped, the run's Allure results become an offline HTML report
 (Allure 3; ``--no-html`` skips it) and, with ``--notify-slack``, a short summary is posted.
@@ -16,20 +18,18 @@ After the local stack is stopped, the run's Allure results become an offline HTM
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from plugins import signing
+from plugins import report_options, signing
+from plugins.certificate_row import RANK, Row
 from plugins.certificate_doc import blockers, compare, render_markdown, valid_until
 from plugins.connection_risk import connection_section
 from plugins.contract.report import ReportContract
-from plugins.contract.toml_schema import ConfigError
 from plugins.drift import drift_section
 from plugins.invariants import (
     report_invariant,
@@ -43,40 +43,6 @@ from plugins.scrub import scrub_value
 from plugins.target import redactor, run_context
 
 FORMAT = 2
-MAX_SLACK_TIMEOUT_S = 120.0  # the Slack post's total deadline, at most (targets.toml slack_timeout_s)
-# worst wins when a test reports several phases
-_RANK = {"passed": 0, "waived": 1, "skipped": 2, "failed": 3, "error": 4}
-
-
-@dataclass
-class Row:
-    id: str
-    title: str
-    severity: str
-    section: str
-    remedy: str
-    nodeids: list[str] = field(default_factory=list)
-    outcome: str = "passed"
-    messages: list[str] = field(default_factory=list)
-    decided: bool = False
-    # An invariant that holds but wants attention (e.g. a circuit half_open).
-    warnings: list[str] = field(default_factory=list)
-    # Idempotent reads the clients had to retry for this check (bounded; see retry_recorder).
-    retries: list[str] = field(default_factory=list)
-    # issue 17: per skip, the option that would decide it (None: skipped for another reason)
-    skip_options: list[str | None] = field(default_factory=list)
-
-    def needs_option(self, outcome: str) -> str | None:
-        if outcome != "skipped" or not self.skip_options or None in self.skip_options:
-            return None
-        return ", ".join(dict.fromkeys(o for o in self.skip_options if o))
-
-    def merge(self, outcome: str, message: str) -> None:
-        self.decided = True
-        if _RANK[outcome] > _RANK[self.outcome]:
-            self.outcome = outcome
-        if message and message not in self.messages:
-            self.messages.append(message)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -108,21 +74,21 @@ class CertificatePlugin:
         self.cert: dict[str, Any] | None = None
         ctx = run_context(config)
         self.contract: ReportContract = ctx.runbook.section("report")
-        self.previous = _load_previous(config)
-        self.signing_key, self.unsigned_reason = _signing_key(config)
-        self.slack_url = _slack_url(config)
+        self.previous = report_options.load_previous(config)
+        self.signing_key, self.unsigned_reason = report_options.signing_key(config)
+        self.slack_url = report_options.slack_url(config)
         self.html: Path | None = None
         self.html_note: str | None = None
         self.slack_note: str | None = None
         # the PostgreSQL version the checks' database client met (plugins.server_version)
         self.server_version: str | None = None
-        _check_report_options(config, self.contract)
+        report_options.check_report_options(config, self.contract)
         # issue 19: the target's history beside the reports, and where metrics are pushed
         from plugins.run_history import HistoryStore, history_runs
 
         self.history = HistoryStore(ctx.run_dir.parent, ctx.target.name, history_runs(config))
         self.history_note: str | None = None
-        self.push_url = _push_url(config)
+        self.push_url = report_options.push_url(config)
         self.push_note: str | None = None
 
     # --- collecting outcomes -------------------------------------------------------------
@@ -275,7 +241,7 @@ class CertificatePlugin:
             "connection": connection_section(self.config),  # risky connections, what the role cannot see
             "suite_version": suite.get("version"),
             "suite": suite,
-            "counts": {k: sum(1 for r in rows if r["outcome"] == k) for k in _RANK},
+            "counts": {k: sum(1 for r in rows if r["outcome"] == k) for k in RANK},
             "retries": sum(len(r.get("retries", ())) for r in rows),
             "blockers": [r["id"] for r in blockers(rows)],
             "waivers": self._waivers(rows),
@@ -462,110 +428,6 @@ class CertificatePlugin:
         for note in (self.html_note, self.slack_note, self.history_note, self.push_note):
             if note:
                 tw.write_line(f"julia-conformance: {red.scrub(note)}")
-
-
-# --- configuration checks (exit 4 before anything starts) ----------------------------------
-
-
-def _load_previous(config: pytest.Config) -> dict[str, Any] | None:
-    value = config.getoption("jc_compare_with")
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    if path.is_dir():
-        path = path / "certificate.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise pytest.UsageError(f"{path}: --compare-with: no such certificate") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise pytest.UsageError(f"{path}: --compare-with: not a readable certificate ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("invariants"), list):
-        raise pytest.UsageError(f"{path}: --compare-with: not a certificate (no invariants list)")
-    target = run_context(config).target.name
-    if data.get("target") != target:
-        raise pytest.UsageError(
-            f"{path}: --compare-with: certificate of target {data.get('target')!r}, this run judges {target!r}")
-    return data
-
-
-def _signing_key(config: pytest.Config) -> tuple[signing.Ed25519PrivateKey | None, str | None]:
-    target = run_context(config).target
-    var = target.options.get("signing_key_env")
-    if not var:
-        return None, f"no signing key configured (targets.{target.name}.signing_key_env)"
-    value = target.secret("signing_key_env")
-    if not value:
-        return None, f"environment variable {var} (targets.{target.name}.signing_key_env) is not set"
-    try:
-        return signing.load_private_key(value), None
-    except signing.SigningKeyError as exc:
-        raise pytest.UsageError(
-            f"{target.path}: targets.{target.name}.signing_key_env: {var} does not hold an Ed25519 "
-            f"private key ({exc})") from None
-
-
-def _slack_url(config: pytest.Config) -> tuple[str, float] | None:
-    """The webhook URL (surrounding whitespace removed) and the post's total deadline, checked
-    before anything starts: a value that cannot be posted to is a usage error naming the
-    variable, never quoting it."""
-    from plugins.notify import TOTAL_TIMEOUT_S, clean_webhook, webhook_problem
-
-    if not config.getoption("jc_notify_slack"):
-        return None
-    target = run_context(config).target
-    var = target.options.get("slack_webhook_env")
-    key = f"targets.{target.name}.slack_webhook_env"
-    if not var:
-        raise pytest.UsageError(f"{target.path}: {key}: --notify-slack needs this key (the env var holding the webhook URL)")
-    value = target.secret("slack_webhook_env")
-    if not value:
-        raise pytest.UsageError(f"{target.path}: {key}: environment variable {var} is not set")
-    url = clean_webhook(value)
-    problem = webhook_problem(url)
-    if problem is not None:
-        raise pytest.UsageError(f"{target.path}: {key}: {var} {problem} (value not shown: it is a secret)")
-    redactor(config).register(url)
-    timeout = target.options.get("slack_timeout_s", TOTAL_TIMEOUT_S)
-    # TOML also spells inf and nan: a deadline must be finite (and short: it delays the exit).
-    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout)
-            or not 0 < timeout <= MAX_SLACK_TIMEOUT_S):
-        raise pytest.UsageError(f"{target.path}: targets.{target.name}.slack_timeout_s: must be a number of "
-                                f"seconds greater than 0 and at most {MAX_SLACK_TIMEOUT_S:g}, got {timeout!r}")
-    return url, float(timeout)
-
-
-def _push_url(config: pytest.Config) -> str | None:
-    """``--push-metrics``, checked before anything starts (exit 4, never quoting the value:
-    it may carry credentials); a password in it is registered with the redactor."""
-    from plugins.metrics import url_problem
-
-    value = config.getoption("jc_push_metrics")
-    if value is None:
-        return None
-    ctx = run_context(config)
-    problem = url_problem(value, ctx.api_url)
-    if problem is not None:
-        raise pytest.UsageError(f"--push-metrics: the URL {problem} (value not shown)")
-    from urllib.parse import urlsplit
-
-    password = urlsplit(value.strip()).password
-    if password:
-        redactor(config).register(password)
-    return value.strip()
-
-
-def _check_report_options(config: pytest.Config, contract: ReportContract) -> None:
-    ctx = run_context(config)
-    for name, source in contract.identity.items():
-        if source.endpoint not in ctx.runbook.endpoints:
-            raise pytest.UsageError(str(ConfigError(
-                f"{ctx.runbook.path}: report.identity.{name}.endpoint: unknown endpoint "
-                f"{source.endpoint!r} (known: {', '.join(sorted(ctx.runbook.endpoints))})")))
-    base = ctx.target.options.get("report_base_url")
-    if base is not None and not str(base).startswith(("https://", "http://")):
-        raise pytest.UsageError(
-            f"{ctx.target.path}: targets.{ctx.target.name}.report_base_url: must start with http:// or https://")
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from tests.conftest import LOCAL_REF, run_suite
 
 # The checks that need the target itself (the rotation schedule, say, is judged from dates).
 TARGET_CHECKS = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py",
-                 "checks/test_schema.py", "checks/test_runtime.py")
+                 "checks/test_schema.py", "checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py",
+                 "checks/test_pause.py")
 
 
 @pytest.fixture

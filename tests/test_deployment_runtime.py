@@ -42,8 +42,8 @@ from tests.test_dialect_deployment import (  # noqa: F401 - fixtures
     variant_template,
 )
 
-RUNTIME = ("checks/test_runtime.py",)
-NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
+RUNTIME = ("checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py", "checks/test_pause.py")
+NO_RAILWAY = ("--deselect", "checks/test_scheduler.py::test_scheduler_scale")
 INCIDENT = "the whats-worker service (RUN_MODE=worker) was never created on Railway"
 TOKEN = "rw-twin-token-3c9d1e"
 # Nothing claimed or sent in the last 8 minutes: the reference seed's last sends (made when the

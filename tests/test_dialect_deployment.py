@@ -37,7 +37,8 @@ from tests.deployment_app import DeploymentApi, DeploymentApp, apply_schema_vari
 from tests.loopback import Canned, LoopbackApi
 
 AREA = ("checks/test_health.py", "checks/test_guards.py", "checks/test_health_schema_rate_circuit.py",
-        "checks/test_schema.py", "checks/test_runtime.py", "checks/test_maintenance.py",
+        "checks/test_schema.py", "checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py",
+        "checks/test_pause.py", "checks/test_maintenance.py",
         "checks/test_security.py", "checks/test_drift.py")
 DEPLOYMENT_RUNTIME = load_runbook(ROOT / "runbook.toml", "deployment").section("runtime")
 VARIANT_TEMPLATE = "julia_deployment_template"

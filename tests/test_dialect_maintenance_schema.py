@@ -23,7 +23,7 @@ from tests.test_schema_units import real_layout
 
 MAINT = ("checks/test_maintenance.py",)
 SCHEMA = ("checks/test_schema.py",)
-RUNTIME = ("checks/test_runtime.py",)
+RUNTIME = ("checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py", "checks/test_pause.py")
 
 
 def _one_line_naming(message: str, *names: str) -> None:

@@ -30,7 +30,7 @@ from tests.conftest import LOCAL_ENV, LOCAL_REF, SuiteRun
 from tests.test_dialect_deployment import Deployed, deployed, variant_template
 from tests.test_runtime_faults import wait_for
 
-RUNTIME = ("checks/test_runtime.py",)
+RUNTIME = ("checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py", "checks/test_pause.py")
 PAUSE_CHECKS = ("-k", "julia_active or nothing_sent")
 FAST = {"WORKER_POLL_SECONDS": "1"}
 

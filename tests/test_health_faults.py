@@ -546,10 +546,10 @@ POSTDEPLOY_GATE = {
         "test_deep_part_migrations", "test_deep_part_hard_guards",
     },
     "checks/test_health_schema_rate_circuit.py": {"test_schema_endpoint_matches_database"},
-    "checks/test_runtime.py": {
-        "test_one_live_scheduler", "test_jobs_run_on_schedule", "test_scheduler_scale", "test_no_stuck_jobs",
-        "test_julia_active", "test_queue_drained", "test_nothing_sent_while_paused", "test_worker_alive",
-    },
+    "checks/test_scheduler.py": {"test_one_live_scheduler", "test_jobs_run_on_schedule", "test_scheduler_scale"},
+    "checks/test_jobs.py": {"test_no_stuck_jobs"},
+    "checks/test_queue.py": {"test_queue_drained", "test_worker_alive"},
+    "checks/test_pause.py": {"test_julia_active", "test_nothing_sent_while_paused"},
     "checks/test_schema.py": {
         "test_critical_tables_exist", "test_critical_views_answer", "test_expected_version_applied",
     },

@@ -132,7 +132,7 @@ def test_real_checks_name_the_option_that_decides_them(healthy: NativeStack, sql
     run = run_suite(
         "--target-file", str(targets), "--target", "staging",
         paths=("checks/test_guards.py::test_environment_matches_app_settings",
-               "checks/test_runtime.py::test_scheduler_scale",
+               "checks/test_scheduler.py::test_scheduler_scale",
                "checks/test_security.py::test_no_secret_in_app_repository",
                "checks/test_schema.py::test_migration_files_applied"),
         reports=tmp_path / "reports",

@@ -11,15 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures.jq_paths import JqUnsupported, parse_jq, resolve_jq
 from fixtures.runbook_doc import (
     CodeBlock,
-    JqUnsupported,
     code_blocks,
     curl_calls,
     env_var_uses,
-    parse_jq,
     parse_runbook,
-    resolve_jq,
     sql_statements,
 )
 from plugins.contract.runbook_lint import parse as parse_contract

@@ -37,8 +37,8 @@ from plugins.contract.runtime import load
 from tests.area_helpers import runbook_copy
 from tests.conftest import LOCAL_ENV, LOCAL_REF, ROOT, run_suite, targets_text
 
-RUNTIME = ("checks/test_runtime.py",)
-NO_RAILWAY = ("--deselect", "checks/test_runtime.py::test_scheduler_scale")
+RUNTIME = ("checks/test_scheduler.py", "checks/test_jobs.py", "checks/test_queue.py", "checks/test_pause.py")
+NO_RAILWAY = ("--deselect", "checks/test_scheduler.py::test_scheduler_scale")
 # JC-SCHED-05 judges the jobs the contract does not mark critical: none in the runbook's table.
 RUNTIME_IDS = {"JC-SCHED-01", "JC-SCHED-02", "JC-SCHED-03", "JC-SCHED-05", "JC-JOBS-01", "JC-JOBS-02",
                "JC-QUEUE-01", "JC-QUEUE-02", "JC-PAUSE-01", "JC-PAUSE-02"}
@@ -177,7 +177,7 @@ def test_scheduler_stopped(healthy: NativeStack, suite, sql) -> None:  # type: i
         client.set(f"{HEARTBEAT_PREFIX}julia-scheduler-9", json.dumps({"pid": 9, "beat": old}), ex=600)
     finally:
         client.close()
-    run = suite(paths=("checks/test_runtime.py::test_one_live_scheduler",))
+    run = suite(paths=("checks/test_scheduler.py::test_one_live_scheduler",))
     assert run.outcomes() == {"JC-SCHED-02": "failed"}, run.output[-3000:]
     beats = run.message("JC-SCHED-02")
     # "10 min ago" is floored: a slow start of the suite under load may make it 11.
@@ -245,7 +245,7 @@ def test_liveness_that_cannot_go_stale(healthy: NativeStack, suite, tmp_path: Pa
         client.close()
     keys = (rf"{re.escape(HEARTBEAT_PREFIX)}julia-scheduler-7 \(no expiry\); {re.escape(HEARTBEAT_PREFIX)}"
             r"julia-scheduler-8 \(expires in 3[56]\d\d s, more than 4 × its 5 s renewal period\)")
-    one = ("checks/test_runtime.py::test_one_live_scheduler",)
+    one = ("checks/test_scheduler.py::test_one_live_scheduler",)
     run = suite(paths=one)
     assert run.outcomes() == {"JC-SCHED-02": "passed"}, run.output[-3000:]
     [said] = warnings_of(run)["JC-SCHED-02"]
@@ -524,7 +524,7 @@ def _instance(replicas: int, regions: dict[str, int] | None = None) -> dict[str,
 def test_scheduler_scale_via_railway_api(railway, suite, answer: dict[str, Any], outcome: str, says: str) -> None:  # type: ignore[no-untyped-def]
     stub, targets = railway
     stub.answer = answer
-    run = suite("--target-file", str(targets), paths=("checks/test_runtime.py::test_scheduler_scale",),
+    run = suite("--target-file", str(targets), paths=("checks/test_scheduler.py::test_scheduler_scale",),
                 env={"JC_TEST_RAILWAY_TOKEN": TOKEN})
     assert run.outcomes() == {"JC-SCHED-04": outcome}, run.output[-3000:]
     assert says in run.message("JC-SCHED-04")
@@ -554,7 +554,7 @@ def test_scheduler_scale_skipped_without_a_token(stack: NativeStack, tmp_path: P
         f'api_url = "{info.api_url}"\nenvironment = "{LOCAL_ENV}"\nproject_ref = "{LOCAL_REF}"\n'
         'database_url_env = "JC_REMOTE_DB"\nredis_url_env = "JC_REMOTE_REDIS"\n' + profile)
     run = run_suite("--target-file", str(targets), "--target", "remote",
-                    paths=("checks/test_runtime.py::test_scheduler_scale",), reports=tmp_path / "reports",
+                    paths=("checks/test_scheduler.py::test_scheduler_scale",), reports=tmp_path / "reports",
                     env={"JC_REMOTE_DB": info.database_url, "JC_REMOTE_REDIS": info.redis_url, **env})
     assert run.outcomes() == {"JC-SCHED-04": "skipped"}, run.output[-3000:]
     assert run.message("JC-SCHED-04") == (

@@ -103,7 +103,7 @@ def test_bad_runtime_section_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "runbook.toml"
     path.write_text(RUNBOOK.replace('timezone = "America/Sao_Paulo"', 'timezone = "Mars/Olympus"'))
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "checks/test_runtime.py", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "checks/test_scheduler.py", "-q", "-p", "no:cacheprovider",
          "--reports-dir", str(tmp_path / "reports"), "--runbook", str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 4, proc.stdout + proc.stderr
@@ -482,7 +482,7 @@ def test_scheduler_trigger_refuses_what_it_cannot_honour() -> None:
 def test_stale_beat_reasons() -> None:
     """A heartbeat key proves nothing when it cannot expire, beats in the future, beat long
     ago, or expires more than heartbeat_expiry_ratio_max renewal periods after it was written."""
-    from checks.test_runtime import _stale_beat
+    from checks.test_scheduler import _stale_beat
 
     rt = load()
     now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -520,7 +520,7 @@ def test_heartbeat_is_written_with_its_ttl(stack) -> None:  # type: ignore[no-un
 
     import redis
 
-    from checks.test_runtime import _stale_beat
+    from checks.test_scheduler import _stale_beat
     from fixtures.clients import SafeRedis
     from fixtures.stack.refapp.scheduler import Heartbeat
 

@@ -117,7 +117,7 @@ class Profile(_Profile):
     redis_image: Str | None = None
     app_image: Str | None = None
     app_command: AnyList | None = None  # native/existing stacks: the operator's own app instead of the reference one
-    # Railway's public API, for the services' replica counts (checks/test_runtime.py): the
+    # Railway's public API, for the services' replica counts (checks/test_scheduler.py, test_queue.py): the
     # scheduler (JC-SCHED-04), the api (JC-SCHED-04) and the worker (JC-QUEUE-02), each by its id.
     railway_token_env: Str | None = None
     railway_token_kind: Str | None = None
