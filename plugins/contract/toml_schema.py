@@ -153,7 +153,8 @@ class Table(BaseModel):
     (``of_type``, ``shape``, a table); only then the values, in the fields' order.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True,
+                              defer_build=True)  # built at first validation: a run never pays for the tables it does not read
 
     # How a value that is not a table is refused: {got} is ``got str 'x'``, {kind} ``str``.
     # A table in a list, or read below another table's own reader, says "must be a table".
