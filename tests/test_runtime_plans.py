@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from checks import test_runtime as checks
+from checks import test_jobs, test_pause, test_queue, test_scheduler
 from fixtures.probes import drift as probes_drift
 from fixtures.probes import runtime as pr
 from fixtures.clients import Database
@@ -181,9 +181,10 @@ def test_runtime_queries_use_indices_at_scale(scaled_database: str, tmp_path: Pa
         warned: list[str] = []
         for book in (rb, rb_heartbeat):
             contract = pr.contract_of(book)
-            for check in (checks.test_one_run_per_cron_slot, checks.test_jobs_run_on_schedule,
-                          checks.test_other_jobs_run_on_schedule, checks.test_no_stuck_jobs, checks.test_failure_rate, checks.test_julia_active,
-                          checks.test_queue_drained, checks.test_nothing_sent_while_paused):
+            for check in (test_scheduler.test_one_run_per_cron_slot, test_scheduler.test_jobs_run_on_schedule,
+                          test_scheduler.test_other_jobs_run_on_schedule, test_jobs.test_no_stuck_jobs,
+                          test_jobs.test_failure_rate, test_pause.test_julia_active,
+                          test_queue.test_queue_drained, test_pause.test_nothing_sent_while_paused):
                 given = {"db": db, "runbook": book, "runtime": contract, "now": now, "names": names,
                          "warn": warned.append}
                 wants = inspect.signature(check).parameters
@@ -193,7 +194,7 @@ def test_runtime_queries_use_indices_at_scale(scaled_database: str, tmp_path: Pa
                     pass  # the seeded state need not be healthy here: only the plans matter
             if contract.beat is not None:
                 try:
-                    checks._judge_beat(db, book, contract, now, names, warned.append)
+                    test_scheduler._judge_beat(db, book, contract, now, names, warned.append)
                 except Violation:
                     pass
             pr.last_errors(db, book, [job.name for job in contract.jobs], now)
