@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "plugins.guard_imports",
+    "plugins.rewrite_scope",
     "plugins.target",
     # (early: its pytest_configure runs after the later plugins' option checks — a usage error
     # creates no reports folder — and before allure-pytest creates its results folder)
