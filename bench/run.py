@@ -11,12 +11,17 @@ Not a timed test: budgets are judged here, by a person reading the figures.
    (budget: no statement over 500 ms at 10×).
 4. Parallelism — the nightly run with -n 2 against -n 0.
 
+``--gate-against DIR`` also times the gate of another checkout (a git worktree at the commit
+before a change), its runs interleaved with this one's against the same stack, and prints
+both medians and the median of the paired differences: a shared machine's drift moves both
+halves of a pair, so a change of tens of milliseconds is seen through noise of tenths.
+
 Each on every PostgreSQL major asked for (``--pg``; default: the stack's default major —
 Debian's 15 — and 17, production's), one after the other, the figures of each under its
 version.
 
 Usage: .venv/bin/python bench/run.py [--reps 5] [--days 90] [--scales 1,10] [--pg default,17]
-       [--out bench/results.md]
+       [--gate-against DIR] [--gate-only] [--out bench/results.md]
 """
 
 from __future__ import annotations
@@ -58,16 +63,16 @@ class Figures:
         self.lines.append(text)
 
 
-def _suite(stack_json: Path, *args: str, reports: Path) -> tuple[float, int]:
-    """Wall time of one suite run, process start to exit (the HTML report is built after the
-    certificate; see _to_certificate for the certificate's own moment)."""
+def _suite(stack_json: Path, *args: str, reports: Path, root: Path = ROOT) -> tuple[float, int]:
+    """Wall time of one suite run (of the checkout at ``root``), process start to exit (the
+    HTML report is built after the certificate; _LAST_CERT_S is the certificate's moment)."""
     global _LAST_CERT_S
     wall = time.time()
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "checks", "-q", "-p", "no:cacheprovider",
          "--attach-stack", str(stack_json), "--reports-dir", str(reports), *args],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=root, capture_output=True, text=True,
     )
     elapsed = time.perf_counter() - start
     cert = reports / "latest" / "certificate.json"
@@ -81,10 +86,23 @@ def _suite(stack_json: Path, *args: str, reports: Path) -> tuple[float, int]:
 _LAST_CERT_S = 0.0
 
 
-def _gate_once(stack_json: Path, reports: Path) -> tuple[float, float]:
+def _gate_once(stack_json: Path, reports: Path, root: Path = ROOT) -> tuple[float, float]:
     """(to certificate written, to process exit) of one post-deploy gate run."""
-    elapsed, _ = _suite(stack_json, "-m", "postdeploy", reports=reports)
+    elapsed, _ = _suite(stack_json, "-m", "postdeploy", reports=reports, root=root)
     return _LAST_CERT_S, elapsed
+
+
+def _checkout(root: Path) -> str:
+    """``DIR (commit)`` of a checkout, for the figures; ``+ changes`` if its tracked files
+    differ from that commit."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
+
+    sha = git("rev-parse", "--short", "HEAD")
+    if not sha:
+        return f"{root} (not a git checkout)"
+    dirty = " + changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{root} ({sha}{dirty})"
 
 
 def _bench_stack_json(stack: NativeStack, workdir: Path) -> Path:
@@ -105,7 +123,8 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_gate(fig: Figures, reps: int, workdir: Path, pg_major: int | None = None) -> None:
+def bench_gate(fig: Figures, reps: int, workdir: Path, pg_major: int | None = None,
+               against: Path | None = None) -> None:
     stack = NativeStack(run_id=new_run_id("bench"), environment="local", project_ref="localjuliaref0000000",
                         pg_major=pg_major)
     stack.start()
@@ -115,7 +134,16 @@ def bench_gate(fig: Figures, reps: int, workdir: Path, pg_major: int | None = No
         fig.say(f"== PostgreSQL {version} ({'the stack default' if pg_major is None else f'--pg {pg_major}'})")
         stack_json = stack.tmpdir / "stack.json"
         _suite(stack_json, "-m", "postdeploy", reports=workdir / "warmup")  # imports warm
-        runs = [_gate_once(stack_json, workdir / f"gate{i}") for i in range(reps)]
+        if against is not None:
+            _suite(stack_json, "-m", "postdeploy", reports=workdir / "warmup-b", root=against)
+        runs, other = [], []
+        for i in range(reps):
+            # interleaved, the first of each pair alternating: neither side always runs first
+            for theirs in ((False, True) if i % 2 == 0 else (True, False)):
+                if not theirs:
+                    runs.append(_gate_once(stack_json, workdir / f"gate{i}"))
+                elif against is not None:
+                    other.append(_gate_once(stack_json, workdir / f"gate-b{i}", root=against))
         gates = [r[0] for r in runs]
         exits = [r[1] for r in runs]
         gets = []
@@ -131,6 +159,13 @@ def bench_gate(fig: Figures, reps: int, workdir: Path, pg_major: int | None = No
         fig.say(f"   to process exit, incl. the HTML report built after the certificate: median "
                 f"{_median(exits):.2f} s")
         fig.say(f"   one GET /health/deep: median {h * 1000:.1f} ms; ratio gate/GET = {g / h:.0f}×")
+        if against is not None:
+            b = [r[0] for r in other]
+            diffs = [x - y for x, y in zip(gates, b)]
+            fig.say(f"1b. the gate of {_checkout(against)}, interleaved with this checkout's "
+                    f"({_checkout(ROOT)}): median {_median(b):.2f} s (min {min(b):.2f}, max {max(b):.2f})")
+            fig.say(f"    this − that, paired: median {_median(diffs) * 1000:+.0f} ms (min {min(diffs) * 1000:+.0f}, "
+                    f"max {max(diffs) * 1000:+.0f}); this checkout faster in {sum(d < 0 for d in diffs)} of {reps} pairs")
     finally:
         stack.stop()
 
@@ -233,21 +268,29 @@ def main() -> int:
     ap.add_argument("--scales", default="1,10")
     ap.add_argument("--pg", default="default,17",
                     help="PostgreSQL majors, comma-separated ('default': the stack's own choice)")
+    ap.add_argument("--gate-against", metavar="DIR", type=Path, default=None,
+                    help="also time the gate of the checkout DIR, interleaved with this one's (see above)")
+    ap.add_argument("--gate-only", action="store_true", help="the gate's figures only (no nightly runs)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
     args = ap.parse_args()
+    if args.gate_against is not None and not (args.gate_against / "checks").is_dir():
+        ap.error(f"--gate-against {args.gate_against}: not a checkout of this suite (no checks/ there)")
     scales = [float(x) for x in args.scales.split(",")]
     majors = [None if m.strip() == "default" else int(m) for m in args.pg.split(",") if m.strip()]
     fig = Figures()
     fig.say(f"julia-conformance benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     fig.say(f"machine: {machine()}")
+    extra = (f" --gate-against {args.gate_against}" if args.gate_against else "") + (
+        " --gate-only" if args.gate_only else "")
     fig.say(f"command: .venv/bin/python bench/run.py --reps {args.reps} --days {args.days} --scales {args.scales} "
-            f"--pg {args.pg}")
+            f"--pg {args.pg}{extra}")
     fig.say(f"load average at the start: {os.getloadavg()[0]:.2f}")
     for major in majors:
         with tempfile.TemporaryDirectory(prefix="jc-bench-") as tmp:
             work = Path(tmp)
-            bench_gate(fig, args.reps, work, major)
-            bench_scale(fig, args.reps, args.days, scales, work, major)
+            bench_gate(fig, args.reps, work, major, args.gate_against)
+            if not args.gate_only:
+                bench_scale(fig, args.reps, args.days, scales, work, major)
     out = Path(args.out)
     # The figures are rewritten; a "## Notes" part written by a person is kept.
     notes = ""
