@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from plugins.contract.toml_schema import ConfigError, Str, Table, check, fail, join, validate
+from plugins.contract.toml_schema import ConfigError, Str, Table, check, fail, join, unique, validate
 from plugins.contract.toml_schema import load_toml as _load_toml
 
 RUNBOOK_DIALECT = "runbook"
@@ -84,12 +84,7 @@ def _array_of_tables(value: Any) -> Any:
 
 
 def _one_per_topic(found: list[_Disagreement]) -> list[_Disagreement]:
-    topics: set[str] = set()
-    for i, entry in enumerate(found):
-        if entry.topic in topics:
-            raise fail(f"{entry.topic!r} is listed twice", at=f"[{i}].topic")
-        topics.add(entry.topic)
-    return found
+    return unique(found, "topic")
 
 
 class _Disagreements(Table):

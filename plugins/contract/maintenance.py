@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import PlainValidator, model_validator
 
-from plugins.contract.toml_schema import Int, Number, Str, Table, check, fail, positive, shape, validate
+from plugins.contract.toml_schema import Int, Number, Str, Table, check, fail, positive, shape, unique, validate
 
 SECTION = "maintenance"
 
@@ -140,11 +140,7 @@ class _Index(Table):
 
 
 def _tables(tables: list[_HighVolume]) -> list[_HighVolume]:
-    seen: set[str] = set()
-    for i, entry in enumerate(tables):
-        if entry.table in seen:
-            raise fail(f"{entry.table!r} is listed twice", at=f"[{i}].table")
-        seen.add(entry.table)
+    unique(tables, "table")
     if not tables:
         raise fail("must not be empty")
     return tables

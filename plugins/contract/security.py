@@ -21,7 +21,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, PlainValidator, ValidationInfo, model_validator
 
-from plugins.contract.toml_schema import Int, Number, Str, Table, check, fail, got, of_type, positive, shape, validate
+from plugins.contract.toml_schema import (
+    Int, Number, Str, Table, check, fail, got, of_type, positive, shape, unique, validate,
+)
 
 SECTION = "security"
 
@@ -212,12 +214,7 @@ class _Rotation(Table):
 
 
 def _rotations(rotations: list[_Rotation]) -> list[_Rotation]:
-    seen: set[str] = set()
-    for i, rotation in enumerate(rotations):
-        if rotation.secret in seen:
-            raise fail(f"{rotation.secret!r} is listed twice", at=f"[{i}].secret")
-        seen.add(rotation.secret)
-    return rotations
+    return unique(rotations, "secret")
 
 
 class _PathClass(Table):
@@ -228,12 +225,7 @@ class _PathClass(Table):
 
 
 def _class_names(classes: list[_PathClass]) -> list[_PathClass]:
-    seen: set[str] = set()
-    for i, item in enumerate(classes):
-        if item.name in seen:
-            raise fail(f"{item.name!r} is listed twice", at=f"[{i}].name")
-        seen.add(item.name)
-    return classes
+    return unique(classes, "name")
 
 
 class _SecretScan(Table):

@@ -294,6 +294,18 @@ def str_list(value: list[Any], *, nonempty: bool = True) -> list[str]:
     return list(value)
 
 
+def unique(items: list[Any], key: str) -> list[Any]:
+    """``items`` with no two of the same ``key`` attribute; the second of a pair fails,
+    naming its ``[i].key``."""
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        value = getattr(item, key)
+        if value in seen:
+            raise fail(f"{value!r} is listed twice", at=f"[{i}].{key}")
+        seen.add(value)
+    return items
+
+
 def positive(value: float) -> float:
     if value <= 0:
         raise fail(f"must be greater than 0, got {value!r}")
